@@ -1,0 +1,37 @@
+/* bin/stepfuse: one CLI, one subcommand per job. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"weights", cmd_weights, "write deterministic random weights for a spec"},
+    {"stream", cmd_stream, "run a request stream through an engine, compare with expected"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: stepfuse COMMAND [options]   (stepfuse COMMAND --help for more)\n\n"
+                 "Fused CUDA engine for the xLSTM/Mamba2/RetNet/Hawk ensemble.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "stepfuse: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

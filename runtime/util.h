@@ -1,0 +1,23 @@
+/* Small helpers shared by every part: error messages, checked allocation. */
+#ifndef STEPFUSE_UTIL_H
+#define STEPFUSE_UTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Functions that can fail take `char *err` (ERR_MAX bytes), write a one-line message
+ * there and return -1; they return 0 on success. */
+#define ERR_MAX 1024
+
+__attribute__((format(printf, 2, 3))) int seterr(char *err, const char *fmt, ...);
+
+/* Abort with file:line on allocation failure: out of host memory is not recoverable here. */
+#define xmalloc(n) xmalloc_at((n), __FILE__, __LINE__)
+#define xcalloc(n, m) xcalloc_at((n), (m), __FILE__, __LINE__)
+void *xmalloc_at(size_t n, const char *file, int line);
+void *xcalloc_at(size_t n, size_t m, const char *file, int line);
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif
