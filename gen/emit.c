@@ -1,0 +1,272 @@
+/* Emission of a spec's fused kernel source (see emit.h). The templates are concatenated in
+ * a fixed order; a line "// @@name@@" in a template is replaced by generated code. */
+#include "emit.h"
+
+#include <ctype.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "layout.h"
+#include "model.h"
+#include "templates.h"
+#include "util.h"
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} sbuf_t;
+
+__attribute__((format(printf, 2, 3))) static void put(sbuf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (b->len + (size_t)n + 1 > cap) cap *= 2;
+        char *nb = xmalloc(cap);
+        if (b->len) memcpy(nb, b->buf, b->len);
+        free(b->buf);
+        b->buf = nb;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->buf + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+typedef struct {
+    const spec_t *s;
+    const catalogue_t *cat;
+    const layout_t *lay;
+} ctx_t;
+
+static const char *const tower_struct[NUM_TOWERS] = {"L_xlstm", "L_mamba2", "L_retnet", "L_hawk"};
+static const int layer_phases[NUM_TOWERS] = {XLSTM_LAYER_PHASES, MAMBA2_LAYER_PHASES,
+                                             RETNET_LAYER_PHASES, HAWK_LAYER_PHASES};
+
+void emit_kernel_name(const spec_t *s, char *out, size_t size)
+{
+    snprintf(out, size, "stepfuse_%s", s->name);
+    for (char *c = out; *c; c++)
+        if (!isalnum((unsigned char)*c)) *c = '_';
+}
+
+static int max_i(int a, int b) { return a > b ? a : b; }
+
+static void emit_constants(sbuf_t *b, const ctx_t *c)
+{
+    const spec_t *s = c->s;
+    char kname[SPEC_NAME_MAX + 16];
+    emit_kernel_name(s, kname, sizeof kname);
+    const int bt = s->batch.max_batch < 8 ? s->batch.max_batch : 8;
+    put(b, "#define KERNEL_NAME %s\n\n", kname);
+    put(b, "// model sizes\n");
+    put(b, "constexpr int H = %d, P = %d, NBLOCKS = %d, F = %d, F4 = %d;\n", s->hidden_size,
+        s->proj_size, s->tower_depth, s->num_features, (s->num_features + 3) & ~3);
+    put(b, "constexpr int XL_NS = %d, XL_BS = %d, XL_E = %d, XL_NH = %d, XL_DM = %d, XL_QB = %d, XL_K = %d;\n",
+        s->xlstm.slstm_num_heads, s->d.slstm_block, s->d.mlstm_inner, s->xlstm.mlstm_num_heads,
+        s->d.mlstm_head, s->xlstm.qkv_block_size, s->xlstm.conv_kernel);
+    put(b, "constexpr int MB_E = %d, MB_NM = %d, MB_HD = %d, MB_S = %d, MB_K = %d;\n", s->d.mamba_inner,
+        s->d.mamba_heads, s->mamba2.head_size, s->mamba2.bc_head_size, s->mamba2.conv_kernel);
+    put(b, "constexpr int RN_NH = %d, RN_D = %d;\n", s->retnet.num_heads, s->d.retnet_head);
+    put(b, "constexpr float RN_KSCALE = %.9ef; // D^-0.5\n", (double)(float)pow(s->d.retnet_head, -0.5));
+    put(b, "constexpr int HK_NB = %d, HK_BS = %d, HK_K = %d;\n", s->hawk.num_blocks, s->d.hawk_block,
+        s->hawk.conv_kernel);
+    put(b, "constexpr float HK_C = %.9ef;\n", (double)(float)s->hawk.c);
+    put(b, "constexpr float EPS_BLOCK = %.9ef; // machine epsilon of fp32 (block norms)\n",
+        (double)FLT_EPSILON);
+    put(b, "\n// launch shape and buffers\n");
+    put(b, "constexpr int MAX_BATCH = %d, BT = %d, THREADS = %d, WARPS = THREADS / 32;\n",
+        s->batch.max_batch, bt, KERNEL_THREADS);
+    put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",
+        max_i(1, max_i(s->xlstm.mlstm_num_heads, s->retnet.num_heads)));
+    put(b, "constexpr int MAX_HEAD = %d;   // longest head vector staged per warp\n",
+        max_i(s->d.mlstm_head, s->d.retnet_head));
+    put(b, "constexpr long WEIGHT_FLOATS = %lld, SLOT_FLOATS = %lld, SCRATCH_FLOATS = %lld;\n",
+        (long long)c->lay->weight_floats, (long long)c->lay->slot_floats,
+        (long long)c->lay->scratch_floats);
+}
+
+/* "towers.1.blocks.0.layer.a" -> "layer_a" after the prefix */
+static void mangle(const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s", name);
+    for (char *p = out; *p; p++)
+        if (*p == '.') *p = '_';
+}
+
+static void emit_layout(sbuf_t *b, const ctx_t *c)
+{
+    const catalogue_t *cat = c->cat;
+    const layout_t *lay = c->lay;
+    char m[TENSOR_NAME_MAX];
+    put(b, "// Weight offsets (floats; rows padded to 4 floats), per tower: tower-level tensors,\n"
+           "// then block tensors b_* relative to blocks.0 (block l adds l * block_stride);\n"
+           "// state of a slot: st_* within a block; activations: sc_* regions [MAX_BATCH][stride].\n");
+    int i = catalogue_find(cat, "output_proj.weight");
+    put(b, "constexpr long W_output_proj_weight = %lld, W_output_proj_bias = %lld;\n",
+        (long long)lay->weight_offset[i], (long long)lay->weight_offset[i + 1]);
+    for (int k = 0; k < NUM_TOWERS; k++) {
+        char tprefix[32], bprefix[48];
+        snprintf(tprefix, sizeof tprefix, "towers.%d.", k);
+        snprintf(bprefix, sizeof bprefix, "towers.%d.blocks.0.", k);
+        put(b, "\nstruct %s {\n", tower_struct[k]);
+        for (int t = 0; t < cat->count; t++) {
+            const char *name = cat->t[t].name;
+            if (strncmp(name, tprefix, strlen(tprefix))) continue;
+            const char *rest = name + strlen(tprefix);
+            if (!strncmp(rest, "blocks.", 7)) {
+                if (strncmp(name, bprefix, strlen(bprefix))) continue;
+                mangle(name + strlen(bprefix), m, sizeof m);
+                put(b, "    static constexpr long b_%s = %lld;\n", m,
+                    (long long)(lay->weight_offset[t] - lay->tower_block0[k]));
+            } else {
+                mangle(rest, m, sizeof m);
+                put(b, "    static constexpr long %s = %lld;\n", m, (long long)lay->weight_offset[t]);
+            }
+        }
+        put(b, "    static constexpr long blocks = %lld, block_stride = %lld;\n",
+            (long long)lay->tower_block0[k], (long long)lay->tower_block_stride[k]);
+        put(b, "    static constexpr long st_base = %lld, st_block = %lld;\n",
+            (long long)lay->state_base[k], (long long)lay->state_block[k]);
+        for (int r = 0; r < lay->state_count[k]; r++)
+            put(b, "    static constexpr long st_%s = %lld;\n", lay->state[k][r].name,
+                (long long)lay->state[k][r].offset);
+        for (int r = 0; r < lay->scratch_count[k]; r++)
+            put(b, "    static constexpr Buf sc_%s = {%lld, %lld};\n", lay->scratch[k][r].name,
+                (long long)lay->scratch[k][r].offset, (long long)lay->scratch[k][r].floats);
+        put(b, "};\n");
+    }
+}
+
+/* Stage table: shared input stages, then per block a window of W slots in which each tower
+ * spreads its phases (its layer phases, then the MLP's two) evenly, then output_proj. */
+static void emit_stage_table(sbuf_t *b, const ctx_t *c)
+{
+    const int L = c->s->tower_depth;
+    int W = 0;
+    for (int k = 0; k < NUM_TOWERS; k++) W = max_i(W, layer_phases[k] + 2);
+    const int stages = 2 + L * W + 1;
+    put(b, "constexpr int XLSTM_PHASES = %d, MAMBA2_PHASES = %d, RETNET_PHASES = %d, HAWK_PHASES = %d;\n",
+        layer_phases[0], layer_phases[1], layer_phases[2], layer_phases[3]);
+    put(b, "constexpr int NUM_STAGES = %d; // %d grid barriers per step\n", stages, stages - 1);
+    put(b, "__constant__ StageEntry STAGES[NUM_STAGES][4] = {\n");
+    put(b, "    {{PH_IN_UP, 0}, {PH_IN_UP, 0}, {PH_IN_UP, 0}, {PH_IN_UP, 0}},\n");
+    put(b, "    {{PH_IN_DOWN, 0}, {PH_IN_DOWN, 0}, {PH_IN_DOWN, 0}, {PH_IN_DOWN, 0}},\n");
+    for (int l = 0; l < L; l++)
+        for (int slot = 0; slot < W; slot++) {
+            put(b, "    {");
+            for (int k = 0; k < NUM_TOWERS; k++) {
+                const int n = layer_phases[k] + 2;
+                int phase = -1;
+                for (int i = 0; i < n; i++)
+                    if (i * W / n == slot) phase = i;
+                const char *sep = k + 1 < NUM_TOWERS ? ", " : "";
+                if (phase < 0) put(b, "{-1, %d}%s", l, sep);
+                else if (phase == n - 2) put(b, "{PH_MLP_UP, %d}%s", l, sep);
+                else if (phase == n - 1) put(b, "{PH_MLP_DOWN, %d}%s", l, sep);
+                else put(b, "{%d, %d}%s", phase, l, sep);
+            }
+            put(b, "},\n");
+        }
+    put(b, "    {{PH_OUT, 0}, {PH_OUT, 0}, {PH_OUT, 0}, {PH_OUT, 0}},\n};\n");
+}
+
+typedef struct {
+    const char *name;
+    void (*emit)(sbuf_t *, const ctx_t *);
+    int used;
+} marker_t;
+
+/* Order of the templates in the generated file. */
+static const char *const template_order[] = {"common.cu", "xlstm.cu", "mamba2.cu", "retnet.cu",
+                                             "hawk.cu", "kernel.cu"};
+
+static const char *template_text(const char *name)
+{
+    for (int i = 0; i < stepfuse_template_count; i++)
+        if (!strcmp(stepfuse_templates[i].name, name)) return stepfuse_templates[i].text;
+    return NULL;
+}
+
+static void emit_header(sbuf_t *b, const spec_t *s, const char *spec_path)
+{
+    const char *base = strrchr(spec_path, '/');
+    base = base ? base + 1 : spec_path;
+    put(b, "// Generated by stepfuse gen from %s: do not edit (templates/*.cu are the source).\n", base);
+    put(b, "// Spec %s: H=%d P=%d L=%d heads=%d F=%d, weights %s, state %s, max_batch %d.\n",
+        s->name, s->hidden_size, s->proj_size, s->tower_depth, s->num_heads, s->num_features,
+        precision_name(s->precision.weights), precision_name(s->precision.state),
+        s->batch.max_batch);
+    put(b, "// One persistent cooperative kernel per ensemble step; see templates/kernel.cu.\n\n");
+}
+
+int emit_kernel(const spec_t *s, const char *spec_path, char **src, size_t *len, char *err)
+{
+    if (s->precision.weights != PRECISION_FP32 || s->precision.state != PRECISION_FP32)
+        return seterr(err, "%s: the fused kernel supports precision fp32 only for now (weights %s, state %s)",
+                      spec_path, precision_name(s->precision.weights), precision_name(s->precision.state));
+    catalogue_t cat;
+    layout_t lay;
+    catalogue_build(s, &cat);
+    if (layout_build(s, &cat, &lay, err)) {
+        catalogue_free(&cat);
+        return -1;
+    }
+    ctx_t c = {s, &cat, &lay};
+    marker_t markers[] = {{"constants", emit_constants, 0},
+                          {"layout", emit_layout, 0},
+                          {"stage_table", emit_stage_table, 0}};
+    sbuf_t b = {0};
+    int rc = 0;
+    emit_header(&b, s, spec_path);
+    for (size_t t = 0; t < ARRAY_LEN(template_order) && !rc; t++) {
+        const char *text = template_text(template_order[t]);
+        if (!text) {
+            rc = seterr(err, "template %s is not embedded in this build", template_order[t]);
+            break;
+        }
+        for (const char *line = text; *line && !rc;) {
+            const char *eol = strchr(line, '\n');
+            size_t n = eol ? (size_t)(eol - line + 1) : strlen(line);
+            const char *p = line;
+            while (*p == ' ') p++;
+            if (!strncmp(p, "// @@", 5)) {
+                const char *name = p + 5, *end = strstr(name, "@@");
+                size_t i = 0;
+                for (; end && i < ARRAY_LEN(markers); i++)
+                    if ((size_t)(end - name) == strlen(markers[i].name) &&
+                        !strncmp(name, markers[i].name, (size_t)(end - name)))
+                        break;
+                if (!end || i == ARRAY_LEN(markers) || markers[i].used)
+                    rc = seterr(err, "templates/%s: unknown or repeated marker: %.*s", template_order[t],
+                                (int)(n - (eol ? 1 : 0)), line);
+                else {
+                    markers[i].emit(&b, &c);
+                    markers[i].used = 1;
+                }
+            } else {
+                put(&b, "%.*s", (int)n, line);
+            }
+            line += n;
+        }
+        put(&b, "\n");
+    }
+    for (size_t i = 0; i < ARRAY_LEN(markers) && !rc; i++)
+        if (!markers[i].used) rc = seterr(err, "templates: marker @@%s@@ is missing", markers[i].name);
+    layout_free(&lay);
+    catalogue_free(&cat);
+    if (rc) {
+        free(b.buf);
+        return -1;
+    }
+    *src = b.buf;
+    *len = b.len;
+    return 0;
+}

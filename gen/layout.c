@@ -1,0 +1,214 @@
+/* Device memory layout of a spec (see layout.h). The region names here are the names the
+ * templates use (st_<name>, sc_<name>); keep both in step. */
+#include "layout.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+static int64_t round4(int64_t n) { return (n + 3) & ~(int64_t)3; }
+
+static void region(region_t *list, int *count, int64_t *cursor, const char *name,
+                   int64_t floats, float init)
+{
+    region_t *r = &list[(*count)++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->offset = *cursor;
+    r->floats = round4(floats);
+    r->init = init;
+    *cursor += r->floats;
+}
+
+/* Per-block state of each tower (../shared/MODEL.md, "State:" lines). */
+static void state_regions(const spec_t *s, layout_t *l)
+{
+    const int H = s->hidden_size;
+    int64_t cur;
+#define ST(k, name, n, init) region(l->state[k], &l->state_count[k], &cur, name, n, init)
+    cur = 0;
+    {
+        const int K = s->xlstm.conv_kernel, E = s->d.mlstm_inner;
+        const int NH = s->xlstm.mlstm_num_heads, DM = s->d.mlstm_head;
+        ST(TOWER_XLSTM, "s_conv", (int64_t)H * (K - 1), 0.0f);
+        ST(TOWER_XLSTM, "s_h", H, 0.0f);
+        ST(TOWER_XLSTM, "s_c", H, 0.0f);
+        ST(TOWER_XLSTM, "s_n", H, 0.0f);
+        ST(TOWER_XLSTM, "s_m", H, -INFINITY); /* the first forget gate is exactly 0 */
+        ST(TOWER_XLSTM, "m_conv", (int64_t)E * (K - 1), 0.0f);
+        ST(TOWER_XLSTM, "m_C", (int64_t)NH * DM * DM, 0.0f);
+        ST(TOWER_XLSTM, "m_nv", (int64_t)NH * DM, 0.0f);
+        ST(TOWER_XLSTM, "m_m", NH, 0.0f);
+        l->state_block[TOWER_XLSTM] = cur;
+    }
+    cur = 0;
+    {
+        const int K = s->mamba2.conv_kernel, E = s->d.mamba_inner, S = s->mamba2.bc_head_size;
+        ST(TOWER_MAMBA2, "x_conv", (int64_t)E * (K - 1), 0.0f);
+        ST(TOWER_MAMBA2, "b_conv", (int64_t)S * (K - 1), 0.0f);
+        ST(TOWER_MAMBA2, "c_conv", (int64_t)S * (K - 1), 0.0f);
+        ST(TOWER_MAMBA2, "ssm", (int64_t)E * S, 0.0f); /* [NM, head_size, S] */
+        l->state_block[TOWER_MAMBA2] = cur;
+    }
+    cur = 0;
+    {
+        const int NH = s->retnet.num_heads, D = s->d.retnet_head;
+        ST(TOWER_RETNET, "pos", 1, 0.0f); /* int32 bits; 0.0f is int 0 */
+        ST(TOWER_RETNET, "scale", NH, 0.0f);
+        ST(TOWER_RETNET, "R", (int64_t)NH * D * D, 0.0f);
+        l->state_block[TOWER_RETNET] = cur;
+    }
+    cur = 0;
+    {
+        ST(TOWER_HAWK, "conv", (int64_t)H * (s->hawk.conv_kernel - 1), 0.0f);
+        ST(TOWER_HAWK, "h", H, 0.0f);
+        l->state_block[TOWER_HAWK] = cur;
+    }
+#undef ST
+    int64_t base = 0;
+    for (int k = 0; k < NUM_TOWERS; k++) {
+        l->state_base[k] = base;
+        base += l->state_block[k] * s->tower_depth;
+    }
+    l->slot_floats = base;
+}
+
+/* Activations of each tower: [max_batch][floats] each. */
+static void scratch_regions(const spec_t *s, layout_t *l)
+{
+    const int64_t B = s->batch.max_batch, H = s->hidden_size, P = s->proj_size;
+    int64_t cur = 0, rows;
+#define SC(k, name, n) \
+    (rows = round4(n), region(l->scratch[k], &l->scratch_count[k], &cur, name, rows, 0.0f), \
+     cur += rows * (B - 1))
+    for (int k = 0; k < NUM_TOWERS; k++) {
+        SC(k, "u", H);  /* the residual stream */
+        SC(k, "ap", P); /* input_up and MLP hidden layer */
+    }
+    {
+        const int64_t E = s->d.mlstm_inner, NH = s->xlstm.mlstm_num_heads;
+        static const char *h_sized[] = {"xt", "xn", "xc", "sh", "so", "xn2", "ym"};
+        for (size_t i = 0; i < ARRAY_LEN(h_sized); i++) SC(TOWER_XLSTM, h_sized[i], H);
+        static const char *e_sized[] = {"xm", "xc2", "xg", "sh2", "pend_nv"};
+        for (size_t i = 0; i < ARRAY_LEN(e_sized); i++) SC(TOWER_XLSTM, e_sized[i], E);
+        SC(TOWER_XLSTM, "qkv", 3 * E);
+        SC(TOWER_XLSTM, "ipf", 2 * NH);
+        SC(TOWER_XLSTM, "pend_m", NH);
+    }
+    {
+        const int64_t E = s->d.mamba_inner, S = s->mamba2.bc_head_size;
+        SC(TOWER_MAMBA2, "xs", E);
+        SC(TOWER_MAMBA2, "z", E);
+        SC(TOWER_MAMBA2, "bv", S);
+        SC(TOWER_MAMBA2, "cv", S);
+        SC(TOWER_MAMBA2, "dt", s->d.mamba_heads);
+        SC(TOWER_MAMBA2, "yz", E);
+    }
+    {
+        static const char *names[] = {"q", "k", "v", "g", "o"};
+        for (size_t i = 0; i < ARRAY_LEN(names); i++) SC(TOWER_RETNET, names[i], H);
+    }
+    {
+        static const char *names[] = {"gate", "xc", "y"};
+        for (size_t i = 0; i < ARRAY_LEN(names); i++) SC(TOWER_HAWK, names[i], H);
+    }
+#undef SC
+    l->scratch_floats = cur;
+}
+
+/* The float4 loads assume these sizes are multiples of 4 (F alone is padded). */
+static int check_sizes(const spec_t *s, char *err)
+{
+    const struct { const char *what; int n; } sizes[] = {
+        {"hidden_size", s->hidden_size},
+        {"proj_size", s->proj_size},
+        {"xlstm inner size", s->d.mlstm_inner},
+        {"xlstm sLSTM block size (hidden_size / slstm_num_heads)", s->d.slstm_block},
+        {"xlstm mLSTM head size", s->d.mlstm_head},
+        {"xlstm.qkv_block_size", s->xlstm.qkv_block_size},
+        {"mamba2 inner size", s->d.mamba_inner},
+        {"mamba2.bc_head_size", s->mamba2.bc_head_size},
+        {"retnet head size", s->d.retnet_head},
+        {"hawk block size", s->d.hawk_block},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(sizes); i++)
+        if (sizes[i].n <= 0 || sizes[i].n % 4)
+            return seterr(err, "%s: %s = %d must be a positive multiple of 4 for the fused kernel",
+                          s->name, sizes[i].what, sizes[i].n);
+    return 0;
+}
+
+/* Weights in catalogue order, every tensor as rows padded to 4 floats; then check that
+ * each tower's blocks are laid out at a constant stride, which the kernel relies on. */
+static int weight_layout(const spec_t *s, const catalogue_t *c, layout_t *l, char *err)
+{
+    l->weight_offset = xcalloc((size_t)c->count, sizeof(int64_t));
+    l->weight_rows = xcalloc((size_t)c->count, sizeof(int64_t));
+    l->weight_row = xcalloc((size_t)c->count, sizeof(int64_t));
+    l->weight_ld = xcalloc((size_t)c->count, sizeof(int64_t));
+    int64_t cur = 0;
+    for (int i = 0; i < c->count; i++) {
+        const tensor_desc_t *t = &c->t[i];
+        l->weight_row[i] = t->shape[t->ndim - 1];
+        l->weight_rows[i] = t->numel / l->weight_row[i];
+        l->weight_ld[i] = round4(l->weight_row[i]);
+        l->weight_offset[i] = cur;
+        cur += l->weight_rows[i] * l->weight_ld[i];
+    }
+    l->weight_floats = cur;
+
+    for (int k = 0; k < NUM_TOWERS; k++) {
+        char name[TENSOR_NAME_MAX];
+        snprintf(name, sizeof name, "towers.%d.blocks.0.norm1.weight", k);
+        int first0 = catalogue_find(c, name);
+        snprintf(name, sizeof name, "towers.%d.blocks.1.norm1.weight", k);
+        int first1 = catalogue_find(c, name);
+        if (first0 < 0) return seterr(err, "%s: catalogue has no towers.%d.blocks.0", s->name, k);
+        l->tower_block0[k] = l->weight_offset[first0];
+        l->tower_block_stride[k] = first1 < 0 ? 0 : l->weight_offset[first1] - l->weight_offset[first0];
+        const int per_block = first1 < 0 ? 0 : first1 - first0;
+        for (int b = 1; b < s->tower_depth; b++)
+            for (int j = 0; j < per_block; j++) {
+                int i = first0 + b * per_block + j;
+                if (i >= c->count ||
+                    l->weight_offset[i] - l->weight_offset[first0 + j] != b * l->tower_block_stride[k])
+                    return seterr(err, "%s: tower %d block %d is not laid out like block 0", s->name,
+                                  k, b);
+            }
+    }
+    return 0;
+}
+
+int layout_build(const spec_t *s, const catalogue_t *c, layout_t *out, char *err)
+{
+    memset(out, 0, sizeof *out);
+    if (check_sizes(s, err)) return -1;
+    if (weight_layout(s, c, out, err)) {
+        layout_free(out);
+        return -1;
+    }
+    state_regions(s, out);
+    scratch_regions(s, out);
+    return 0;
+}
+
+void layout_free(layout_t *l)
+{
+    free(l->weight_offset);
+    free(l->weight_rows);
+    free(l->weight_row);
+    free(l->weight_ld);
+    memset(l, 0, sizeof *l);
+}
+
+void layout_initial_state(const spec_t *s, const layout_t *l, float *slot)
+{
+    for (int k = 0; k < NUM_TOWERS; k++)
+        for (int b = 0; b < s->tower_depth; b++)
+            for (int r = 0; r < l->state_count[k]; r++) {
+                const region_t *g = &l->state[k][r];
+                float *p = slot + l->state_base[k] + b * l->state_block[k] + g->offset;
+                for (int64_t i = 0; i < g->floats; i++) p[i] = g->init;
+            }
+}

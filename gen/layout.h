@@ -1,0 +1,54 @@
+/* Device memory layout of a spec's fused kernel: where every weight tensor, every state
+ * tensor of a symbol's slot and every activation of the batch lives, in floats.
+ *
+ * The generator bakes these offsets into the kernel source as constants; the runtime
+ * uses the same layout_t to upload weights and initialise state, so the two agree by
+ * construction. All offsets are multiples of 4 floats (16 bytes) for float4 loads. */
+#ifndef STEPFUSE_LAYOUT_H
+#define STEPFUSE_LAYOUT_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "spec.h"
+
+#define LAYOUT_NAME_MAX 48
+#define LAYOUT_MAX_REGIONS 24
+
+/* A named piece of state (per block) or scratch (per tower). */
+typedef struct {
+    char name[LAYOUT_NAME_MAX];
+    int64_t offset; /* state: from the block's start; scratch: from the scratch buffer start */
+    int64_t floats; /* state: size; scratch: floats per batch entry (the row stride) */
+    float init;     /* state: initial value of every element */
+} region_t;
+
+typedef struct {
+    /* weights: one entry per catalogue tensor, rows of `row` floats stored `ld` apart */
+    int64_t *weight_offset;
+    int64_t *weight_rows, *weight_row, *weight_ld;
+    int64_t weight_floats;
+    int64_t tower_block0[NUM_TOWERS];      /* offset of towers.k.blocks.0's first tensor */
+    int64_t tower_block_stride[NUM_TOWERS];
+
+    /* state of one symbol: tower k's block l starts at state_base[k] + l * state_block[k] */
+    int64_t state_base[NUM_TOWERS], state_block[NUM_TOWERS];
+    region_t state[NUM_TOWERS][LAYOUT_MAX_REGIONS];
+    int state_count[NUM_TOWERS];
+    int64_t slot_floats;
+
+    /* activations of the batch: each region is [max_batch][floats] */
+    region_t scratch[NUM_TOWERS][LAYOUT_MAX_REGIONS];
+    int scratch_count[NUM_TOWERS];
+    int64_t scratch_floats;
+} layout_t;
+
+/* Lay out a derived spec. Fails (message in err) when a size the kernel loads with float4
+ * is not a multiple of 4, or when the catalogue is not block-regular. */
+int layout_build(const spec_t *s, const catalogue_t *c, layout_t *out, char *err);
+void layout_free(layout_t *l);
+
+/* Fill one slot's initial state image: slot_floats floats. */
+void layout_initial_state(const spec_t *s, const layout_t *l, float *slot);
+
+#endif

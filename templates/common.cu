@@ -1,0 +1,354 @@
+// ---- common.cu: the pieces every tower shares --------------------------------------------
+// Grid barrier, reductions, activations, causal conv, norm statistics and the one batched
+// projection mechanism (weight rows streamed once, applied to every symbol of the batch).
+// Sizes, the memory layout and the stage table are generated constants (marked @@...@@).
+
+// @@constants@@
+
+// Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
+struct Buf {
+    long off;
+    int stride;
+};
+
+// @@layout@@
+
+struct Params {
+    const float *__restrict__ w; // weights, WEIGHT_FLOATS, generated layout
+    float *state;                // [max_symbols][SLOT_FLOATS]
+    float *scr;                  // activations, SCRATCH_FLOATS
+    const int *slots;            // [nb] state slot of each batch entry (distinct)
+    const float *feats;          // [nb][F4], zero padded
+    float *out;                  // [nb][4] in tower order
+    unsigned *bar;               // grid barrier {arrived, generation}, zero at first launch
+    int nb;                      // batch size, 1..MAX_BATCH
+};
+
+// Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
+// template would be one copy per instantiation).
+__shared__ float norm_stats_smem[MAX_BATCH * MAX_GROUPS * 2]; // [b][group][mean, 1/std]
+__shared__ float warp_vecs[WARPS][2][MAX_HEAD];                // per warp: two head vectors
+
+// Row stride of a tensor whose rows hold n floats (rows are padded to 16 bytes).
+__host__ __device__ constexpr int ld4(int n) { return (n + 3) & ~3; }
+
+// ---- addressing ---------------------------------------------------------------------------
+__device__ __forceinline__ float *sc(const Params &p, Buf buf, int b)
+{
+    return p.scr + buf.off + (long)b * buf.stride;
+}
+// Weight offset of a tensor of block l of tower layout Lk (name: offset within block 0).
+template <class Lk> __device__ __forceinline__ long wb(int l, long name)
+{
+    return Lk::blocks + (long)l * Lk::block_stride + name;
+}
+// State of block l of tower Lk for batch entry b (name: offset within the block).
+template <class Lk> __device__ __forceinline__ float *st(const Params &p, int b, int l, long name)
+{
+    return p.state + (long)p.slots[b] * SLOT_FLOATS + Lk::st_base + (long)l * Lk::st_block + name;
+}
+
+// Activations written earlier in this launch are read around L1 (.cg): other SMs wrote them.
+__device__ __forceinline__ float4 ld_act4(const float *q) { return __ldcg((const float4 *)q); }
+__device__ __forceinline__ float ld_act(const float *q) { return __ldcg(q); }
+__device__ __forceinline__ float4 ld_w4(const float *q) { return __ldg((const float4 *)q); }
+
+// ---- grid barrier -------------------------------------------------------------------------
+// Sense by generation: the last CTA to arrive resets the count and bumps the generation.
+// Needs every CTA resident (cooperative launch).
+__device__ __forceinline__ void grid_barrier(unsigned *bar)
+{
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        volatile unsigned *gen = bar + 1;
+        const unsigned g = *gen;
+        __threadfence();
+        if (atomicAdd(bar, 1u) == gridDim.x - 1) {
+            atomicExch(bar, 0u);
+            __threadfence();
+            atomicAdd(bar + 1, 1u);
+        } else {
+            while (*gen == g) __nanosleep(20);
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+// ---- reductions ---------------------------------------------------------------------------
+__device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Sum over the CTA; every thread gets the result. Deterministic order.
+__device__ float block_sum(float v)
+{
+    __shared__ float part[WARPS];
+    __shared__ float total;
+    v = warp_sum(v);
+    __syncthreads(); // part/total may still be read from a previous call
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float t = 0.0f;
+        for (int i = 0; i < WARPS; i++) t += part[i];
+        total = t;
+    }
+    __syncthreads();
+    return total;
+}
+
+// ---- activations (exact forms of MODEL.md) -------------------------------------------------
+__device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+__device__ __forceinline__ float siluf(float x) { return x / (1.0f + expf(-x)); }
+__device__ __forceinline__ float geluf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+__device__ __forceinline__ float softplusf(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float logsigmoidf(float x) { return fminf(x, 0.0f) - log1pf(expf(-fabsf(x))); }
+__device__ __forceinline__ float reluf(float x) { return fmaxf(x, 0.0f); }
+
+// ---- causal conv of one channel ------------------------------------------------------------
+// window = [s[0] .. s[K-2], x] (oldest first); w: the channel's K taps; s shifts by one.
+template <int K> __device__ __forceinline__ float conv_step(const float *w, float bias, float *s, float x)
+{
+    float acc = bias;
+#pragma unroll
+    for (int j = 0; j < K - 1; j++) acc += w[j] * s[j];
+    acc += w[K - 1] * x;
+#pragma unroll
+    for (int j = 0; j < K - 2; j++) s[j] = s[j + 1];
+    s[K - 2] = x;
+    return acc;
+}
+
+// ---- inputs of a projection ----------------------------------------------------------------
+enum { NORM_NONE = 0, NORM_RMS = 1, NORM_LAYER = 2 };
+
+// The input vector of batch entry b is base + row(b) * stride, row(b) = b or the slot of b.
+// An input may be normalised per group (RMSNorm, LayerNorm, GroupNorm), then get
+// `+ skip_w[c] * skip(b)[c]` and `* silu(gate(b)[c])` (mLSTM and RetNet outputs).
+struct In {
+    const float *base;
+    long stride;
+    bool by_slot;
+    int norm, group; // group: elements per normalisation group
+    float eps;
+    const float *nw, *nbias; // weight and bias of the norm, or null
+    const float *skip_w, *skip;
+    const float *gate;
+    int skip_stride, gate_stride;
+};
+
+__device__ __forceinline__ In in_act(const Params &p, Buf b)
+{
+    In in = {};
+    in.base = p.scr + b.off;
+    in.stride = b.stride;
+    return in;
+}
+__device__ __forceinline__ In in_state(const Params &p, long offset)
+{
+    In in = {};
+    in.base = p.state + offset;
+    in.stride = SLOT_FLOATS;
+    in.by_slot = true;
+    return in;
+}
+__device__ __forceinline__ In in_norm(In in, int norm, int group, float eps, const float *w,
+                                      const float *bias)
+{
+    in.norm = norm;
+    in.group = group;
+    in.eps = eps;
+    in.nw = w;
+    in.nbias = bias;
+    return in;
+}
+__device__ __forceinline__ const float *in_row(const Params &p, const In &in, int b)
+{
+    return in.base + (in.by_slot ? (long)p.slots[b] : (long)b) * in.stride;
+}
+
+// Mean and 1/std of every (batch entry, group) of a normalised input over `n` elements,
+// into stats[b][MAX_GROUPS][2]. CTA-wide: each CTA recomputes what it needs from L2 rather than
+// spending a stage on it.
+__device__ void norm_stats(const Params &p, const In &in, int n, float *stats)
+{
+    const int groups = n / in.group, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads(); // stats may still be read by a previous projection
+    for (int t = warp; t < p.nb * groups; t += WARPS) {
+        const int b = t / groups, g = t % groups;
+        const float *x = in_row(p, in, b) + g * in.group;
+        float mean = 0.0f;
+        if (in.norm == NORM_LAYER) {
+            float s = 0.0f;
+            for (int c = lane; c < in.group; c += 32) s += ld_act(x + c);
+            mean = warp_sum(s) / in.group;
+        }
+        float s2 = 0.0f;
+        for (int c = lane; c < in.group; c += 32) {
+            const float d = ld_act(x + c) - mean;
+            s2 += d * d;
+        }
+        const float var = warp_sum(s2) / in.group;
+        if (lane == 0) {
+            stats[2 * (b * MAX_GROUPS + g)] = mean;
+            stats[2 * (b * MAX_GROUPS + g) + 1] = 1.0f / sqrtf(var + in.eps);
+        }
+    }
+    __syncthreads();
+}
+
+// Four consecutive input elements c..c+3 of entry b (c % 4 == 0, within one group).
+template <bool NORM>
+__device__ __forceinline__ float4 in_load4(const Params &p, const In &in, const float *stats, int b, int c)
+{
+    float4 x = ld_act4(in_row(p, in, b) + c);
+    if (!NORM) return x;
+    const int t = b * MAX_GROUPS + c / in.group;
+    const float mean = stats[2 * t], rstd = stats[2 * t + 1];
+    float v[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        v[i] = (v[i] - mean) * rstd;
+        if (in.nw) v[i] *= __ldg(in.nw + c + i);
+        if (in.nbias) v[i] += __ldg(in.nbias + c + i);
+        if (in.skip) v[i] += __ldg(in.skip_w + c + i) * ld_act(in.skip + (long)b * in.skip_stride + c + i);
+        if (in.gate) v[i] *= siluf(ld_act(in.gate + (long)b * in.gate_stride + c + i));
+    }
+    return make_float4(v[0], v[1], v[2], v[3]);
+}
+
+// ---- the batched projection ----------------------------------------------------------------
+// One matrix of a projection: weight rows at w (row o at w + o * ld), optional bias, and
+// which of the inputs it reads.
+struct Mat {
+    long w, bias; // offsets into the weights; bias < 0: none
+    int in;
+};
+
+__device__ __forceinline__ Mat mat(long w, long bias = -1, int in = 0) { return Mat{w, bias, in}; }
+
+// Rows [lo, hi) of NM matrices that share their row index: each warp takes a row, streams
+// its NM weight rows once per tile of BT batch entries (float4 loads) and calls
+// epi(b, o, v[NM]) once per (entry, row), v = W x (+ bias). `block` > 0 makes it a
+// BlockLinear: row o reads the input at (o / block) * block. `len` is the dot length.
+// Input 0 may be normalised (NORM); the others are read as they are.
+template <int NM, int NIN, bool NORM, class Epi>
+__device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len,
+                          int block, int lo, int hi, Epi epi)
+{
+    float *stats = norm_stats_smem;
+    if (lo >= hi) return;
+    if (NORM) norm_stats(p, in[0], block ? block : len, stats);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int ld = (len + 3) & ~3;
+    for (int o = lo + warp; o < hi; o += WARPS) {
+        const int c0 = block ? (o / block) * block : 0;
+        for (int b0 = 0; b0 < p.nb; b0 += BT) {
+            float acc[NM][BT];
+#pragma unroll
+            for (int k = 0; k < NM; k++)
+#pragma unroll
+                for (int j = 0; j < BT; j++) acc[k][j] = 0.0f;
+            for (int c = lane * 4; c < ld; c += 128) {
+                float4 wv[NM];
+#pragma unroll
+                for (int k = 0; k < NM; k++) wv[k] = ld_w4(p.w + m[k].w + (long)o * ld + c);
+#pragma unroll
+                for (int j = 0; j < BT; j++) {
+                    if (b0 + j < p.nb) {
+#pragma unroll
+                        for (int k = 0; k < NM; k++) {
+                            const float4 x = (NORM && m[k].in == 0)
+                                                 ? in_load4<NORM>(p, in[0], stats, b0 + j, c0 + c)
+                                                 : in_load4<false>(p, in[m[k].in], stats, b0 + j, c0 + c);
+                            acc[k][j] += wv[k].x * x.x + wv[k].y * x.y + wv[k].z * x.z + wv[k].w * x.w;
+                        }
+                    }
+                }
+            }
+            float v[NM];
+#pragma unroll
+            for (int k = 0; k < NM; k++) {
+                v[k] = 0.0f;
+#pragma unroll
+                for (int j = 0; j < BT; j++) {
+                    const float s = warp_sum(acc[k][j]);
+                    if (lane == j) v[k] = s;
+                }
+                if (m[k].bias >= 0) v[k] += __ldg(p.w + m[k].bias + o);
+            }
+            if (lane < BT && b0 + lane < p.nb) epi(b0 + lane, o, v);
+        }
+    }
+}
+
+// The part of the unit range [lo, hi) that falls in [base, base + count), shifted to 0.
+__device__ __forceinline__ bool part(int lo, int hi, int base, int count, int &a, int &b)
+{
+    a = max(lo, base) - base;
+    b = min(hi, base + count) - base;
+    return a < b;
+}
+
+// ---- phases every tower has ----------------------------------------------------------------
+// input_up/input_down at the start, the MLP of every block, output_proj at the end.
+enum { PH_IN_UP = 100, PH_IN_DOWN, PH_MLP_UP, PH_MLP_DOWN, PH_OUT };
+
+__device__ __forceinline__ int common_units(int phase)
+{
+    switch (phase) {
+    case PH_IN_UP: case PH_MLP_UP: return P;
+    case PH_IN_DOWN: case PH_MLP_DOWN: return H;
+    case PH_OUT: return 1;
+    }
+    return 0;
+}
+
+template <class Lk>
+__device__ void common_run(const Params &p, int tower, int phase, int l, int lo, int hi)
+{
+    const Buf u = Lk::sc_u, ap = Lk::sc_ap;
+    switch (phase) {
+    case PH_IN_UP: { // ap = relu(input_up(features))   [P] <- [F]
+        In in[1] = {};
+        in[0].base = p.feats;
+        in[0].stride = F4;
+        Mat m[1] = {mat(Lk::input_up_weight, Lk::input_up_bias)};
+        proj_rows<1, 1, false>(p, in, m, F, 0, lo, hi,
+                               [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
+        break;
+    }
+    case PH_IN_DOWN: { // u = input_down(ap)   [H] <- [P]
+        In in[1] = {in_act(p, ap)};
+        Mat m[1] = {mat(Lk::input_down_weight, Lk::input_down_bias)};
+        proj_rows<1, 1, false>(p, in, m, P, 0, lo, hi,
+                               [&](int b, int o, const float (&v)[1]) { sc(p, u, b)[o] = v[0]; });
+        break;
+    }
+    case PH_MLP_UP: { // ap = relu(fc1(RMSNorm(u; norm2)))   [P] <- [H]
+        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, p.w + wb<Lk>(l, Lk::b_norm2_weight), nullptr)};
+        Mat m[1] = {mat(wb<Lk>(l, Lk::b_mlp_fc1_weight), wb<Lk>(l, Lk::b_mlp_fc1_bias))};
+        proj_rows<1, 1, true>(p, in, m, H, 0, lo, hi,
+                              [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
+        break;
+    }
+    case PH_MLP_DOWN: { // u += fc2(ap)   [H] <- [P]
+        In in[1] = {in_act(p, ap)};
+        Mat m[1] = {mat(wb<Lk>(l, Lk::b_mlp_fc2_weight), wb<Lk>(l, Lk::b_mlp_fc2_bias))};
+        proj_rows<1, 1, false>(p, in, m, P, 0, lo, hi,
+                               [&](int b, int o, const float (&v)[1]) { sc(p, u, b)[o] += v[0]; });
+        break;
+    }
+    case PH_OUT: { // out[k] = output_proj(u), one output_proj shared by all towers
+        In in[1] = {in_act(p, u)};
+        Mat m[1] = {mat(W_output_proj_weight, W_output_proj_bias)};
+        proj_rows<1, 1, false>(p, in, m, H, 0, lo, hi,
+                               [&](int b, int, const float (&v)[1]) { p.out[b * 4 + tower] = v[0]; });
+        break;
+    }
+    }
+}

@@ -1,0 +1,66 @@
+// ---- hawk.cu: towers.3, the Hawk (RG-LRU) layer ------------------------------------------
+// t = RMSNorm(u; norm1)
+// phase 0: gate = gelu(gate_proj(t)); xc = CausalConv(recurrent_proj(t))     2H rows
+// phase 1: i, r = sigmoid(BlockLinear input/recurrence gates of xc); h update;
+//          y = gate * h                                                       H rows
+// phase 2: u += out_proj(y)                                                   H rows
+struct Hawk {
+    using Lk = L_hawk;
+    static constexpr int TOWER = 3;
+    static constexpr int PHASES = 3;
+
+    __device__ static int units(int phase, int)
+    {
+        return phase == 0 ? 2 * H : H;
+    }
+
+    __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
+    {
+        int a, e;
+        switch (phase) {
+        case 0: {
+            In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
+                                p.w + wb<Lk>(l, Lk::b_norm1_weight), nullptr)};
+            if (part(lo, hi, 0, H, a, e)) {
+                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight))};
+                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
+                });
+            }
+            if (part(lo, hi, H, H, a, e)) {
+                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight))};
+                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    const float *w = p.w + wb<Lk>(l, Lk::b_layer_conv_conv_weight) + o * ld4(HK_K);
+                    const float bias = p.w[wb<Lk>(l, Lk::b_layer_conv_conv_bias) + o];
+                    float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);
+                    sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(w, bias, s, v[0]);
+                });
+            }
+            break;
+        }
+        case 1: {
+            In in[1] = {in_act(p, Lk::sc_xc)};
+            Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_rglru_input_gate_weight)),
+                        mat(wb<Lk>(l, Lk::b_layer_rglru_recurrence_gate_weight))};
+            proj_rows<2, 1, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
+                const float i = sigmoidf_(v[0]), r = sigmoidf_(v[1]);
+                const float at = powf(p.w[wb<Lk>(l, Lk::b_layer_rglru_a) + o], HK_C * r);
+                float *h = st<Lk>(p, b, l, Lk::st_h) + o;
+                const float x = ld_act(sc(p, Lk::sc_xc, b) + o);
+                const float hn = *h * at + sqrtf(1.0f - at * at) * (i * x);
+                *h = hn;
+                sc(p, Lk::sc_y, b)[o] = ld_act(sc(p, Lk::sc_gate, b) + o) * hn;
+            });
+            break;
+        }
+        case 2: {
+            In in[1] = {in_act(p, Lk::sc_y)};
+            Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
+            proj_rows<1, 1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                sc(p, Lk::sc_u, b)[o] += v[0];
+            });
+            break;
+        }
+        }
+    }
+};

@@ -1,0 +1,98 @@
+// ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
+// t = RMSNorm(u; norm1)
+// phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
+// phase 1: per (entry, head n, 32 columns j): rotate q, k by pos; R[n,:,j] update;
+//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1)          one warp per 32 columns
+// phase 2: u += out_proj(silu(g) * RMSNorm_per_head(o; 1e-6)); commits scale and pos
+struct RetNet {
+    using Lk = L_retnet;
+    static constexpr int TOWER = 2;
+    static constexpr int PHASES = 3;
+
+    __device__ static int units(int phase, int nb)
+    {
+        switch (phase) {
+        case 0: return 4 * H;
+        case 1: return nb * RN_NH * ((RN_D + 31) / 32);
+        }
+        return H;
+    }
+
+    __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
+    {
+        switch (phase) {
+        case 0: {
+            In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
+                                p.w + wb<Lk>(l, Lk::b_norm1_weight), nullptr)};
+            const long w[4] = {Lk::b_layer_q_proj_weight, Lk::b_layer_k_proj_weight,
+                               Lk::b_layer_v_proj_weight, Lk::b_layer_g_proj_weight};
+            const Buf out[4] = {Lk::sc_q, Lk::sc_k, Lk::sc_v, Lk::sc_g};
+            for (int i = 0; i < 4; i++) {
+                int a, e;
+                if (!part(lo, hi, i * H, H, a, e)) continue;
+                Mat m[1] = {mat(wb<Lk>(l, w[i]))};
+                const Buf ob = out[i];
+                const float scale = i == 1 ? RN_KSCALE : 1.0f;
+                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    sc(p, ob, b)[o] = v[0] * scale;
+                });
+            }
+            break;
+        }
+        case 1: {
+            const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+            float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
+            constexpr int CHUNKS = (RN_D + 31) / 32;
+            for (int t = lo + warp; t < hi; t += WARPS) {
+                const int b = t / (RN_NH * CHUNKS), n = (t / CHUNKS) % RN_NH, j = (t % CHUNKS) * 32 + lane;
+                const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
+                const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
+                const float *angle = p.w + wb<Lk>(l, Lk::b_layer_angle);
+                __syncwarp();
+                for (int i = lane; i < RN_D; i += 32) {
+                    // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
+                    const float th = (float)pos * angle[i], c = cosf(th), s = sinf(th);
+                    const int partner = i ^ 1;
+                    const float sign = (i & 1) ? 1.0f : -1.0f;
+                    qr[i] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
+                    kr[i] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                }
+                __syncwarp();
+                if (j >= RN_D) continue;
+                const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
+                const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
+                const float v = ld_act(sc(p, Lk::sc_v, b) + n * RN_D + j);
+                float *R = st<Lk>(p, b, l, Lk::st_R) + (long)n * RN_D * RN_D + j;
+                float acc = 0.0f;
+#pragma unroll 4
+                for (int i = 0; i < RN_D; i++) {
+                    const float r = decay * R[(long)i * RN_D] + kr[i] * v;
+                    R[(long)i * RN_D] = r;
+                    acc += qr[i] * r;
+                }
+                sc(p, Lk::sc_o, b)[n * RN_D + j] = acc / sqrtf(scale);
+            }
+            break;
+        }
+        case 2: {
+            In in[1] = {in_norm(in_act(p, Lk::sc_o), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr)};
+            in[0].gate = p.scr + Lk::sc_g.off;
+            in[0].gate_stride = Lk::sc_g.stride;
+            Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
+            proj_rows<1, 1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                sc(p, Lk::sc_u, b)[o] += v[0];
+                // commit the state phase 1 read: scale per head, then the position
+                if (o < RN_NH) {
+                    float *s = st<Lk>(p, b, l, Lk::st_scale) + o;
+                    *s = *s * p.w[wb<Lk>(l, Lk::b_layer_decay) + o] + 1.0f;
+                }
+                if (o == 0) {
+                    int *pos = (int *)st<Lk>(p, b, l, Lk::st_pos);
+                    *pos += 1;
+                }
+            });
+            break;
+        }
+        }
+    }
+};

@@ -1,0 +1,258 @@
+// ---- xlstm.cu: towers.0, the xLSTM layer (sLSTM block, mLSTM block, LayerNorm) -------------
+// phase 0 (CTA per entry): xt = RMSNorm(u; norm1); xn = LayerNorm(xt); xc = silu(conv(xn))
+// phase 1: sLSTM gates, 8 BlockLinears (input and state parts) per row, cell update;
+//          sh = new hidden state                                                 H rows
+// phase 2 (CTA per entry): commit hprev = sh; so = GroupNorm(sh) + xt; xn2 = LayerNorm(so)
+// phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
+// phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
+// phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]                           2 NH rows
+// phase 6: per (entry, head n, 32 columns): gates, C update, h = num / max(|q.n|, e^-m)
+//          (new n and m go to pend_*: other warps of the head still read the old ones)
+// phase 7: ym = proj_down((GroupNorm(sh2) + skip * xc2) * silu(xg)) + so          H rows
+// phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
+struct XLSTM {
+    using Lk = L_xlstm;
+    static constexpr int TOWER = 0;
+    static constexpr int PHASES = 9;
+
+    __device__ static int units(int phase, int nb)
+    {
+        switch (phase) {
+        case 0: case 2: case 8: return nb;
+        case 1: return H;
+        case 3: return 2 * XL_E;
+        case 4: return 3 * XL_E;
+        case 5: return 2 * XL_NH;
+        case 6: return nb * XL_NH * ((XL_DM + 31) / 32);
+        case 7: return H;
+        }
+        return 0;
+    }
+
+    // mean and 1/std of n values x[i * step] (i < n) over the CTA (LayerNorm, eps 1e-5)
+    __device__ static void layer_stats(const float *x, int n, float &mean, float &rstd)
+    {
+        float s = 0.0f;
+        for (int c = threadIdx.x; c < n; c += THREADS) s += x[c];
+        mean = block_sum(s) / n;
+        float s2 = 0.0f;
+        for (int c = threadIdx.x; c < n; c += THREADS) s2 += (x[c] - mean) * (x[c] - mean);
+        rstd = 1.0f / sqrtf(block_sum(s2) / n + 1e-5f);
+    }
+
+    __device__ static void sl_input(const Params &p, int l, int b)
+    {
+        const float *u = sc(p, Lk::sc_u, b), *w1 = p.w + wb<Lk>(l, Lk::b_norm1_weight);
+        float *xt = sc(p, Lk::sc_xt, b), *xn = sc(p, Lk::sc_xn, b), *xc = sc(p, Lk::sc_xc, b);
+        float s2 = 0.0f;
+        for (int c = threadIdx.x; c < H; c += THREADS) s2 += ld_act(u + c) * ld_act(u + c);
+        const float rs = 1.0f / sqrtf(block_sum(s2) / H + EPS_BLOCK);
+        for (int c = threadIdx.x; c < H; c += THREADS) xt[c] = ld_act(u + c) * rs * w1[c];
+        float mean, rstd;
+        layer_stats(xt, H, mean, rstd); // each thread reads back only its own writes first
+        const float *wl = p.w + wb<Lk>(l, Lk::b_layer_slstm_norm_weight);
+        const float *cw = p.w + wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_weight);
+        const float *cb = p.w + wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_bias);
+        float *cs = st<Lk>(p, b, l, Lk::st_s_conv);
+        for (int c = threadIdx.x; c < H; c += THREADS) {
+            const float v = (xt[c] - mean) * rstd * wl[c];
+            xn[c] = v;
+            xc[c] = siluf(conv_step<XL_K>(cw + c * ld4(XL_K), cb[c], cs + c * (XL_K - 1), v));
+        }
+    }
+
+    __device__ static void sl_output(const Params &p, int l, int b)
+    {
+        const float *sh = sc(p, Lk::sc_sh, b), *xt = sc(p, Lk::sc_xt, b);
+        float *hprev = st<Lk>(p, b, l, Lk::st_s_h), *so = sc(p, Lk::sc_so, b);
+        const float *gw = p.w + wb<Lk>(l, Lk::b_layer_slstm_group_norm_weight);
+        const float *gb = p.w + wb<Lk>(l, Lk::b_layer_slstm_group_norm_bias);
+        for (int c = threadIdx.x; c < H; c += THREADS) hprev[c] = ld_act(sh + c);
+        for (int g = 0; g < XL_NS; g++) { // GroupNorm, one group per sLSTM head
+            float mean, rstd;
+            const int c0 = g * XL_BS;
+            float s = 0.0f;
+            for (int c = threadIdx.x; c < XL_BS; c += THREADS) s += ld_act(sh + c0 + c);
+            mean = block_sum(s) / XL_BS;
+            float s2 = 0.0f;
+            for (int c = threadIdx.x; c < XL_BS; c += THREADS) {
+                const float d = ld_act(sh + c0 + c) - mean;
+                s2 += d * d;
+            }
+            rstd = 1.0f / sqrtf(block_sum(s2) / XL_BS + 1e-5f);
+            for (int c = c0 + threadIdx.x; c < c0 + XL_BS; c += THREADS)
+                so[c] = (ld_act(sh + c) - mean) * rstd * gw[c] + gb[c] + ld_act(xt + c);
+        }
+        __syncthreads(); // so was written by other threads of this CTA
+        float mean, rstd;
+        layer_stats(so, H, mean, rstd);
+        const float *wl = p.w + wb<Lk>(l, Lk::b_layer_mlstm_norm_weight);
+        float *xn2 = sc(p, Lk::sc_xn2, b);
+        for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
+    }
+
+    __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
+    {
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        constexpr int CHUNKS = (XL_DM + 31) / 32;
+        float *qs = warp_vecs[warp][0], *ks = warp_vecs[warp][1];
+        for (int t = lo + warp; t < hi; t += WARPS) {
+            const int b = t / (XL_NH * CHUNKS), n = (t / CHUNKS) % XL_NH, chunk = t % CHUNKS;
+            const int j = chunk * 32 + lane;
+            const float *qkv = sc(p, Lk::sc_qkv, b), *ipf = sc(p, Lk::sc_ipf, b);
+            const float ip = ld_act(ipf + n), fp = ld_act(ipf + XL_NH + n);
+            const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
+            const float lf = logsigmoidf(fp), mnew = fmaxf(ip, m + lf);
+            const float ig = expf(ip - mnew), fg = expf(lf + m - mnew);
+            const float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
+            float *pend = sc(p, Lk::sc_pend_nv, b) + n * XL_DM;
+            __syncwarp();
+            float qn = 0.0f;
+            for (int a = lane; a < XL_DM; a += 32) {
+                const float q = ld_act(qkv + n * XL_DM + a);
+                const float kk = ld_act(qkv + XL_E + n * XL_DM + a) / sqrtf((float)XL_DM);
+                const float nn = fg * nv[a] + ig * kk;
+                qs[a] = q;
+                ks[a] = kk;
+                qn += q * nn;
+                if (chunk == 0) pend[a] = nn;
+            }
+            qn = warp_sum(qn);
+            if (chunk == 0 && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
+            __syncwarp();
+            if (j >= XL_DM) continue;
+            const float v = ld_act(qkv + 2 * XL_E + n * XL_DM + j);
+            float *C = st<Lk>(p, b, l, Lk::st_m_C) + (long)n * XL_DM * XL_DM + j;
+            float num = 0.0f;
+#pragma unroll 4
+            for (int a = 0; a < XL_DM; a++) {
+                const float c = fg * C[(long)a * XL_DM] + ig * ks[a] * v;
+                C[(long)a * XL_DM] = c;
+                num += qs[a] * c;
+            }
+            sc(p, Lk::sc_sh2, b)[n * XL_DM + j] = num / (fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f);
+        }
+    }
+
+    __device__ static void ml_output(const Params &p, int l, int b)
+    {
+        float *nv = st<Lk>(p, b, l, Lk::st_m_nv), *m = st<Lk>(p, b, l, Lk::st_m_m);
+        const float *pend = sc(p, Lk::sc_pend_nv, b), *pm = sc(p, Lk::sc_pend_m, b);
+        for (int c = threadIdx.x; c < XL_E; c += THREADS) nv[c] = ld_act(pend + c);
+        for (int c = threadIdx.x; c < XL_NH; c += THREADS) m[c] = ld_act(pm + c);
+        const float *ym = sc(p, Lk::sc_ym, b);
+        float s = 0.0f;
+        for (int c = threadIdx.x; c < H; c += THREADS) s += ld_act(ym + c);
+        const float mean = block_sum(s) / H;
+        float s2 = 0.0f;
+        for (int c = threadIdx.x; c < H; c += THREADS) s2 += (ld_act(ym + c) - mean) * (ld_act(ym + c) - mean);
+        const float rstd = 1.0f / sqrtf(block_sum(s2) / H + 1e-5f);
+        const float *wf = p.w + wb<Lk>(l, Lk::b_layer_final_norm_weight);
+        float *u = sc(p, Lk::sc_u, b);
+        for (int c = threadIdx.x; c < H; c += THREADS) u[c] += (ld_act(ym + c) - mean) * rstd * wf[c];
+    }
+
+    __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
+    {
+        int a, e;
+        switch (phase) {
+        case 0:
+            for (int b = lo; b < hi; b++) sl_input(p, l, b);
+            break;
+        case 1: { // gates: input part (xc for i, f; xn for z, o) + state part (hprev, bias)
+            In in[3] = {in_act(p, Lk::sc_xc), in_act(p, Lk::sc_xn),
+                        in_state(p, Lk::st_base + (long)l * Lk::st_block + Lk::st_s_h)};
+            Mat m[8] = {mat(wb<Lk>(l, Lk::b_layer_slstm_igate_input_weight), -1, 0),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_igate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_igate_state_bias), 2),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_input_weight), -1, 0),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_fgate_state_bias), 2),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_input_weight), -1, 1),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_zgate_state_bias), 2),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_input_weight), -1, 1),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_ogate_state_bias), 2)};
+            proj_rows<8, 3, false>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[8]) {
+                const float i = v[0] + v[1], f = v[2] + v[3], z = v[4] + v[5], og = v[6] + v[7];
+                float *cst = st<Lk>(p, b, l, Lk::st_s_c) + o, *nst = st<Lk>(p, b, l, Lk::st_s_n) + o;
+                float *mst = st<Lk>(p, b, l, Lk::st_s_m) + o;
+                const float lf = *mst + logsigmoidf(f), mnew = fmaxf(i, lf);
+                const float ig = expf(i - mnew), fg = expf(lf - mnew);
+                const float c = fg * *cst + ig * tanhf(z), n = fg * *nst + ig;
+                *cst = c;
+                *nst = n;
+                *mst = mnew;
+                sc(p, Lk::sc_sh, b)[o] = sigmoidf_(og) * c / (n + 1e-6f);
+            });
+            break;
+        }
+        case 2:
+            for (int b = lo; b < hi; b++) sl_output(p, l, b);
+            break;
+        case 3: {
+            In in[1] = {in_act(p, Lk::sc_xn2)};
+            if (part(lo, hi, 0, XL_E, a, e)) {
+                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight))};
+                proj_rows<1, 1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    const float *cw = p.w + wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight) + o * ld4(XL_K);
+                    const float cb = p.w[wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias) + o];
+                    float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
+                    sc(p, Lk::sc_xm, b)[o] = v[0];
+                    sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
+                });
+            }
+            if (part(lo, hi, XL_E, XL_E, a, e)) {
+                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_gate_proj_weight))};
+                proj_rows<1, 1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    sc(p, Lk::sc_xg, b)[o] = v[0];
+                });
+            }
+            break;
+        }
+        case 4: { // q, k read xc2; v reads xm
+            const long w[3] = {Lk::b_layer_mlstm_q_proj_weight, Lk::b_layer_mlstm_k_proj_weight,
+                               Lk::b_layer_mlstm_v_proj_weight};
+            for (int i = 0; i < 3; i++) {
+                if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
+                In in[1] = {in_act(p, i < 2 ? Lk::sc_xc2 : Lk::sc_xm)};
+                Mat m[1] = {mat(wb<Lk>(l, w[i]))};
+                const int off = i * XL_E;
+                proj_rows<1, 1, false>(p, in, m, XL_QB, XL_QB, a, e,
+                                       [&](int b, int o, const float (&v)[1]) { sc(p, Lk::sc_qkv, b)[off + o] = v[0]; });
+            }
+            break;
+        }
+        case 5: {
+            In in[1] = {in_act(p, Lk::sc_qkv)};
+            Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_igate_proj_weight),
+                            wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_igate_proj_bias)),
+                        mat(wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_fgate_proj_weight),
+                            wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_fgate_proj_bias))};
+            proj_rows<2, 1, false>(p, in, m, 3 * XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[2]) {
+                sc(p, Lk::sc_ipf, b)[o] = v[0];
+                sc(p, Lk::sc_ipf, b)[XL_NH + o] = v[1];
+            });
+            break;
+        }
+        case 6:
+            ml_cell(p, l, lo, hi);
+            break;
+        case 7: {
+            In in[1] = {in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
+                                p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight),
+                                p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias))};
+            in[0].skip_w = p.w + wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip);
+            in[0].skip = p.scr + Lk::sc_xc2.off;
+            in[0].skip_stride = Lk::sc_xc2.stride;
+            in[0].gate = p.scr + Lk::sc_xg.off;
+            in[0].gate_stride = Lk::sc_xg.stride;
+            Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_proj_down_weight))};
+            proj_rows<1, 1, true>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                sc(p, Lk::sc_ym, b)[o] = v[0] + ld_act(sc(p, Lk::sc_so, b) + o);
+            });
+            break;
+        }
+        case 8:
+            for (int b = lo; b < hi; b++) ml_output(p, l, b);
+            break;
+        }
+    }
+};
