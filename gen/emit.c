@@ -109,9 +109,9 @@ static void emit_layout(sbuf_t *b, const ctx_t *c)
     put(b, "// Weight offsets (floats; rows padded to 4 floats), per tower: tower-level tensors,\n"
            "// then block tensors b_* relative to blocks.0 (block l adds l * block_stride);\n"
            "// state of a slot: st_* within a block; activations: sc_* regions [MAX_BATCH][stride].\n");
-    int i = catalogue_find(cat, "output_proj.weight");
     put(b, "constexpr long W_output_proj_weight = %lld, W_output_proj_bias = %lld;\n",
-        (long long)lay->weight_offset[i], (long long)lay->weight_offset[i + 1]);
+        (long long)lay->weight_offset[catalogue_find(cat, "output_proj.weight")],
+        (long long)lay->weight_offset[catalogue_find(cat, "output_proj.bias")]);
     for (int k = 0; k < NUM_TOWERS; k++) {
         char tprefix[32], bprefix[48];
         snprintf(tprefix, sizeof tprefix, "towers.%d.", k);

@@ -4,6 +4,8 @@
 #define STEPFUSE_COMMANDS_H
 
 int cmd_stream(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
 int cmd_weights(int argc, char **argv);
 
 #endif
