@@ -6,6 +6,7 @@
 int cmd_stream(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_weights(int argc, char **argv);
 
 #endif

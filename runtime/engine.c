@@ -14,6 +14,7 @@ engine_t *engine_create(const spec_t *s, const weights_t *w, const engine_option
                             char *);
     } backends[] = {
         {"cpu", engine_cpu_create},
+        {"gpu", engine_gpu_create},
     };
     for (size_t i = 0; i < ARRAY_LEN(backends); i++)
         if (!strcmp(o->backend, backends[i].name)) return backends[i].create(s, w, o, err);

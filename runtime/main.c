@@ -14,6 +14,7 @@ static const command_t commands[] = {
     {"weights", cmd_weights, "write deterministic random weights for a spec"},
     {"gen", cmd_gen, "generate the fused CUDA kernel source of a spec"},
     {"compile", cmd_compile, "generate and compile a spec's kernel with NVRTC, report resources"},
+    {"bench", cmd_bench, "time the fused step on the GPU, check it against the reference"},
     {"stream", cmd_stream, "run a request stream through an engine, compare with expected"},
 };
 

@@ -1,0 +1,346 @@
+/* The gpu engine: the generated fused kernel, JIT-compiled for the current device, with
+ * the weights in one device buffer and every symbol's state in a device arena, one slot
+ * per symbol. A batch is split host-side into waves of distinct slots (order kept), one
+ * launch per wave, so repeated symbols advance exactly as if fed one at a time. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+
+#include "emit.h"
+#include "engine_gpu.h"
+#include "jit.h"
+#include "layout.h"
+#include "model.h"
+#include "util.h"
+
+/* Must match struct Params in templates/common.cu. */
+typedef struct {
+    const float *w;
+    float *state;
+    float *scr;
+    const int *slots;
+    const float *feats;
+    float *out;
+    unsigned *bar;
+    int nb;
+} kernel_params_t;
+
+typedef struct {
+    engine_t base;
+    layout_t lay;
+    jit_kernel_t k;
+    cudaStream_t stream;
+    cudaEvent_t ev[2];
+    int f4;
+    float *d_w, *d_state, *d_scr, *d_feats, *d_out;
+    int *d_slots;
+    unsigned *d_bar;
+    float *h_feats, *h_out, *h_init; /* pinned [max_batch][F4], [max_batch][4]; slot image */
+    int *h_slots;
+    unsigned char *in_wave; /* [max_symbols] */
+} gpu_engine_t;
+
+#define CU(call, what)                                                                       \
+    do {                                                                                     \
+        cudaError_t e_ = (call);                                                             \
+        if (e_ != cudaSuccess) return seterr(err, "gpu: %s: %s", what, cudaGetErrorString(e_)); \
+    } while (0)
+
+int gpu_available(void)
+{
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+static size_t slot_bytes(const gpu_engine_t *e) { return (size_t)e->lay.slot_floats * sizeof(float); }
+
+static int check_slot(const gpu_engine_t *e, int slot, char *err)
+{
+    if (slot < 0 || slot >= e->base.max_symbols)
+        return seterr(err, "state slot %d out of range [0, %d)", slot, e->base.max_symbols);
+    return 0;
+}
+
+/* One launch over nb requests on distinct slots; out: [nb][4] doubles. */
+static int launch_wave(gpu_engine_t *e, int nb, const int *slots, const float *features, double *out,
+                       char *err)
+{
+    const int F = e->base.spec->num_features;
+    for (int r = 0; r < nb; r++) {
+        e->h_slots[r] = slots[r];
+        memcpy(e->h_feats + (size_t)r * e->f4, features + (size_t)r * F, (size_t)F * sizeof(float));
+    }
+    CU(cudaMemcpyAsync(e->d_slots, e->h_slots, (size_t)nb * sizeof(int), cudaMemcpyHostToDevice, e->stream),
+       "copying slots");
+    CU(cudaMemcpyAsync(e->d_feats, e->h_feats, (size_t)nb * e->f4 * sizeof(float), cudaMemcpyHostToDevice,
+                       e->stream),
+       "copying features");
+    /* poison: every output must be written by the kernel */
+    CU(cudaMemsetAsync(e->d_out, 0xff, (size_t)nb * 4 * sizeof(float), e->stream), "poisoning outputs");
+    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb};
+    void *args[] = {&p};
+    cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
+    cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
+                              .blockDim = {(unsigned)e->k.threads, 1, 1},
+                              .stream = e->stream,
+                              .attrs = &attr,
+                              .numAttrs = 1};
+    CU(cudaLaunchKernelExC(&cfg, (const void *)e->k.kernel, args), "launching the fused step");
+    CU(cudaMemcpyAsync(e->h_out, e->d_out, (size_t)nb * 4 * sizeof(float), cudaMemcpyDeviceToHost, e->stream),
+       "copying outputs");
+    CU(cudaStreamSynchronize(e->stream), "fused step");
+    for (int r = 0; r < nb * 4; r++) {
+        uint32_t bits;
+        memcpy(&bits, &e->h_out[r], sizeof bits);
+        if (bits == 0xffffffffu)
+            return seterr(err, "gpu: the kernel left output %d (tower %d) of a batch of %d unwritten", r / 4,
+                          r % 4, nb);
+        out[r] = (double)e->h_out[r];
+    }
+    return 0;
+}
+
+static int gpu_step(engine_t *base, int n, const int *slots, const float *features, double *out, char *err)
+{
+    gpu_engine_t *e = (gpu_engine_t *)base;
+    const int F = base->spec->num_features;
+    for (int r = 0; r < n; r++)
+        if (check_slot(e, slots[r], err)) return -1;
+    int rc = 0;
+    for (int i = 0; i < n && !rc;) {
+        /* a wave: the longest run of requests on distinct slots, at most max_batch */
+        int nb = 0;
+        while (i + nb < n && nb < base->max_batch && !e->in_wave[slots[i + nb]]) e->in_wave[slots[i + nb++]] = 1;
+        rc = launch_wave(e, nb, slots + i, features + (size_t)i * F, out + 4 * (size_t)i, err);
+        for (int r = 0; r < nb; r++) e->in_wave[slots[i + r]] = 0;
+        i += nb;
+    }
+    return rc;
+}
+
+static void gpu_reset_slot(engine_t *base, int slot)
+{
+    gpu_engine_t *e = (gpu_engine_t *)base;
+    if (slot >= 0 && slot < base->max_symbols)
+        cudaMemcpy(e->d_state + (size_t)slot * e->lay.slot_floats, e->h_init, slot_bytes(e),
+                   cudaMemcpyHostToDevice);
+}
+
+static size_t gpu_state_bytes(const engine_t *base) { return slot_bytes((const gpu_engine_t *)base); }
+
+static int gpu_save_slot(engine_t *base, int slot, void *buf, char *err)
+{
+    gpu_engine_t *e = (gpu_engine_t *)base;
+    if (check_slot(e, slot, err)) return -1;
+    CU(cudaMemcpy(buf, e->d_state + (size_t)slot * e->lay.slot_floats, slot_bytes(e), cudaMemcpyDeviceToHost),
+       "saving a slot");
+    return 0;
+}
+
+static int gpu_load_slot(engine_t *base, int slot, const void *buf, char *err)
+{
+    gpu_engine_t *e = (gpu_engine_t *)base;
+    if (check_slot(e, slot, err)) return -1;
+    CU(cudaMemcpy(e->d_state + (size_t)slot * e->lay.slot_floats, buf, slot_bytes(e), cudaMemcpyHostToDevice),
+       "loading a slot");
+    return 0;
+}
+
+static void gpu_destroy(engine_t *base)
+{
+    gpu_engine_t *e = (gpu_engine_t *)base;
+    if (!e) return;
+    cudaFree(e->d_w);
+    cudaFree(e->d_state);
+    cudaFree(e->d_scr);
+    cudaFree(e->d_feats);
+    cudaFree(e->d_out);
+    cudaFree(e->d_slots);
+    cudaFree(e->d_bar);
+    cudaFreeHost(e->h_feats);
+    cudaFreeHost(e->h_out);
+    cudaFreeHost(e->h_slots);
+    if (e->ev[0]) cudaEventDestroy(e->ev[0]);
+    if (e->ev[1]) cudaEventDestroy(e->ev[1]);
+    if (e->stream) cudaStreamDestroy(e->stream);
+    jit_unload(&e->k);
+    layout_free(&e->lay);
+    free(e->h_init);
+    free(e->in_wave);
+    free(e);
+}
+
+static const engine_ops_t gpu_ops = {
+    .name = "gpu",
+    .step = gpu_step,
+    .reset_slot = gpu_reset_slot,
+    .state_bytes = gpu_state_bytes,
+    .save_slot = gpu_save_slot,
+    .load_slot = gpu_load_slot,
+    .destroy = gpu_destroy,
+};
+
+/* The weights in the generated layout: rows padded to 4 floats, padding zero. */
+static int upload_weights(gpu_engine_t *e, const catalogue_t *cat, const weights_t *w, char *err)
+{
+    CU(cudaMemset(e->d_w, 0, (size_t)e->lay.weight_floats * sizeof(float)), "clearing weights");
+    for (int i = 0; i < cat->count; i++) {
+        const float *src = weights_get(w, cat->t[i].name);
+        const size_t row = (size_t)e->lay.weight_row[i] * sizeof(float);
+        CU(cudaMemcpy2D(e->d_w + e->lay.weight_offset[i], (size_t)e->lay.weight_ld[i] * sizeof(float), src,
+                        row, row, (size_t)e->lay.weight_rows[i], cudaMemcpyHostToDevice),
+           cat->t[i].name);
+    }
+    return 0;
+}
+
+static int device_alloc(void **p, size_t bytes, const char *what, size_t total_needed, char *err)
+{
+    cudaError_t rc = cudaMalloc(p, bytes);
+    if (rc == cudaSuccess) return 0;
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    return seterr(err, "gpu: out of device memory for %s: %zu bytes (%zu in all for weights, state and "
+                       "activations; %zu of %zu bytes free): %s",
+                  what, bytes, total_needed, free_b, total_b, cudaGetErrorString(rc));
+}
+
+static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *err)
+{
+    if (!gpu_available()) return seterr(err, "gpu: no CUDA device available");
+    catalogue_t cat;
+    catalogue_build(s, &cat);
+    int rc = layout_build(s, &cat, &e->lay, err);
+    char *src = NULL;
+    size_t len;
+    char file[SPEC_NAME_MAX + 8], yaml[SPEC_NAME_MAX + 8], name[SPEC_NAME_MAX + 16];
+    snprintf(file, sizeof file, "%s.cu", s->name);
+    snprintf(yaml, sizeof yaml, "%s.yaml", s->name); /* the same source as stepfuse gen writes */
+    if (!rc) rc = emit_kernel(s, yaml, &src, &len, err);
+    emit_kernel_name(s, name, sizeof name);
+    if (!rc) rc = jit_load(src, file, name, KERNEL_THREADS, &e->k, err);
+    free(src);
+    const size_t wbytes = (size_t)e->lay.weight_floats * sizeof(float);
+    const size_t sbytes = (size_t)e->base.max_symbols * slot_bytes(e);
+    const size_t abytes = (size_t)e->lay.scratch_floats * sizeof(float);
+    const size_t total = wbytes + sbytes + abytes;
+    const int B = e->base.max_batch;
+    e->f4 = (s->num_features + 3) & ~3;
+    if (!rc) rc = device_alloc((void **)&e->d_w, wbytes, "the weights", total, err);
+    if (!rc) {
+        char what[128];
+        snprintf(what, sizeof what, "the state of %d symbols (%zu bytes each)", e->base.max_symbols,
+                 slot_bytes(e));
+        rc = device_alloc((void **)&e->d_state, sbytes, what, total, err);
+    }
+    if (!rc) rc = device_alloc((void **)&e->d_scr, abytes, "the activations", total, err);
+    if (!rc) rc = device_alloc((void **)&e->d_feats, (size_t)B * e->f4 * sizeof(float), "features", total, err);
+    if (!rc) rc = device_alloc((void **)&e->d_out, (size_t)B * 4 * sizeof(float), "outputs", total, err);
+    if (!rc) rc = device_alloc((void **)&e->d_slots, (size_t)B * sizeof(int), "slots", total, err);
+    if (!rc) rc = device_alloc((void **)&e->d_bar, 2 * sizeof(unsigned), "the grid barrier", total, err);
+    if (rc) {
+        catalogue_free(&cat);
+        return -1;
+    }
+    catalogue_free(&cat);
+    CU(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), "creating a stream");
+    CU(cudaEventCreate(&e->ev[0]), "creating events");
+    CU(cudaEventCreate(&e->ev[1]), "creating events");
+    CU(cudaMallocHost((void **)&e->h_feats, (size_t)B * e->f4 * sizeof(float)), "pinned memory");
+    CU(cudaMallocHost((void **)&e->h_out, (size_t)B * 4 * sizeof(float)), "pinned memory");
+    CU(cudaMallocHost((void **)&e->h_slots, (size_t)B * sizeof(int)), "pinned memory");
+    memset(e->h_feats, 0, (size_t)B * e->f4 * sizeof(float)); /* the padding stays zero */
+    CU(cudaMemset(e->d_bar, 0, 2 * sizeof(unsigned)), "clearing the barrier");
+    CU(cudaMemset(e->d_scr, 0, abytes), "clearing activations");
+    catalogue_build(s, &cat);
+    rc = upload_weights(e, &cat, w, err);
+    catalogue_free(&cat);
+    if (rc) return -1;
+    e->h_init = xmalloc(slot_bytes(e));
+    layout_initial_state(s, &e->lay, e->h_init);
+    CU(cudaMemcpy(e->d_state, e->h_init, slot_bytes(e), cudaMemcpyHostToDevice), "initialising state");
+    for (int i = 1; i < e->base.max_symbols; i++)
+        CU(cudaMemcpy(e->d_state + (size_t)i * e->lay.slot_floats, e->d_state, slot_bytes(e),
+                      cudaMemcpyDeviceToDevice),
+           "initialising state");
+    CU(cudaDeviceSynchronize(), "initialising");
+    return 0;
+}
+
+engine_t *engine_gpu_create(const spec_t *s, const weights_t *w, const engine_options_t *o, char *err)
+{
+    gpu_engine_t *e = xcalloc(1, sizeof *e);
+    e->base.ops = &gpu_ops;
+    e->base.spec = s;
+    e->base.max_symbols = o->max_symbols > 0 ? o->max_symbols : s->batch.max_symbols;
+    e->base.max_batch = s->batch.max_batch;
+    e->in_wave = xcalloc((size_t)e->base.max_symbols, 1);
+    if (create(e, s, w, err)) {
+        gpu_destroy(&e->base);
+        return NULL;
+    }
+    return &e->base;
+}
+
+void engine_gpu_describe(const engine_t *base, char *out, size_t size)
+{
+    const gpu_engine_t *e = (const gpu_engine_t *)base;
+    snprintf(out, size, "%s: grid %d x %d threads, %d registers/thread, cubin %s; weights %.3f GB, state %.1f MB/symbol",
+             e->k.arch, e->k.grid, e->k.threads, e->k.registers, e->k.from_cache ? "from cache" : "compiled",
+             (double)e->lay.weight_floats * 4e-9, (double)e->lay.slot_floats * 4e-6);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int engine_gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *median_ms, char *err)
+{
+    gpu_engine_t *e = (gpu_engine_t *)base;
+    if (nb < 1 || nb > base->max_batch || nb > base->max_symbols)
+        return seterr(err, "batch %d out of range [1, min(max_batch %d, max_symbols %d)]", nb, base->max_batch,
+                      base->max_symbols);
+    const int F = base->spec->num_features;
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (int r = 0; r < nb; r++) {
+        e->h_slots[r] = r;
+        for (int f = 0; f < F; f++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            e->h_feats[(size_t)r * e->f4 + f] = (float)((double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+        }
+    }
+    CU(cudaMemcpy(e->d_slots, e->h_slots, (size_t)nb * sizeof(int), cudaMemcpyHostToDevice), "copying slots");
+    CU(cudaMemcpy(e->d_feats, e->h_feats, (size_t)nb * e->f4 * sizeof(float), cudaMemcpyHostToDevice),
+       "copying features");
+    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb};
+    void *args[] = {&p};
+    cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
+    cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
+                              .blockDim = {(unsigned)e->k.threads, 1, 1},
+                              .stream = e->stream,
+                              .attrs = &attr,
+                              .numAttrs = 1};
+    double *ms = xmalloc((size_t)(iters > 0 ? iters : 1) * sizeof *ms);
+    int rc = 0;
+    for (int i = 0; i < warmup + iters && !rc; i++) {
+        cudaError_t c = cudaEventRecord(e->ev[0], e->stream);
+        if (c == cudaSuccess) c = cudaLaunchKernelExC(&cfg, (const void *)e->k.kernel, args);
+        if (c == cudaSuccess) c = cudaEventRecord(e->ev[1], e->stream);
+        if (c == cudaSuccess) c = cudaEventSynchronize(e->ev[1]);
+        float t = 0;
+        if (c == cudaSuccess) c = cudaEventElapsedTime(&t, e->ev[0], e->ev[1]);
+        if (c != cudaSuccess) rc = seterr(err, "gpu: timed step: %s", cudaGetErrorString(c));
+        else if (i >= warmup) ms[i - warmup] = t;
+    }
+    if (!rc) {
+        qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
+        *median_ms = iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
+    }
+    free(ms);
+    return rc;
+}

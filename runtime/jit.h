@@ -1,0 +1,35 @@
+/* JIT of a generated kernel on the current CUDA device: NVRTC for the device's
+ * architecture, a disk cache of cubins, and loading through the runtime API
+ * (cudaLibraryLoadData; the binary links cudart statically and needs no driver to start). */
+#ifndef STEPFUSE_JIT_H
+#define STEPFUSE_JIT_H
+
+#include <stddef.h>
+
+#include <cuda_runtime_api.h>
+
+typedef struct {
+    cudaLibrary_t lib;
+    cudaKernel_t kernel;
+    char arch[16];       /* "sm_90" */
+    int grid, threads;   /* cooperative launch shape: every CTA resident */
+    int registers;       /* per thread, from the loaded kernel */
+    int from_cache;      /* the cubin came from the disk cache */
+} jit_kernel_t;
+
+/* Folder of the cubin cache: $STEPFUSE_CACHE, else $XDG_CACHE_HOME/stepfuse, else
+ * $HOME/.cache/stepfuse. */
+void jit_cache_dir(char *out, size_t size);
+
+/* Cubin for src (named `file` in messages) and arch, from the cache or compiled and
+ * stored there (atomically: written to a temporary name, then renamed). The key hashes
+ * source, options, NVRTC version and arch. *cubin is malloc'd. */
+int jit_cubin(const char *src, const char *file, const char *arch, void **cubin, size_t *size,
+              int *from_cache, char *err);
+
+/* Compile (or fetch) and load kernel `name` of src for the current device. */
+int jit_load(const char *src, const char *file, const char *name, int threads, jit_kernel_t *k,
+             char *err);
+void jit_unload(jit_kernel_t *k);
+
+#endif

@@ -1,0 +1,225 @@
+/* The fused kernel on a GPU (each test skips where there is none): the golden streams
+ * within 1e-5 relative L2 per tower (an fp32 implementation lands near 1e-6), batching
+ * invariance with repeated symbols, outputs poisoned before every launch and all written
+ * (the engine checks it), a long run against the C reference, slot save/load, and the
+ * out-of-memory message. Each test makes its own CUDA context; keep them small. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "compare.h"
+#include "engine.h"
+#include "engine_gpu.h"
+#include "stream.h"
+#include "testutil.h"
+#include "util.h"
+
+#define SKIP_WITHOUT_GPU()                                   \
+    do {                                                     \
+        if (!gpu_available()) cr_skip_test("no CUDA device"); \
+    } while (0)
+
+typedef struct {
+    spec_t spec;
+    weights_t w;
+    request_stream_t s;
+} golden_t;
+
+static void golden_load(const char *case_name, golden_t *g)
+{
+    char err[SPEC_ERR_MAX], path[256];
+    snprintf(path, sizeof path, "specs/%s.yaml", case_name);
+    cr_assert_eq(spec_load(path, &g->spec, err), 0, "%s", err);
+    snprintf(path, sizeof path, "golden/%s/weights.safetensors", case_name);
+    cr_assert_eq(weights_load(shared_path(path), &g->spec, &g->w, err), 0, "%s", err);
+    snprintf(path, sizeof path, "golden/%s/io.safetensors", case_name);
+    cr_assert_eq(stream_load(shared_path(path), g->spec.num_features, &g->s, err), 0, "%s", err);
+}
+
+static void golden_free(golden_t *g)
+{
+    stream_free(&g->s);
+    weights_free(&g->w);
+}
+
+static engine_t *make_engine(const golden_t *g, const char *backend, int fp64, int max_symbols)
+{
+    char err[ERR_MAX];
+    engine_options_t o = {.backend = backend, .fp64 = fp64, .max_symbols = max_symbols};
+    engine_t *e = engine_create(&g->spec, &g->w, &o, err);
+    cr_assert_not_null(e, "%s", err);
+    return e;
+}
+
+static double *run_stream(engine_t *e, const request_stream_t *s, int batch)
+{
+    char err[ERR_MAX];
+    double *out = xmalloc((size_t)s->n * 4 * sizeof *out);
+    for (int i = 0; i < 4 * s->n; i++) out[i] = NAN;
+    cr_assert_eq(stream_run(e, s, batch, out, err), 0, "%s", err);
+    return out;
+}
+
+typedef struct {
+    char case_name[16];
+} case_t;
+
+ParameterizedTestParameters(gpu, golden)
+{
+    static case_t cases[] = {{"small"}, {"medium"}, {"long"}};
+    return cr_make_param_array(case_t, cases, sizeof cases / sizeof cases[0]);
+}
+
+/* The whole stream in batches of the spec's max_batch (repeated symbols go in waves). */
+ParameterizedTest(case_t *c, gpu, golden, .timeout = 300)
+{
+    SKIP_WITHOUT_GPU();
+    golden_t g;
+    golden_load(c->case_name, &g);
+    engine_t *e = make_engine(&g, "gpu", 0, g.s.num_symbols);
+    char info[256];
+    engine_gpu_describe(e, info, sizeof info);
+    double *out = run_stream(e, &g.s, g.spec.batch.max_batch);
+    compare_t cmp;
+    compare_outputs(out, g.s.expected, (size_t)g.s.n, &cmp);
+    cr_log_info("gpu %s (%s): rel L2 %.3e %.3e %.3e %.3e (all %.3e), max abs %.3e", c->case_name, info,
+                cmp.rel_l2[0], cmp.rel_l2[1], cmp.rel_l2[2], cmp.rel_l2[3], cmp.rel_l2_all, cmp.max_abs_all);
+    cr_expect_eq(cmp.nonfinite, 0, "%zu outputs not finite", cmp.nonfinite);
+    for (int k = 0; k < NUM_TOWERS; k++)
+        cr_expect_leq(cmp.rel_l2[k], 1e-5, "%s tower %s: rel L2 %.3e > 1e-5", c->case_name, tower_names[k],
+                      cmp.rel_l2[k]);
+    free(out);
+    engine_destroy(e);
+    golden_free(&g);
+}
+
+static double max_rel_diff(const double *a, const double *b, int n)
+{
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        const double d = fabs(a[i] - b[i]) / fmax(1.0, fabs(b[i]));
+        if (!(d <= worst)) worst = d; /* NaN propagates */
+    }
+    return worst;
+}
+
+/* Random batchings of the long stream (3 symbols, so batches repeat symbols) equal the
+ * one-at-a-time outputs. */
+Test(gpu, batching_invariance, .timeout = 300)
+{
+    SKIP_WITHOUT_GPU();
+    golden_t g;
+    char err[ERR_MAX];
+    golden_load("long", &g);
+    const request_stream_t *s = &g.s;
+    engine_t *e = make_engine(&g, "gpu", 0, s->num_symbols);
+    double *single = run_stream(e, s, 1);
+    double *batched = xmalloc((size_t)s->n * 4 * sizeof *batched);
+    uint64_t x = 12345;
+    for (int trial = 0; trial < 3; trial++) {
+        for (int k = 0; k < s->num_symbols; k++) e->ops->reset_slot(e, k);
+        for (int i = 0; i < 4 * s->n; i++) batched[i] = NAN;
+        for (int i = 0; i < s->n;) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            int nb = 1 + (int)(x % 24);
+            if (nb > s->n - i) nb = s->n - i;
+            cr_assert_eq(engine_step(e, nb, s->slot + i, s->features + (size_t)i * s->num_features,
+                                     batched + 4 * (size_t)i, err),
+                         0, "%s", err);
+            i += nb;
+        }
+        const double d = max_rel_diff(batched, single, 4 * s->n);
+        cr_log_info("batching trial %d: max difference %.3e", trial, d);
+        cr_expect_leq(d, 1e-6, "random batching differs from one at a time by %.3e", d);
+    }
+    free(single);
+    free(batched);
+    engine_destroy(e);
+    golden_free(&g);
+}
+
+/* 2,000 steps of one symbol stay finite and follow the float64 C reference. fp32 rounding
+ * (~1e-7 per step) stays bounded because every recurrence here decays. */
+Test(gpu, long_run_matches_reference, .timeout = 600)
+{
+    SKIP_WITHOUT_GPU();
+    golden_t g;
+    char err[ERR_MAX];
+    golden_load("small", &g);
+    enum { STEPS = 2000 };
+    const int F = g.spec.num_features;
+    engine_t *gpu = make_engine(&g, "gpu", 0, 2);
+    engine_t *ref = make_engine(&g, "cpu", 1, 2);
+    float *feat = xmalloc((size_t)F * sizeof *feat);
+    double *out_g = xmalloc(STEPS * 4 * sizeof(double)), *out_r = xmalloc(STEPS * 4 * sizeof(double));
+    const int slot = 1;
+    for (int t = 0; t < STEPS; t++) {
+        /* features drawn from the golden stream, varied so no two steps repeat */
+        const float *base = g.s.features + (size_t)(t % g.s.n) * F;
+        for (int f = 0; f < F; f++) feat[f] = base[f] * (1.0f + 0.25f * sinf(0.01f * (float)t + (float)f));
+        cr_assert_eq(engine_step(gpu, 1, &slot, feat, out_g + 4 * t, err), 0, "step %d: %s", t, err);
+        cr_assert_eq(engine_step(ref, 1, &slot, feat, out_r + 4 * t, err), 0, "%s", err);
+    }
+    compare_t cmp;
+    compare_outputs(out_g, out_r, STEPS, &cmp);
+    cr_log_info("2000 steps: rel L2 %.3e %.3e %.3e %.3e, max abs %.3e", cmp.rel_l2[0], cmp.rel_l2[1],
+                cmp.rel_l2[2], cmp.rel_l2[3], cmp.max_abs_all);
+    cr_expect_eq(cmp.nonfinite, 0, "%zu outputs not finite", cmp.nonfinite);
+    for (int k = 0; k < NUM_TOWERS; k++)
+        cr_expect_leq(cmp.rel_l2[k], 1e-5, "tower %s: rel L2 %.3e over 2000 steps", tower_names[k], cmp.rel_l2[k]);
+    free(feat);
+    free(out_g);
+    free(out_r);
+    engine_destroy(gpu);
+    engine_destroy(ref);
+    golden_free(&g);
+}
+
+/* save_slot/load_slot round-trip a symbol's state; reset_slot restores the initial one. */
+Test(gpu, save_load_reset, .timeout = 300)
+{
+    SKIP_WITHOUT_GPU();
+    golden_t g;
+    char err[ERR_MAX];
+    golden_load("small", &g);
+    engine_t *e = make_engine(&g, "gpu", 0, 4);
+    const int F = g.spec.num_features, slot = 2;
+    const size_t bytes = e->ops->state_bytes(e);
+    void *saved = xmalloc(bytes), *fresh = xmalloc(bytes);
+    cr_assert_eq(e->ops->save_slot(e, slot, fresh, err), 0, "%s", err);
+    double first[4], a[4], b[4];
+    cr_assert_eq(engine_step(e, 1, &slot, g.s.features, first, err), 0, "%s", err);
+    cr_assert_eq(e->ops->save_slot(e, slot, saved, err), 0, "%s", err);
+    cr_assert_eq(engine_step(e, 1, &slot, g.s.features + F, a, err), 0, "%s", err);
+    cr_assert_eq(e->ops->load_slot(e, slot, saved, err), 0, "%s", err);
+    cr_assert_eq(engine_step(e, 1, &slot, g.s.features + F, b, err), 0, "%s", err);
+    cr_expect_arr_eq(a, b, sizeof a, "replay after load_slot differs");
+    e->ops->reset_slot(e, slot);
+    cr_assert_eq(engine_step(e, 1, &slot, g.s.features, b, err), 0, "%s", err);
+    cr_expect_arr_eq(first, b, sizeof b, "reset_slot did not restore the initial state");
+    cr_expect_neq(memcmp(fresh, saved, bytes), 0, "a step did not change the state");
+    int bad = 99;
+    cr_expect_eq(engine_step(e, 1, &bad, g.s.features, a, err), -1, "slot 99 of 4 accepted");
+    free(saved);
+    free(fresh);
+    engine_destroy(e);
+    golden_free(&g);
+}
+
+/* Asking for more slots than the device holds fails with the bytes needed. */
+Test(gpu, out_of_memory_is_a_clear_error, .timeout = 300)
+{
+    SKIP_WITHOUT_GPU();
+    golden_t g;
+    char err[ERR_MAX] = "";
+    golden_load("small", &g);
+    engine_options_t o = {.backend = "gpu", .max_symbols = 20000000}; /* ~3.8 TB of state */
+    engine_t *e = engine_create(&g.spec, &g.w, &o, err);
+    cr_expect_null(e);
+    cr_log_info("%s", err);
+    cr_expect(strstr(err, "out of device memory") && strstr(err, "bytes"), "message: %s", err);
+    engine_destroy(e);
+    golden_free(&g);
+}
