@@ -22,7 +22,7 @@ struct XLSTM {
         case 1: return H;
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
-        case 5: return 2 * XL_NH;
+        case 5: return XL_NH; // each row gives ip and fp of one head
         case 6: return nb * XL_NH * ((XL_DM + 31) / 32);
         case 7: return H;
         }
