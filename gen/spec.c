@@ -19,7 +19,9 @@
 /* Upper bound of every size: keeps all products (expand * H * ...) far inside int64. */
 #define SIZE_LIMIT (1 << 20)
 #define EXPAND_LIMIT 16
-#define SPEC_FILE_LIMIT (1 << 20)
+/* A spec is a few KiB; libyaml takes quadratic time on deeply nested flow collections,
+ * so a bound on the size bounds the time a malformed file can take. */
+#define SPEC_TEXT_LIMIT (64 << 10)
 #define MAX_FIELDS 32
 
 typedef struct {
@@ -120,6 +122,11 @@ static const char *scalar(const yaml_node_t *n) { return (const char *)n->data.s
 
 static int *int_field(spec_t *s, size_t field) { return (int *)((char *)s + field); }
 
+static int int_value(const spec_t *s, size_t field)
+{
+    return *(const int *)((const char *)s + field);
+}
+
 static void record(ctx_t *c, size_t field, yaml_mark_t mark)
 {
     if (c->nmarks < MAX_FIELDS) c->marks[c->nmarks++] = (field_mark_t){field, mark};
@@ -135,7 +142,8 @@ static const yaml_mark_t *mark_of(const ctx_t *c, size_t field)
 static int wrong_type(ctx_t *c, const char *name, const char *expected, yaml_node_t *v)
 {
     char buf[64];
-    return fail(c, v->start_mark, "%s must be %s, got %s", name, expected, describe(v, buf, sizeof buf));
+    return fail(c, v->start_mark, "%s must be %s, got %s", name, expected,
+                describe(v, buf, sizeof buf));
 }
 
 /* A plain decimal integer: optional '-', digits, no leading zeros (YAML 1.1 reads
@@ -317,7 +325,8 @@ static int parse_mapping(ctx_t *c, const mapping_t *m, yaml_node_t *node)
         yaml_node_t *k = yaml_document_get_node(&c->doc, pairs[i].key);
         yaml_node_t *v = yaml_document_get_node(&c->doc, pairs[i].value);
         if (k->type != YAML_SCALAR_NODE)
-            return fail(c, k->start_mark, "keys must be names, got %s", describe(k, buf, sizeof buf));
+            return fail(c, k->start_mark, "keys must be names, got %s",
+                        describe(k, buf, sizeof buf));
         for (size_t j = 0; j < i; j++) {
             yaml_node_t *prev = yaml_document_get_node(&c->doc, pairs[j].key);
             if (prev->type == YAML_SCALAR_NODE && strcmp(scalar(prev), scalar(k)) == 0) {
@@ -372,11 +381,11 @@ static yaml_mark_t locate(const ctx_t *c, const spec_t *r, size_t field, const c
     for (size_t i = 0; i < sizeof head_defaults / sizeof head_defaults[0]; i++) {
         if (head_defaults[i].field == field) {
             snprintf(note, size, "; %s defaults to %s = %d", name, head_defaults[i].rule,
-                     *int_field((spec_t *)r, field));
+                     int_value(r, field));
             return *mark_of(c, offsetof(spec_t, num_heads));
         }
     }
-    snprintf(note, size, "; %s is %d by default", name, *int_field((spec_t *)r, field));
+    snprintf(note, size, "; %s is %d by default", name, int_value(r, field));
     return *mark_of(c, offsetof(spec_t, hidden_size));
 }
 
@@ -384,7 +393,7 @@ static yaml_mark_t locate(const ctx_t *c, const spec_t *r, size_t field, const c
 static int check_divides(ctx_t *c, const spec_t *r, size_t field, const char *name,
                          int dividend, const char *what)
 {
-    int divisor = *int_field((spec_t *)r, field);
+    int divisor = int_value(r, field);
     if (dividend % divisor == 0) return 0;
     char note[128];
     yaml_mark_t at = locate(c, r, field, name, note, sizeof note);
@@ -432,8 +441,9 @@ static int set_name(const char *path, spec_t *s, char *err)
     size_t n = strlen(base);
     if (n > 5 && strcmp(base + n - 5, ".yaml") == 0) n -= 5;
     if (n == 0 || n >= SPEC_NAME_MAX) {
-        snprintf(err, SPEC_ERR_MAX, "%s: the spec name (file name without .yaml) must have 1 to %d characters",
-                 path, SPEC_NAME_MAX - 1);
+        snprintf(err, SPEC_ERR_MAX,
+                 "%s: the spec name (file name without .yaml) must have 1 to %d characters", path,
+                 SPEC_NAME_MAX - 1);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -441,7 +451,8 @@ static int set_name(const char *path, spec_t *s, char *err)
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
               ch == '_' || ch == '-')) {
             snprintf(err, SPEC_ERR_MAX,
-                     "%s: the spec name '%.*s' names generated files: use only letters, digits, '_' and '-'",
+                     "%s: the spec name '%.*s' names generated files: use only letters, "
+                     "digits, '_' and '-'",
                      path, (int)n, base);
             return -1;
         }
@@ -496,6 +507,10 @@ int spec_parse(const char *text, size_t len, const char *path, spec_t *out, char
     ctx_t c = {.path = path, .text = text, .len = len, .err = err};
     spec_set_defaults(&c.spec);
     if (set_name(path, &c.spec, err)) return -1;
+    if (len > SPEC_TEXT_LIMIT) {
+        snprintf(err, SPEC_ERR_MAX, "%s: spec is larger than %d bytes", path, SPEC_TEXT_LIMIT);
+        return -1;
+    }
 
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {
@@ -522,15 +537,14 @@ int spec_load(const char *path, spec_t *out, char *err)
         snprintf(err, SPEC_ERR_MAX, "%s: cannot open spec: %s", path, strerror(errno));
         return -1;
     }
-    char *text = malloc(SPEC_FILE_LIMIT + 1);
-    size_t len = text ? fread(text, 1, SPEC_FILE_LIMIT + 1, f) : 0;
+    /* one byte over the limit is enough for spec_parse to reject a longer file */
+    char *text = malloc(SPEC_TEXT_LIMIT + 1);
+    size_t len = text ? fread(text, 1, SPEC_TEXT_LIMIT + 1, f) : 0;
     int failed = !text || ferror(f);
     fclose(f);
     int rc = -1;
     if (failed)
         snprintf(err, SPEC_ERR_MAX, "%s: cannot read spec", path);
-    else if (len > SPEC_FILE_LIMIT)
-        snprintf(err, SPEC_ERR_MAX, "%s: spec is larger than %d bytes", path, SPEC_FILE_LIMIT);
     else
         rc = spec_parse(text, len, path, out, err);
     free(text);

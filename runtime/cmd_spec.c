@@ -1,6 +1,7 @@
 /* stepfuse spec: validate a spec and print it with every default and derived size
  * resolved, plus the size of its weights. The output is itself a valid spec. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -19,6 +20,15 @@ static void usage(FILE *out)
             "  --help        this message\n");
 }
 
+/* The shortest decimal form that reads back as the same double. */
+static void format_double(double x, char *buf, size_t size)
+{
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, size, "%.*g", digits, x);
+        if (strtod(buf, NULL) == x) return;
+    }
+}
+
 static void print_spec(const spec_t *s, const char *path)
 {
     printf("# spec '%s' from %s, with every default resolved\n", s->name, path);
@@ -30,8 +40,10 @@ static void print_spec(const spec_t *s, const char *path)
     printf("  # derived: inner size %d, %d heads\n", s->d.mamba_inner, s->d.mamba_heads);
     printf("retnet:\n  num_heads: %d\n", s->retnet.num_heads);
     printf("  # derived: head size %d\n", s->d.retnet_head);
-    printf("hawk:\n  num_blocks: %d\n  c: %.17g\n  conv_kernel: %d\n", s->hawk.num_blocks,
-           s->hawk.c, s->hawk.conv_kernel);
+    char c[32];
+    format_double(s->hawk.c, c, sizeof c);
+    printf("hawk:\n  num_blocks: %d\n  c: %s\n  conv_kernel: %d\n", s->hawk.num_blocks, c,
+           s->hawk.conv_kernel);
     printf("  # derived: block size %d\n", s->d.hawk_block);
     printf("xlstm:\n  mlstm_num_heads: %d\n  slstm_num_heads: %d\n  expand: %d\n"
            "  qkv_block_size: %d\n  conv_kernel: %d\n",

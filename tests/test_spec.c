@@ -8,14 +8,18 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "model.h"
 #include "spec.h"
+#include "testutil.h"
 
-static const char *shared_dir(void)
+/* <shared>/golden/<case>/<file>, in shared_path's buffer */
+static const char *golden_file(const char *case_name, const char *file)
 {
-    const char *dir = getenv("STEPFUSE_SHARED");
-    return dir && *dir ? dir : "../shared";
+    char rel[256];
+    snprintf(rel, sizeof rel, "golden/%s/%s", case_name, file);
+    return shared_path(rel);
 }
 
 /* The five required keys, after a comment line: extra text goes from line 6 on. */
@@ -65,9 +69,9 @@ Test(spec, golden_configs_parse_as_they_are)
         int H, P, L, NH;
     } cases[] = {{"small", 64, 128, 2, 4}, {"medium", 256, 512, 2, 8}, {"long", 64, 96, 2, 4}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char path[512], err[SPEC_ERR_MAX] = "";
+        char err[SPEC_ERR_MAX] = "";
+        const char *path = golden_file(cases[i].name, "config.yaml");
         spec_t s;
-        snprintf(path, sizeof path, "%s/golden/%s/config.yaml", shared_dir(), cases[i].name);
         cr_assert_eq(spec_load(path, &s, err), 0, "%s", err);
         cr_expect_str_eq(s.name, "config");
         cr_expect_eq(s.hidden_size, cases[i].H, "%s", path);
@@ -101,8 +105,7 @@ Test(spec, golden_specs_equal_golden_configs)
     for (size_t i = 0; i < 3; i++) {
         char path[512], err[SPEC_ERR_MAX] = "";
         spec_t golden, ours;
-        snprintf(path, sizeof path, "%s/golden/%s/config.yaml", shared_dir(), cases[i]);
-        cr_assert_eq(spec_load(path, &golden, err), 0, "%s", err);
+        cr_assert_eq(spec_load(golden_file(cases[i], "config.yaml"), &golden, err), 0, "%s", err);
         snprintf(path, sizeof path, "specs/%s.yaml", cases[i]);
         cr_assert_eq(spec_load(path, &ours, err), 0, "%s", err);
         expect_same_spec(&ours, &golden, path);
@@ -154,17 +157,20 @@ Test(spec, one_head_gives_one_slstm_head)
     cr_expect_eq(s.d.retnet_head, 64);
 }
 
+/* Every optional key away from its default. */
+static const char EXPLICIT[] = BASE "num_heads: 4\n"
+                   "mamba2:\n  head_size: 32\n  bc_head_size: 16\n  conv_kernel: 2\n  expand: 3\n"
+                   "retnet: {num_heads: 2}\n"
+                   "hawk: {num_blocks: 8, c: 0.1, conv_kernel: 8}\n"
+                   "xlstm: {mlstm_num_heads: 8, slstm_num_heads: 16, expand: 1,\n"
+                   "        qkv_block_size: 8, conv_kernel: 3}\n"
+                   "precision: {weights: bf16, state: bf16}\n"
+                   "batch: {max_batch: 3, max_symbols: 5}\n";
+
 Test(spec, explicit_keys_override_defaults)
 {
     spec_t s;
-    expect_ok(BASE "num_heads: 4\n"
-                   "mamba2:\n  head_size: 32\n  bc_head_size: 16\n  conv_kernel: 2\n  expand: 3\n"
-                   "retnet: {num_heads: 2}\n"
-                   "hawk: {num_blocks: 8, c: 0.5, conv_kernel: 8}\n"
-                   "xlstm: {mlstm_num_heads: 8, slstm_num_heads: 16, expand: 1, qkv_block_size: 8, conv_kernel: 3}\n"
-                   "precision: {weights: bf16, state: bf16}\n"
-                   "batch: {max_batch: 3, max_symbols: 5}\n",
-              &s);
+    expect_ok(EXPLICIT, &s);
     cr_expect_eq(s.mamba2.head_size, 32);
     cr_expect_eq(s.mamba2.bc_head_size, 16);
     cr_expect_eq(s.mamba2.conv_kernel, 2);
@@ -173,7 +179,7 @@ Test(spec, explicit_keys_override_defaults)
     cr_expect_eq(s.retnet.num_heads, 2);
     cr_expect_eq(s.d.retnet_head, 32);
     cr_expect_eq(s.hawk.num_blocks, 8);
-    cr_expect_eq(s.hawk.c, 0.5);
+    cr_expect_eq(s.hawk.c, 0.1);
     cr_expect_eq(s.hawk.conv_kernel, 8);
     cr_expect_eq(s.d.hawk_block, 8);
     cr_expect_eq(s.xlstm.mlstm_num_heads, 8);
@@ -214,15 +220,18 @@ Test(spec, hackathon_is_the_full_size_model)
 Test(spec_error, yaml_syntax)
 {
     expect_error(BASE "num_heads: 2\nmamba2: {head_size: 64\n",
-                 "specs/t.yaml:8:1: YAML syntax error: while parsing a flow mapping did not find expected ',' or '}'\n  | ");
+                 "specs/t.yaml:8:1: YAML syntax error: while parsing a flow mapping did not "
+                 "find expected ',' or '}'\n  | ");
     expect_error(BASE "num_heads: 2\n  bad: 1\n",
-                 "specs/t.yaml:7:6: YAML syntax error: mapping values are not allowed in this context\n  |   bad: 1");
+                 "specs/t.yaml:7:6: YAML syntax error: mapping values are not allowed in this "
+                 "context\n  |   bad: 1");
 }
 
 Test(spec_error, invalid_utf8)
 {
     expect_error(BASE "num_heads: 2 # \xff\n",
-                 "specs/t.yaml:6:16: YAML syntax error: invalid leading UTF-8 octet\n  | num_heads: 2 # \xff");
+                 "specs/t.yaml:6:16: YAML syntax error: invalid leading UTF-8 octet\n"
+                 "  | num_heads: 2 # \xff");
 }
 
 Test(spec_error, unknown_key_top_level)
@@ -444,14 +453,16 @@ Test(spec_constraint, mlstm_heads_divide_inner_size)
 {
     expect_error(BASE "num_heads: 2\nxlstm: {mlstm_num_heads: 5, expand: 1}\n",
                  "specs/t.yaml:7:26: xlstm.mlstm_num_heads must divide the mLSTM inner size "
-                 "xlstm.expand * hidden_size (64 % 5 = 4)\n  | xlstm: {mlstm_num_heads: 5, expand: 1}");
+                 "xlstm.expand * hidden_size (64 % 5 = 4)\n"
+                 "  | xlstm: {mlstm_num_heads: 5, expand: 1}");
 }
 
 Test(spec_constraint, qkv_block_size_divides_inner_size)
 {
     expect_error(BASE "num_heads: 2\nxlstm: {qkv_block_size: 3, expand: 1}\n",
                  "specs/t.yaml:7:25: xlstm.qkv_block_size must divide the mLSTM inner size "
-                 "xlstm.expand * hidden_size (64 % 3 = 1)\n  | xlstm: {qkv_block_size: 3, expand: 1}");
+                 "xlstm.expand * hidden_size (64 % 3 = 1)\n"
+                 "  | xlstm: {qkv_block_size: 3, expand: 1}");
 }
 
 Test(spec_constraint, mamba_head_size_divides_inner_size)
@@ -474,6 +485,16 @@ Test(spec_constraint, fixed_default_points_at_hidden_size)
                  "specs/t.yaml:1:14: mamba2.head_size must divide the Mamba2 inner size "
                  "mamba2.expand * hidden_size (160 % 64 = 32; mamba2.head_size is 64 by default)\n"
                  "  | hidden_size: 80");
+}
+
+Test(spec_error, oversized_text)
+{
+    static char text[70000];
+    memset(text, '#', sizeof text - 1);
+    spec_t s;
+    char err[SPEC_ERR_MAX] = "";
+    cr_assert_eq(spec_parse(text, strlen(text), "specs/t.yaml", &s, err), -1);
+    cr_expect_str_eq(err, "specs/t.yaml: spec is larger than 65536 bytes");
 }
 
 Test(spec_error, bad_spec_name)
@@ -520,7 +541,8 @@ static void format_shape(const tensor_desc_t *t, char *buf, size_t size)
 {
     size_t used = (size_t)snprintf(buf, size, "[");
     for (int d = 0; d < t->ndim && used < size; d++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", d ? "," : "",
+                                 (long long)t->shape[d]);
     if (used < size) snprintf(buf + used, size - used, "]");
 }
 
@@ -569,12 +591,13 @@ static void expect_catalogue_matches_golden(const char *case_name)
     cr_assert_eq(spec_load(path, &s, err), 0, "%s", err);
     catalogue_t c;
     catalogue_build(&s, &c);
-    snprintf(path, sizeof path, "%s/golden/%s/weights.safetensors", shared_dir(), case_name);
-    json_t *header = safetensors_header(path);
+    const char *weights = golden_file(case_name, "weights.safetensors");
+    json_t *header = safetensors_header(weights);
     cr_expect_gt(c.count, 100, "a two-block ensemble has well over 100 tensors");
     int differences = compare_catalogue(&c, header, report, sizeof report);
-    cr_expect_eq(differences, 0, "%d differences between the catalogue of specs/%s.yaml and %s:\n%s",
-                 differences, case_name, path, report);
+    cr_expect_eq(differences, 0,
+                 "%d differences between the catalogue of specs/%s.yaml and %s:\n%s",
+                 differences, case_name, weights, report);
     json_decref(header);
     catalogue_free(&c);
 }
@@ -615,6 +638,25 @@ Test(spec_command, prints_a_resolved_spec_that_parses_back)
     cr_expect_not_null(strstr(out, "# weights: "), "no parameter count in:\n%s", out);
 }
 
+Test(spec_command, prints_every_non_default_key)
+{
+    static char out[16384];
+    char path[] = "/tmp/stepfuse-spec-XXXXXX.yaml", args[256], err[SPEC_ERR_MAX] = "";
+    int fd = mkstemps(path, 5);
+    cr_assert_geq(fd, 0, "cannot create %s", path);
+    const char *text = EXPLICIT;
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    snprintf(args, sizeof args, "spec --spec %s", path);
+    int rc = run_stepfuse(args, out, sizeof out);
+    unlink(path);
+    cr_assert_eq(rc, 0, "%s", out);
+    spec_t printed, parsed;
+    cr_assert_eq(spec_parse(out, strlen(out), path, &printed, err), 0, "%s\n%s", err, out);
+    expect_ok(text, &parsed);
+    expect_same_spec(&printed, &parsed, "printed explicit spec");
+}
+
 Test(spec_command, hackathon_weight_bytes)
 {
     static char out[16384];
@@ -625,7 +667,8 @@ Test(spec_command, hackathon_weight_bytes)
 Test(spec_command, invalid_spec_exits_1_with_the_error)
 {
     static char out[4096];
-    cr_assert_eq(run_stepfuse("spec --spec specs/no-such-spec.yaml", out, sizeof out), 1, "%s", out);
+    cr_assert_eq(run_stepfuse("spec --spec specs/no-such-spec.yaml", out, sizeof out), 1, "%s",
+                 out);
     cr_expect_str_eq(out, "specs/no-such-spec.yaml: cannot open spec: No such file or directory\n");
     cr_expect_eq(run_stepfuse("spec", out, sizeof out), 2, "no --spec is a usage error");
     cr_expect_eq(run_stepfuse("spec --help", out, sizeof out), 0);
