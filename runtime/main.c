@@ -11,6 +11,7 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
+    {"spec", cmd_spec, "validate a spec and print it resolved, with its weight size"},
     {"weights", cmd_weights, "write deterministic random weights for a spec"},
     {"gen", cmd_gen, "generate the fused CUDA kernel source of a spec"},
     {"compile", cmd_compile, "generate and compile a spec's kernel with NVRTC, report resources"},
