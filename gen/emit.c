@@ -64,7 +64,7 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
     const spec_t *s = c->s;
     char kname[SPEC_NAME_MAX + 16];
     emit_kernel_name(s, kname, sizeof kname);
-    const int bt = s->batch.max_batch < 8 ? s->batch.max_batch : 8;
+    const int bt = s->batch.max_batch < KERNEL_BATCH_TILE ? s->batch.max_batch : KERNEL_BATCH_TILE;
     put(b, "#define KERNEL_NAME %s\n\n", kname);
     put(b, "// model sizes\n");
     put(b, "constexpr int H = %d, P = %d, NBLOCKS = %d, F = %d, F4 = %d;\n", s->hidden_size,
@@ -84,6 +84,8 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
     put(b, "\n// launch shape and buffers\n");
     put(b, "constexpr int MAX_BATCH = %d, BT = %d, THREADS = %d, WARPS = THREADS / 32;\n",
         s->batch.max_batch, bt, KERNEL_THREADS);
+    put(b, "constexpr int ROW_UNROLL = %d; // weight float4 per lane in flight per projection row\n",
+        KERNEL_ROW_UNROLL);
     put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",
         max_i(1, max_i(s->xlstm.mlstm_num_heads, s->retnet.num_heads)));
     put(b, "constexpr int MAX_HEAD = %d;   // longest head vector staged per warp\n",

@@ -17,6 +17,16 @@
 /* Threads per CTA of the generated kernel. */
 #define KERNEL_THREADS 256
 
+/* Weight float4 loads per lane kept in flight by a projection row (divided among its
+ * matrices), and batch entries per accumulator tile. Overridable at build time
+ * (-DKERNEL_ROW_UNROLL=...) to compare variants. */
+#ifndef KERNEL_ROW_UNROLL
+#define KERNEL_ROW_UNROLL 8
+#endif
+#ifndef KERNEL_BATCH_TILE
+#define KERNEL_BATCH_TILE 8
+#endif
+
 /* The kernel's symbol name for a spec: "stepfuse_<name>" (non-identifier chars -> '_'). */
 void emit_kernel_name(const spec_t *s, char *out, size_t size);
 

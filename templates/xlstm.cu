@@ -18,7 +18,7 @@ struct XLSTM {
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
-        case 0: case 2: case 8: return nb;
+        case 0: case 2: case 8: return nb * PER_ENTRY_UNITS;
         case 1: return H;
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
@@ -28,6 +28,12 @@ struct XLSTM {
         }
         return 0;
     }
+
+    // CTA-per-entry phases count each entry as PER_ENTRY_UNITS units, so that the stage's
+    // even split spreads the entries over several CTAs; entry b runs on the CTA whose unit
+    // range holds unit b * PER_ENTRY_UNITS.
+    static constexpr int PER_ENTRY_UNITS = 64;
+    __device__ static int first_entry(int lo) { return (lo + PER_ENTRY_UNITS - 1) / PER_ENTRY_UNITS; }
 
     // mean and 1/std of n values x[i * step] (i < n) over the CTA (LayerNorm, eps 1e-5)
     __device__ static void layer_stats(const float *x, int n, float &mean, float &rstd)
@@ -157,7 +163,7 @@ struct XLSTM {
         int a, e;
         switch (phase) {
         case 0:
-            for (int b = lo; b < hi; b++) sl_input(p, l, b);
+            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) sl_input(p, l, b);
             break;
         case 1: { // gates: input part (xc for i, f; xn for z, o) + state part (hprev, bias)
             In in[3] = {in_act(p, Lk::sc_xc), in_act(p, Lk::sc_xn),
@@ -185,7 +191,7 @@ struct XLSTM {
             break;
         }
         case 2:
-            for (int b = lo; b < hi; b++) sl_output(p, l, b);
+            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) sl_output(p, l, b);
             break;
         case 3: {
             In in[1] = {in_act(p, Lk::sc_xn2)};
@@ -251,7 +257,7 @@ struct XLSTM {
             break;
         }
         case 8:
-            for (int b = lo; b < hi; b++) ml_output(p, l, b);
+            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) ml_output(p, l, b);
             break;
         }
     }
