@@ -1,5 +1,5 @@
 /* Defaults and derived sizes of a spec. The defaults are those of the original
- * layers (see ../shared/golden/<case>/config.yaml). */
+ * layers, as in the golden config.yaml files. */
 #include "spec.h"
 
 #include <string.h>
