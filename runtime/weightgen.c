@@ -117,7 +117,7 @@ static void fill_chunk(const tensor_desc_t *d, uint64_t seed, int64_t start, int
         for (int64_t k = 0; k < n; k++) {
             int64_t j = (start + k) / 2;
             if (j >= pairs) j = pairs > 0 ? pairs - 1 : 0; /* odd D: the lone last element */
-            out[k] = (float)(1.0 / pow(10000.0, (double)j / (double)last));
+            out[k] = (float)pow(10000.0, -(double)j / (double)last);
         }
         break;
     }
