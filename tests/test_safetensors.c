@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "safetensors.h"
+#include "testutil.h"
 #include "tmpdir.h"
 #include "util.h"
 
@@ -352,8 +353,8 @@ Test(safetensors, duplicate_tensor_names)
 
 Test(safetensors, golden_io_file_opens)
 {
-    char path[TMPDIR_PATH_MAX], err[ERR_MAX];
-    snprintf(path, sizeof path, "%s/golden/small/io.safetensors", shared_dir());
+    const char *path = shared_path("golden/small/io.safetensors");
+    char err[ERR_MAX];
     st_file_t f;
     cr_assert_eq(st_open(path, &f, err), 0, "%s", err);
     const st_tensor_t *e = st_find(&f, "expected");

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "testutil.h"
 #include "tmpdir.h"
 #include "util.h"
 #include "weights.h"
@@ -136,8 +137,9 @@ static void check_golden(const char *name)
 {
     spec_t s;
     golden_spec(name, &s);
-    char path[TMPDIR_PATH_MAX], err[ERR_MAX];
-    snprintf(path, sizeof path, "%s/golden/%s/weights.safetensors", shared_dir(), name);
+    char path[TMPDIR_PATH_MAX], rel[64], err[ERR_MAX];
+    snprintf(rel, sizeof rel, "golden/%s/weights.safetensors", name);
+    snprintf(path, sizeof path, "%s", shared_path(rel));
     weights_t w;
     cr_assert_eq(weights_load(path, &s, &w, err), 0, "%s", err);
     cr_assert_eq(w.file.count, w.cat.count);
@@ -302,8 +304,8 @@ Test(weights, get_outside_catalogue_aborts, .signal = SIGABRT)
 {
     spec_t s;
     golden_spec("small", &s);
-    char path[TMPDIR_PATH_MAX], err[ERR_MAX];
-    snprintf(path, sizeof path, "%s/golden/small/weights.safetensors", shared_dir());
+    const char *path = shared_path("golden/small/weights.safetensors");
+    char err[ERR_MAX];
     weights_t w;
     cr_assert_eq(weights_load(path, &s, &w, err), 0, "%s", err);
     tmpdir_remove(dir); /* the abort skips the suite's teardown */

@@ -41,9 +41,3 @@ void tmpdir_remove(const char *dir)
 {
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
-
-const char *shared_dir(void)
-{
-    const char *s = getenv("STEPFUSE_SHARED");
-    return s && *s ? s : "../shared";
-}

@@ -14,7 +14,4 @@ const char *tmpdir_file(const char *dir, const char *name, char out[TMPDIR_PATH_
 int tmpdir_count(const char *dir);
 void tmpdir_remove(const char *dir);
 
-/* The shared golden data directory: $STEPFUSE_SHARED, default ../shared. */
-const char *shared_dir(void);
-
 #endif
