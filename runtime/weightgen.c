@@ -18,8 +18,8 @@
 #define CHUNK_ELEMS (1 << 20) /* 4 MB of fp32: part of the stream definition, do not change */
 #define MAX_THREADS 64
 
-#define BIAS_STD 0.02
-#define NORM_STD 0.02
+#define BIAS_STD 0.02f
+#define NORM_STD 0.02f
 
 /* ---------------------------------------------------------------- random streams */
 
@@ -73,13 +73,19 @@ static double uniform(rng_t *r)
     return ((double)(xoshiro256ss(r) >> 11) + 0.5) * 0x1p-53;
 }
 
-/* n values mean + std * N(0, 1), by Box-Muller pairs. */
-static void fill_normal(rng_t *r, double mean, double std, float *out, int64_t n)
+/* n values mean + std * N(0, 1) by Box-Muller, one 64-bit draw per pair: two 24-bit
+ * uniforms, u1 in (0, 1) for the log. fp32 math is about twice as fast as fp64 and enough
+ * for fp32 outputs; the tails reach 5.9 sigma. */
+static void fill_normal(rng_t *r, float mean, float std, float *out, int64_t n)
 {
     for (int64_t k = 0; k < n; k += 2) {
-        double radius = std * sqrt(-2.0 * log(uniform(r))), theta = 2.0 * M_PI * uniform(r);
-        out[k] = (float)(mean + radius * cos(theta));
-        if (k + 1 < n) out[k + 1] = (float)(mean + radius * sin(theta));
+        uint64_t x = xoshiro256ss(r);
+        float u1 = ((float)(x >> 40) + 0.5f) * 0x1p-24f;
+        float u2 = (float)(x >> 16 & 0xffffff) * 0x1p-24f;
+        float radius = std * sqrtf(-2.0f * logf(u1)), sin_t, cos_t;
+        sincosf(2.0f * (float)M_PI * u2, &sin_t, &cos_t);
+        out[k] = mean + radius * cos_t;
+        if (k + 1 < n) out[k + 1] = mean + radius * sin_t;
     }
 }
 
@@ -92,9 +98,9 @@ static void fill_chunk(const tensor_desc_t *d, uint64_t seed, int64_t start, int
     rng_t r;
     rng_seed(&r, seed, fnv1a(d->name), (uint64_t)(start / CHUNK_ELEMS));
     switch (d->init) {
-    case INIT_LINEAR: fill_normal(&r, 0.0, 1.0 / sqrt((double)d->fan_in), out, n); break;
-    case INIT_BIAS: fill_normal(&r, 0.0, BIAS_STD, out, n); break;
-    case INIT_NORM: fill_normal(&r, 1.0, NORM_STD, out, n); break;
+    case INIT_LINEAR: fill_normal(&r, 0.0f, (float)(1.0 / sqrt((double)d->fan_in)), out, n); break;
+    case INIT_BIAS: fill_normal(&r, 0.0f, BIAS_STD, out, n); break;
+    case INIT_NORM: fill_normal(&r, 1.0f, NORM_STD, out, n); break;
     case INIT_ONES:
         for (int64_t k = 0; k < n; k++) out[k] = 1.0f;
         break;
