@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,8 @@ static void usage(FILE *out)
             "       stepfuse weights --check W.safetensors --spec S.yaml\n\n"
             "Write realistic random fp32 weights for every tensor of the spec's model, with the\n"
             "original state_dict names. The same spec and seed always give the same bytes.\n"
-            "With --check, load a weights file, check it against the spec and summarise it.\n\n"
+            "With --check, load a weights file, check it against the spec (names, shapes, dtypes,\n"
+            "finite values) and summarise it.\n\n"
             "options:\n"
             "  --spec S          model spec (YAML)\n"
             "  -o, --output W    file to write (atomically: a temporary file, then rename)\n"
@@ -60,6 +62,15 @@ static int check(const char *path, const spec_t *s)
         fprintf(stderr, "stepfuse weights: %s\n", err);
         return 1;
     }
+    /* structure is checked by the loader; values only here, as it reads every byte */
+    for (int i = 0; i < w.cat.count; i++)
+        for (int64_t k = 0; k < w.cat.t[i].numel; k++)
+            if (!isfinite(w.data[i][k])) {
+                fprintf(stderr, "stepfuse weights: %s: %s[%" PRId64 "] = %g\n", path,
+                        w.cat.t[i].name, k, w.data[i][k]);
+                weights_free(&w);
+                return 1;
+            }
     const char *gen_spec = st_metadata(&w.file, "spec"), *gen_seed = st_metadata(&w.file, "seed");
     printf("%s: OK for spec %s: %d tensors, %" PRId64 " parameters, %zu bytes", path, s->name,
            w.cat.count, w.cat.total_numel, w.file.map_len);
@@ -110,9 +121,8 @@ int cmd_weights(int argc, char **argv)
             break;
         case 'h': usage(stdout); return 0;
         default:
-            fprintf(stderr, "stepfuse weights: unknown or incomplete option '%s'\n",
+            fprintf(stderr, "stepfuse weights: unknown or incomplete option '%s' (see --help)\n",
                     argv[optind - 1]);
-            usage(stderr);
             return 2;
         }
     }
@@ -121,8 +131,7 @@ int cmd_weights(int argc, char **argv)
         return 2;
     }
     if (!spec_path || (!out_path == !check_path)) {
-        fprintf(stderr, "stepfuse weights: need --spec and exactly one of -o or --check\n");
-        usage(stderr);
+        fprintf(stderr, "stepfuse weights: need --spec and exactly one of -o or --check (see --help)\n");
         return 2;
     }
 
@@ -143,8 +152,8 @@ int cmd_weights(int argc, char **argv)
     catalogue_t cat;
     catalogue_build(&spec, &cat);
     double bytes = (double)cat.total_numel * sizeof(float);
-    printf("%s: %d tensors, %" PRId64 " parameters, %.2f GB fp32 in %.1f s (%.0f MB/s), seed %" PRIu64
-           "\n", out_path, cat.count, cat.total_numel, bytes / 1e9, dt, bytes / 1e6 / dt, seed);
+    printf("%s: %d tensors, %" PRId64 " parameters, %.1f MB fp32 in %.1f s (%.0f MB/s), seed %" PRIu64
+           "\n", out_path, cat.count, cat.total_numel, bytes / 1e6, dt, bytes / 1e6 / dt, seed);
     catalogue_free(&cat);
     return 0;
 }

@@ -442,7 +442,7 @@ st_writer_t *st_writer_open_meta(const char *path, const st_decl_t *decls, int c
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
     w->fp = fopen(w->tmp, "wb");
     if (!w->fp) {
-        seterr(err, "%s: cannot create: %s", w->tmp, strerror(errno));
+        seterr(err, "%s: cannot create %s: %s", path, w->tmp, strerror(errno));
         free(json);
         writer_free(w);
         return NULL;
