@@ -81,7 +81,7 @@ static void fill_normal(rng_t *r, float mean, float std, float *out, int64_t n)
     for (int64_t k = 0; k < n; k += 2) {
         uint64_t x = xoshiro256ss(r);
         float u1 = ((float)(x >> 40) + 0.5f) * 0x1p-24f;
-        float u2 = (float)(x >> 16 & 0xffffff) * 0x1p-24f;
+        float u2 = (float)((x >> 16) & 0xffffff) * 0x1p-24f;
         float radius = std * sqrtf(-2.0f * logf(u1)), sin_t, cos_t;
         sincosf(2.0f * (float)M_PI * u2, &sin_t, &cos_t);
         out[k] = mean + radius * cos_t;
