@@ -24,23 +24,12 @@ static void teardown(void)
 
 TestSuite(weights, .init = setup, .fini = teardown);
 
-/* The dimensions of ../shared/golden/<name>/config.yaml (num_features 79, depth 2). */
+/* specs/<name>.yaml: for the golden cases, the dimensions of their config.yaml. */
 static void golden_spec(const char *name, spec_t *s)
 {
-    spec_set_defaults(s);
-    snprintf(s->name, sizeof s->name, "%s", name);
-    s->tower_depth = 2;
-    s->num_features = 79;
-    if (!strcmp(name, "medium")) {
-        s->hidden_size = 256, s->proj_size = 512, s->num_heads = 8;
-    } else {
-        s->hidden_size = 64, s->num_heads = 4;
-        s->proj_size = !strcmp(name, "small") ? 128 : 96; /* "long" */
-    }
-    s->retnet.num_heads = s->num_heads;
-    s->xlstm.mlstm_num_heads = s->num_heads;
-    s->xlstm.slstm_num_heads = s->num_heads / 2;
-    spec_derive(s);
+    char path[64], err[SPEC_ERR_MAX];
+    snprintf(path, sizeof path, "specs/%s.yaml", name);
+    cr_assert_eq(spec_load(path, s, err), 0, "%s", err);
 }
 
 /* Small enough to test quickly, with one tensor (mlp.fc1, [8448, 128]) spanning two
