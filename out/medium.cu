@@ -21,6 +21,7 @@ constexpr float EPS_BLOCK = 1.192092896e-07f; // machine epsilon of fp32 (block 
 
 // launch shape and buffers
 constexpr int MAX_BATCH = 64, BT = 8, THREADS = 256, WARPS = THREADS / 32;
+constexpr int ROW_UNROLL = 8; // weight float4 per lane in flight per projection row
 constexpr int MAX_GROUPS = 8; // most normalisation groups of one input
 constexpr int MAX_HEAD = 64;   // longest head vector staged per warp
 constexpr long WEIGHT_FLOATS = 5971876, SLOT_FLOATS = 227368, SCRATCH_FLOATS = 821248;
@@ -434,15 +435,17 @@ struct Mat {
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1, int in = 0) { return Mat{w, bias, in}; }
 
-// Rows [lo, hi) of NM matrices that share their row index: each warp takes a row, streams
-// its NM weight rows once per tile of BT batch entries (float4 loads) and calls
-// epi(b, o, v[NM]) once per (entry, row), v = W x (+ bias). `block` > 0 makes it a
-// BlockLinear: row o reads the input at (o / block) * block. `len` is the dot length.
-// Input 0 may be normalised (NORM); the others are read as they are.
+// Rows [lo, hi) of NM matrices that share their row index: each warp takes a row and, per
+// tile of BT batch entries, streams its NM weight rows in chunks of ROW_UNROLL / NM float4
+// per lane (all loads of a chunk in flight at once), applies them to every entry of the
+// tile and calls epi(b, o, v[NM]) once per (entry, row), v = W x (+ bias). `block` > 0
+// makes it a BlockLinear: row o reads the input at (o / block) * block. `len` is the dot
+// length. Input 0 may be normalised (NORM); the others are read as they are.
 template <int NM, int NIN, bool NORM, class Epi>
 __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len,
                           int block, int lo, int hi, Epi epi)
 {
+    constexpr int U = ROW_UNROLL / NM > 0 ? ROW_UNROLL / NM : 1; // float4 per lane per chunk
     float *stats = norm_stats_smem;
     if (lo >= hi) return;
     if (NORM) norm_stats(p, in[0], block ? block : len, stats);
@@ -450,25 +453,38 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
     const int ld = (len + 3) & ~3;
     for (int o = lo + warp; o < hi; o += WARPS) {
         const int c0 = block ? (o / block) * block : 0;
+        const float *wrow[NM];
+#pragma unroll
+        for (int k = 0; k < NM; k++) wrow[k] = p.w + m[k].w + (long)o * ld;
         for (int b0 = 0; b0 < p.nb; b0 += BT) {
             float acc[NM][BT];
 #pragma unroll
             for (int k = 0; k < NM; k++)
 #pragma unroll
                 for (int j = 0; j < BT; j++) acc[k][j] = 0.0f;
-            for (int c = lane * 4; c < ld; c += 128) {
-                float4 wv[NM];
+            for (int cc = lane * 4; cc < ld; cc += 128 * U) {
+                float4 wv[NM][U];
 #pragma unroll
-                for (int k = 0; k < NM; k++) wv[k] = ld_w4(p.w + m[k].w + (long)o * ld + c);
+                for (int u = 0; u < U; u++)
+#pragma unroll
+                    for (int k = 0; k < NM; k++)
+                        wv[k][u] = cc + 128 * u < ld ? ld_w4(wrow[k] + cc + 128 * u) : make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
                 for (int j = 0; j < BT; j++) {
                     if (b0 + j < p.nb) {
 #pragma unroll
-                        for (int k = 0; k < NM; k++) {
-                            const float4 x = (NORM && m[k].in == 0)
-                                                 ? in_load4<NORM>(p, in[0], stats, b0 + j, c0 + c)
-                                                 : in_load4<false>(p, in[m[k].in], stats, b0 + j, c0 + c);
-                            acc[k][j] += wv[k].x * x.x + wv[k].y * x.y + wv[k].z * x.z + wv[k].w * x.w;
+                        for (int u = 0; u < U; u++) {
+                            const int c = cc + 128 * u;
+                            if (c < ld) {
+#pragma unroll
+                                for (int k = 0; k < NM; k++) {
+                                    const float4 x = (NORM && m[k].in == 0)
+                                                         ? in_load4<NORM>(p, in[0], stats, b0 + j, c0 + c)
+                                                         : in_load4<false>(p, in[m[k].in], stats, b0 + j, c0 + c);
+                                    acc[k][j] += wv[k][u].x * x.x + wv[k][u].y * x.y + wv[k][u].z * x.z +
+                                                 wv[k][u].w * x.w;
+                                }
+                            }
                         }
                     }
                 }
@@ -576,16 +592,22 @@ struct XLSTM {
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
-        case 0: case 2: case 8: return nb;
+        case 0: case 2: case 8: return nb * PER_ENTRY_UNITS;
         case 1: return H;
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
-        case 5: return 2 * XL_NH;
+        case 5: return XL_NH; // each row gives ip and fp of one head
         case 6: return nb * XL_NH * ((XL_DM + 31) / 32);
         case 7: return H;
         }
         return 0;
     }
+
+    // CTA-per-entry phases count each entry as PER_ENTRY_UNITS units, so that the stage's
+    // even split spreads the entries over several CTAs; entry b runs on the CTA whose unit
+    // range holds unit b * PER_ENTRY_UNITS.
+    static constexpr int PER_ENTRY_UNITS = 64;
+    __device__ static int first_entry(int lo) { return (lo + PER_ENTRY_UNITS - 1) / PER_ENTRY_UNITS; }
 
     // mean and 1/std of n values x[i * step] (i < n) over the CTA (LayerNorm, eps 1e-5)
     __device__ static void layer_stats(const float *x, int n, float &mean, float &rstd)
@@ -715,7 +737,7 @@ struct XLSTM {
         int a, e;
         switch (phase) {
         case 0:
-            for (int b = lo; b < hi; b++) sl_input(p, l, b);
+            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) sl_input(p, l, b);
             break;
         case 1: { // gates: input part (xc for i, f; xn for z, o) + state part (hprev, bias)
             In in[3] = {in_act(p, Lk::sc_xc), in_act(p, Lk::sc_xn),
@@ -743,7 +765,7 @@ struct XLSTM {
             break;
         }
         case 2:
-            for (int b = lo; b < hi; b++) sl_output(p, l, b);
+            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) sl_output(p, l, b);
             break;
         case 3: {
             In in[1] = {in_act(p, Lk::sc_xn2)};
@@ -809,7 +831,7 @@ struct XLSTM {
             break;
         }
         case 8:
-            for (int b = lo; b < hi; b++) ml_output(p, l, b);
+            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) ml_output(p, l, b);
             break;
         }
     }

@@ -28,12 +28,11 @@ __device__ __forceinline__ int tower_units(int tower, int phase, int nb)
 __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
 {
     if (phase >= PH_IN_UP) {
-        switch (tower) {
-        case 0: common_run<L_xlstm>(p, tower, phase, l, lo, hi); break;
-        case 1: common_run<L_mamba2>(p, tower, phase, l, lo, hi); break;
-        case 2: common_run<L_retnet>(p, tower, phase, l, lo, hi); break;
-        default: common_run<L_hawk>(p, tower, phase, l, lo, hi); break;
-        }
+        const TowerCommon t = tower == 0   ? tower_common<L_xlstm>()
+                              : tower == 1 ? tower_common<L_mamba2>()
+                              : tower == 2 ? tower_common<L_retnet>()
+                                           : tower_common<L_hawk>();
+        common_run(p, t, tower, phase, l, lo, hi);
         return;
     }
     switch (tower) {
