@@ -21,7 +21,7 @@ constexpr float EPS_BLOCK = 1.192092896e-07f; // machine epsilon of fp32 (block 
 
 // launch shape and buffers
 constexpr int MAX_BATCH = 64, BT = 8, THREADS = 256, WARPS = THREADS / 32;
-constexpr int ROW_UNROLL = 8; // weight float4 per lane in flight per projection row
+constexpr int ROW_UNROLL = 4; // weight float4 per lane in flight per projection row
 constexpr int MAX_GROUPS = 8; // most normalisation groups of one input
 constexpr int MAX_HEAD = 512;   // longest head vector staged per warp
 constexpr long WEIGHT_FLOATS = 1985165860, SLOT_FLOATS = 38372592, SCRATCH_FLOATS = 6444544;
@@ -527,37 +527,54 @@ __device__ __forceinline__ int common_units(int phase)
     return 0;
 }
 
-template <class Lk>
-__device__ void common_run(const Params &p, int tower, int phase, int l, int lo, int hi)
+// What the shared phases need of a tower: one non-template common_run serves all four
+// towers (a template per tower would compile every projection four times).
+struct TowerCommon {
+    long input_up_weight, input_up_bias, input_down_weight, input_down_bias;
+    long blocks, block_stride, norm2_weight, fc1_weight, fc1_bias, fc2_weight, fc2_bias;
+    Buf u, ap;
+};
+
+template <class Lk> __device__ __forceinline__ TowerCommon tower_common()
 {
-    const Buf u = Lk::sc_u, ap = Lk::sc_ap;
+    return TowerCommon{Lk::input_up_weight, Lk::input_up_bias,  Lk::input_down_weight,
+                       Lk::input_down_bias, Lk::blocks,         Lk::block_stride,
+                       Lk::b_norm2_weight,  Lk::b_mlp_fc1_weight, Lk::b_mlp_fc1_bias,
+                       Lk::b_mlp_fc2_weight, Lk::b_mlp_fc2_bias, Lk::sc_u,
+                       Lk::sc_ap};
+}
+
+__device__ void common_run(const Params &p, const TowerCommon &t, int tower, int phase, int l, int lo, int hi)
+{
+    const Buf u = t.u, ap = t.ap;
+    const long blk = t.blocks + (long)l * t.block_stride;
     switch (phase) {
     case PH_IN_UP: { // ap = relu(input_up(features))   [P] <- [F]
         In in[1] = {};
         in[0].base = p.feats;
         in[0].stride = F4;
-        Mat m[1] = {mat(Lk::input_up_weight, Lk::input_up_bias)};
+        Mat m[1] = {mat(t.input_up_weight, t.input_up_bias)};
         proj_rows<1, 1, false>(p, in, m, F, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
         break;
     }
     case PH_IN_DOWN: { // u = input_down(ap)   [H] <- [P]
         In in[1] = {in_act(p, ap)};
-        Mat m[1] = {mat(Lk::input_down_weight, Lk::input_down_bias)};
+        Mat m[1] = {mat(t.input_down_weight, t.input_down_bias)};
         proj_rows<1, 1, false>(p, in, m, P, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, u, b)[o] = v[0]; });
         break;
     }
     case PH_MLP_UP: { // ap = relu(fc1(RMSNorm(u; norm2)))   [P] <- [H]
-        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, p.w + wb<Lk>(l, Lk::b_norm2_weight), nullptr)};
-        Mat m[1] = {mat(wb<Lk>(l, Lk::b_mlp_fc1_weight), wb<Lk>(l, Lk::b_mlp_fc1_bias))};
+        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, p.w + blk + t.norm2_weight, nullptr)};
+        Mat m[1] = {mat(blk + t.fc1_weight, blk + t.fc1_bias)};
         proj_rows<1, 1, true>(p, in, m, H, 0, lo, hi,
                               [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
         break;
     }
     case PH_MLP_DOWN: { // u += fc2(ap)   [H] <- [P]
         In in[1] = {in_act(p, ap)};
-        Mat m[1] = {mat(wb<Lk>(l, Lk::b_mlp_fc2_weight), wb<Lk>(l, Lk::b_mlp_fc2_bias))};
+        Mat m[1] = {mat(blk + t.fc2_weight, blk + t.fc2_bias)};
         proj_rows<1, 1, false>(p, in, m, P, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, u, b)[o] += v[0]; });
         break;
@@ -1277,12 +1294,11 @@ __device__ __forceinline__ int tower_units(int tower, int phase, int nb)
 __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
 {
     if (phase >= PH_IN_UP) {
-        switch (tower) {
-        case 0: common_run<L_xlstm>(p, tower, phase, l, lo, hi); break;
-        case 1: common_run<L_mamba2>(p, tower, phase, l, lo, hi); break;
-        case 2: common_run<L_retnet>(p, tower, phase, l, lo, hi); break;
-        default: common_run<L_hawk>(p, tower, phase, l, lo, hi); break;
-        }
+        const TowerCommon t = tower == 0   ? tower_common<L_xlstm>()
+                              : tower == 1 ? tower_common<L_mamba2>()
+                              : tower == 2 ? tower_common<L_retnet>()
+                                           : tower_common<L_hawk>();
+        common_run(p, t, tower, phase, l, lo, hi);
         return;
     }
     switch (tower) {
