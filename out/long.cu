@@ -327,6 +327,39 @@ template <int K> __device__ __forceinline__ float conv_step(const float *w, floa
     return acc;
 }
 
+// ---- rank-one update of a state matrix -------------------------------------------------------
+// A lane owns four columns of a row-major [rows][cols] state matrix (S points at its first
+// column in row 0): S[i][j] = f * S[i][j] + a[i] * v[j], and it returns
+// sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in groups of 8 with
+// all loads of a group issued before any use.
+template <int ROWS, int COLS>
+__device__ __forceinline__ float4 outer_update(float *S, float f, const float *a, float4 v, const float *q)
+{
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int i0 = 0; i0 < ROWS; i0 += 8) {
+        float4 r[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (i0 + u < ROWS) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            if (i0 + u < ROWS) {
+                const float ai = a[i0 + u], qi = q[i0 + u];
+                r[u].x = f * r[u].x + ai * v.x;
+                r[u].y = f * r[u].y + ai * v.y;
+                r[u].z = f * r[u].z + ai * v.z;
+                r[u].w = f * r[u].w + ai * v.w;
+                *(float4 *)(S + (long)(i0 + u) * COLS) = r[u];
+                acc.x += qi * r[u].x;
+                acc.y += qi * r[u].y;
+                acc.z += qi * r[u].z;
+                acc.w += qi * r[u].w;
+            }
+        }
+    }
+    return acc;
+}
+
 // ---- inputs of a projection ----------------------------------------------------------------
 enum { NORM_NONE = 0, NORM_RMS = 1, NORM_LAYER = 2 };
 
@@ -597,7 +630,7 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 // phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]                           2 NH rows
-// phase 6: per (entry, head n, 32 columns): gates, C update, h = num / max(|q.n|, e^-m)
+// phase 6: per (entry, head n, 128 columns): gates, C update, h = num / max(|q.n|, e^-m)
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
 // phase 7: ym = proj_down((GroupNorm(sh2) + skip * xc2) * silu(xg)) + so          H rows
 // phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
@@ -605,6 +638,7 @@ struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
     static constexpr int PHASES = 9;
+    static constexpr int ML_CHUNKS = (XL_DM + 127) / 128; // 128-column chunks of a head's C
 
     __device__ static int units(int phase, int nb)
     {
@@ -614,7 +648,7 @@ struct XLSTM {
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
         case 5: return XL_NH; // each row gives ip and fp of one head
-        case 6: return nb * XL_NH * ((XL_DM + 31) / 32);
+        case 6: return nb * XL_NH * ML_CHUNKS;
         case 7: return H;
         }
         return 0;
@@ -688,14 +722,14 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
     }
 
+    // one warp per (entry, head, 128 columns): a lane owns 4 columns of C
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-        constexpr int CHUNKS = (XL_DM + 31) / 32;
         float *qs = warp_vecs[warp][0], *ks = warp_vecs[warp][1];
         for (int t = lo + warp; t < hi; t += WARPS) {
-            const int b = t / (XL_NH * CHUNKS), n = (t / CHUNKS) % XL_NH, chunk = t % CHUNKS;
-            const int j = chunk * 32 + lane;
+            const int b = t / (XL_NH * ML_CHUNKS), n = (t / ML_CHUNKS) % XL_NH, chunk = t % ML_CHUNKS;
+            const int j = chunk * 128 + lane * 4;
             const float *qkv = sc(p, Lk::sc_qkv, b), *ipf = sc(p, Lk::sc_ipf, b);
             const float ip = ld_act(ipf + n), fp = ld_act(ipf + XL_NH + n);
             const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
@@ -710,7 +744,7 @@ struct XLSTM {
                 const float kk = ld_act(qkv + XL_E + n * XL_DM + a) / sqrtf((float)XL_DM);
                 const float nn = fg * nv[a] + ig * kk;
                 qs[a] = q;
-                ks[a] = kk;
+                ks[a] = ig * kk; // C gains (ig * kk[a]) * v[b]
                 qn += q * nn;
                 if (chunk == 0) pend[a] = nn;
             }
@@ -718,16 +752,12 @@ struct XLSTM {
             if (chunk == 0 && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
             __syncwarp();
             if (j >= XL_DM) continue;
-            const float v = ld_act(qkv + 2 * XL_E + n * XL_DM + j);
+            const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
             float *C = st<Lk>(p, b, l, Lk::st_m_C) + (long)n * XL_DM * XL_DM + j;
-            float num = 0.0f;
-#pragma unroll 4
-            for (int a = 0; a < XL_DM; a++) {
-                const float c = fg * C[(long)a * XL_DM] + ig * ks[a] * v;
-                C[(long)a * XL_DM] = c;
-                num += qs[a] * c;
-            }
-            sc(p, Lk::sc_sh2, b)[n * XL_DM + j] = num / (fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f);
+            const float4 num = outer_update<XL_DM, XL_DM>(C, fg, ks, v, qs);
+            const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
+            *(float4 *)(sc(p, Lk::sc_sh2, b) + n * XL_DM + j) =
+                make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
         }
     }
 
@@ -963,19 +993,20 @@ struct Mamba2 {
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
-// phase 1: per (entry, head n, 32 columns j): rotate q, k by pos; R[n,:,j] update;
-//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1)          one warp per 32 columns
+// phase 1: per (entry, head n, 128 columns j): rotate q, k by pos; R[n,:,j] update;
+//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1)          one warp per 128 columns
 // phase 2: u += out_proj(silu(g) * RMSNorm_per_head(o; 1e-6)); commits scale and pos
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
     static constexpr int PHASES = 3;
+    static constexpr int CHUNKS = (RN_D + 127) / 128; // 128-column chunks of a head's R
 
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
         case 0: return 4 * H;
-        case 1: return nb * RN_NH * ((RN_D + 31) / 32);
+        case 1: return nb * RN_NH * CHUNKS;
         }
         return H;
     }
@@ -1001,12 +1032,11 @@ struct RetNet {
             }
             break;
         }
-        case 1: {
+        case 1: { // one warp per (entry, head, 128 columns): a lane owns 4 columns of R
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
-            constexpr int CHUNKS = (RN_D + 31) / 32;
             for (int t = lo + warp; t < hi; t += WARPS) {
-                const int b = t / (RN_NH * CHUNKS), n = (t / CHUNKS) % RN_NH, j = (t % CHUNKS) * 32 + lane;
+                const int b = t / (RN_NH * CHUNKS), n = (t / CHUNKS) % RN_NH, j = (t % CHUNKS) * 128 + lane * 4;
                 const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
                 const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
                 const float *angle = p.w + wb<Lk>(l, Lk::b_layer_angle);
@@ -1023,16 +1053,12 @@ struct RetNet {
                 if (j >= RN_D) continue;
                 const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
-                const float v = ld_act(sc(p, Lk::sc_v, b) + n * RN_D + j);
+                const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
                 float *R = st<Lk>(p, b, l, Lk::st_R) + (long)n * RN_D * RN_D + j;
-                float acc = 0.0f;
-#pragma unroll 4
-                for (int i = 0; i < RN_D; i++) {
-                    const float r = decay * R[(long)i * RN_D] + kr[i] * v;
-                    R[(long)i * RN_D] = r;
-                    acc += qr[i] * r;
-                }
-                sc(p, Lk::sc_o, b)[n * RN_D + j] = acc / sqrtf(scale);
+                const float4 o = outer_update<RN_D, RN_D>(R, decay, kr, v, qr);
+                const float root = sqrtf(scale);
+                const float4 out = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
+                *(float4 *)(sc(p, Lk::sc_o, b) + n * RN_D + j) = out;
             }
             break;
         }

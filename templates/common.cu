@@ -123,6 +123,39 @@ template <int K> __device__ __forceinline__ float conv_step(const float *w, floa
     return acc;
 }
 
+// ---- rank-one update of a state matrix -------------------------------------------------------
+// A lane owns four columns of a row-major [rows][cols] state matrix (S points at its first
+// column in row 0): S[i][j] = f * S[i][j] + a[i] * v[j], and it returns
+// sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in groups of 8 with
+// all loads of a group issued before any use.
+template <int ROWS, int COLS>
+__device__ __forceinline__ float4 outer_update(float *S, float f, const float *a, float4 v, const float *q)
+{
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int i0 = 0; i0 < ROWS; i0 += 8) {
+        float4 r[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (i0 + u < ROWS) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            if (i0 + u < ROWS) {
+                const float ai = a[i0 + u], qi = q[i0 + u];
+                r[u].x = f * r[u].x + ai * v.x;
+                r[u].y = f * r[u].y + ai * v.y;
+                r[u].z = f * r[u].z + ai * v.z;
+                r[u].w = f * r[u].w + ai * v.w;
+                *(float4 *)(S + (long)(i0 + u) * COLS) = r[u];
+                acc.x += qi * r[u].x;
+                acc.y += qi * r[u].y;
+                acc.z += qi * r[u].z;
+                acc.w += qi * r[u].w;
+            }
+        }
+    }
+    return acc;
+}
+
 // ---- inputs of a projection ----------------------------------------------------------------
 enum { NORM_NONE = 0, NORM_RMS = 1, NORM_LAYER = 2 };
 

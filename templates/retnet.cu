@@ -1,19 +1,20 @@
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
-// phase 1: per (entry, head n, 32 columns j): rotate q, k by pos; R[n,:,j] update;
-//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1)          one warp per 32 columns
+// phase 1: per (entry, head n, 128 columns j): rotate q, k by pos; R[n,:,j] update;
+//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1)          one warp per 128 columns
 // phase 2: u += out_proj(silu(g) * RMSNorm_per_head(o; 1e-6)); commits scale and pos
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
     static constexpr int PHASES = 3;
+    static constexpr int CHUNKS = (RN_D + 127) / 128; // 128-column chunks of a head's R
 
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
         case 0: return 4 * H;
-        case 1: return nb * RN_NH * ((RN_D + 31) / 32);
+        case 1: return nb * RN_NH * CHUNKS;
         }
         return H;
     }
@@ -39,12 +40,11 @@ struct RetNet {
             }
             break;
         }
-        case 1: {
+        case 1: { // one warp per (entry, head, 128 columns): a lane owns 4 columns of R
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
-            constexpr int CHUNKS = (RN_D + 31) / 32;
             for (int t = lo + warp; t < hi; t += WARPS) {
-                const int b = t / (RN_NH * CHUNKS), n = (t / CHUNKS) % RN_NH, j = (t % CHUNKS) * 32 + lane;
+                const int b = t / (RN_NH * CHUNKS), n = (t / CHUNKS) % RN_NH, j = (t % CHUNKS) * 128 + lane * 4;
                 const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
                 const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
                 const float *angle = p.w + wb<Lk>(l, Lk::b_layer_angle);
@@ -61,16 +61,12 @@ struct RetNet {
                 if (j >= RN_D) continue;
                 const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
-                const float v = ld_act(sc(p, Lk::sc_v, b) + n * RN_D + j);
+                const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
                 float *R = st<Lk>(p, b, l, Lk::st_R) + (long)n * RN_D * RN_D + j;
-                float acc = 0.0f;
-#pragma unroll 4
-                for (int i = 0; i < RN_D; i++) {
-                    const float r = decay * R[(long)i * RN_D] + kr[i] * v;
-                    R[(long)i * RN_D] = r;
-                    acc += qr[i] * r;
-                }
-                sc(p, Lk::sc_o, b)[n * RN_D + j] = acc / sqrtf(scale);
+                const float4 o = outer_update<RN_D, RN_D>(R, decay, kr, v, qr);
+                const float root = sqrtf(scale);
+                const float4 out = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
+                *(float4 *)(sc(p, Lk::sc_o, b) + n * RN_D + j) = out;
             }
             break;
         }

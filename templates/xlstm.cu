@@ -6,7 +6,7 @@
 // phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]                           2 NH rows
-// phase 6: per (entry, head n, 32 columns): gates, C update, h = num / max(|q.n|, e^-m)
+// phase 6: per (entry, head n, 128 columns): gates, C update, h = num / max(|q.n|, e^-m)
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
 // phase 7: ym = proj_down((GroupNorm(sh2) + skip * xc2) * silu(xg)) + so          H rows
 // phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
@@ -14,6 +14,7 @@ struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
     static constexpr int PHASES = 9;
+    static constexpr int ML_CHUNKS = (XL_DM + 127) / 128; // 128-column chunks of a head's C
 
     __device__ static int units(int phase, int nb)
     {
@@ -23,7 +24,7 @@ struct XLSTM {
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
         case 5: return XL_NH; // each row gives ip and fp of one head
-        case 6: return nb * XL_NH * ((XL_DM + 31) / 32);
+        case 6: return nb * XL_NH * ML_CHUNKS;
         case 7: return H;
         }
         return 0;
@@ -97,14 +98,14 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
     }
 
+    // one warp per (entry, head, 128 columns): a lane owns 4 columns of C
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-        constexpr int CHUNKS = (XL_DM + 31) / 32;
         float *qs = warp_vecs[warp][0], *ks = warp_vecs[warp][1];
         for (int t = lo + warp; t < hi; t += WARPS) {
-            const int b = t / (XL_NH * CHUNKS), n = (t / CHUNKS) % XL_NH, chunk = t % CHUNKS;
-            const int j = chunk * 32 + lane;
+            const int b = t / (XL_NH * ML_CHUNKS), n = (t / ML_CHUNKS) % XL_NH, chunk = t % ML_CHUNKS;
+            const int j = chunk * 128 + lane * 4;
             const float *qkv = sc(p, Lk::sc_qkv, b), *ipf = sc(p, Lk::sc_ipf, b);
             const float ip = ld_act(ipf + n), fp = ld_act(ipf + XL_NH + n);
             const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
@@ -119,7 +120,7 @@ struct XLSTM {
                 const float kk = ld_act(qkv + XL_E + n * XL_DM + a) / sqrtf((float)XL_DM);
                 const float nn = fg * nv[a] + ig * kk;
                 qs[a] = q;
-                ks[a] = kk;
+                ks[a] = ig * kk; // C gains (ig * kk[a]) * v[b]
                 qn += q * nn;
                 if (chunk == 0) pend[a] = nn;
             }
@@ -127,16 +128,12 @@ struct XLSTM {
             if (chunk == 0 && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
             __syncwarp();
             if (j >= XL_DM) continue;
-            const float v = ld_act(qkv + 2 * XL_E + n * XL_DM + j);
+            const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
             float *C = st<Lk>(p, b, l, Lk::st_m_C) + (long)n * XL_DM * XL_DM + j;
-            float num = 0.0f;
-#pragma unroll 4
-            for (int a = 0; a < XL_DM; a++) {
-                const float c = fg * C[(long)a * XL_DM] + ig * ks[a] * v;
-                C[(long)a * XL_DM] = c;
-                num += qs[a] * c;
-            }
-            sc(p, Lk::sc_sh2, b)[n * XL_DM + j] = num / (fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f);
+            const float4 num = outer_update<XL_DM, XL_DM>(C, fg, ks, v, qs);
+            const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
+            *(float4 *)(sc(p, Lk::sc_sh2, b) + n * XL_DM + j) =
+                make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
         }
     }
 
