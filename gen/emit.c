@@ -59,6 +59,22 @@ void emit_kernel_name(const spec_t *s, char *out, size_t size)
 
 static int max_i(int a, int b) { return a > b ? a : b; }
 
+/* The longest input one batch entry stages for a projection: the ip/fp gates read
+ * [q, k, v] (3 E), the sLSTM gates three vectors of H. */
+static int longest_staged_input(const spec_t *s)
+{
+    int n = max_i((s->num_features + 3) & ~3, max_i(s->hidden_size, s->proj_size));
+    n = max_i(n, max_i(s->d.mamba_inner, 3 * s->d.mlstm_inner));
+    return max_i(n, 3 * s->hidden_size);
+}
+
+int emit_stage_floats(const spec_t *s)
+{
+    const int bt = s->batch.max_batch < KERNEL_BATCH_TILE ? s->batch.max_batch : KERNEL_BATCH_TILE;
+    const long want = (long)bt * longest_staged_input(s);
+    return want < STAGE_FLOATS_MAX ? (int)want : STAGE_FLOATS_MAX;
+}
+
 static void emit_constants(sbuf_t *b, const ctx_t *c)
 {
     const spec_t *s = c->s;
@@ -86,6 +102,8 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
         s->batch.max_batch, bt, KERNEL_THREADS);
     put(b, "constexpr int ROW_UNROLL = %d; // weight float4 per lane in flight per projection row\n",
         KERNEL_ROW_UNROLL);
+    put(b, "constexpr int STAGE_FLOATS = %d; // dynamic shared memory: staged projection inputs\n",
+        emit_stage_floats(s));
     put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",
         max_i(1, max_i(s->xlstm.mlstm_num_heads, s->retnet.num_heads)));
     put(b, "constexpr int MAX_HEAD = %d;   // longest head vector staged per warp\n",
@@ -214,6 +232,10 @@ int emit_kernel(const spec_t *s, const char *spec_path, char **src, size_t *len,
     if (s->precision.weights != PRECISION_FP32 || s->precision.state != PRECISION_FP32)
         return seterr(err, "%s: the fused kernel supports precision fp32 only for now (weights %s, state %s)",
                       spec_path, precision_name(s->precision.weights), precision_name(s->precision.state));
+    if (longest_staged_input(s) > STAGE_FLOATS_MAX)
+        return seterr(err, "%s: an input of %d floats per entry exceeds the %d floats of shared memory "
+                           "the fused kernel stages projection inputs in",
+                      spec_path, longest_staged_input(s), STAGE_FLOATS_MAX);
     catalogue_t cat;
     layout_t lay;
     catalogue_build(s, &cat);

@@ -27,6 +27,11 @@
 #define KERNEL_BATCH_TILE 8
 #endif
 
+/* Shared memory for the staged inputs of a projection (dynamic, floats): enough for a
+ * tile of KERNEL_BATCH_TILE entries of the longest input, at most STAGE_FLOATS_MAX. */
+#define STAGE_FLOATS_MAX 32768
+int emit_stage_floats(const spec_t *s);
+
 /* The kernel's symbol name for a spec: "stepfuse_<name>" (non-identifier chars -> '_'). */
 void emit_kernel_name(const spec_t *s, char *out, size_t size);
 

@@ -85,6 +85,7 @@ static int launch_wave(gpu_engine_t *e, int nb, const int *slots, const float *f
     cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
     cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
                               .blockDim = {(unsigned)e->k.threads, 1, 1},
+                              .dynamicSmemBytes = (size_t)e->k.dynamic_smem,
                               .stream = e->stream,
                               .attrs = &attr,
                               .numAttrs = 1};
@@ -221,7 +222,8 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     snprintf(yaml, sizeof yaml, "%s.yaml", s->name); /* the same source as stepfuse gen writes */
     if (!rc) rc = emit_kernel(s, yaml, &src, &len, err);
     emit_kernel_name(s, name, sizeof name);
-    if (!rc) rc = jit_load(src, file, name, KERNEL_THREADS, &e->k, err);
+    if (!rc)
+        rc = jit_load(src, file, name, KERNEL_THREADS, emit_stage_floats(s) * (int)sizeof(float), &e->k, err);
     free(src);
     const size_t wbytes = (size_t)e->lay.weight_floats * sizeof(float);
     const size_t sbytes = (size_t)e->base.max_symbols * slot_bytes(e);
@@ -288,8 +290,11 @@ engine_t *engine_gpu_create(const spec_t *s, const weights_t *w, const engine_op
 void engine_gpu_describe(const engine_t *base, char *out, size_t size)
 {
     const gpu_engine_t *e = (const gpu_engine_t *)base;
-    snprintf(out, size, "%s: grid %d x %d threads, %d registers/thread, cubin %s; weights %.3f GB, state %.1f MB/symbol",
-             e->k.arch, e->k.grid, e->k.threads, e->k.registers, e->k.from_cache ? "from cache" : "compiled",
+    snprintf(out, size,
+             "%s: grid %d x %d threads, %d registers/thread, %d bytes dynamic smem, cubin %s; weights %.3f GB, "
+             "state %.1f MB/symbol",
+             e->k.arch, e->k.grid, e->k.threads, e->k.registers, e->k.dynamic_smem,
+             e->k.from_cache ? "from cache" : "compiled",
              (double)e->lay.weight_floats * 4e-9, (double)e->lay.slot_floats * 4e-6);
 }
 
@@ -322,6 +327,7 @@ int engine_gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *
     cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
     cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
                               .blockDim = {(unsigned)e->k.threads, 1, 1},
+                              .dynamicSmemBytes = (size_t)e->k.dynamic_smem,
                               .stream = e->stream,
                               .attrs = &attr,
                               .numAttrs = 1};

@@ -127,8 +127,8 @@ int jit_cubin(const char *src, const char *file, const char *arch, void **cubin,
         if (e_ != cudaSuccess) return seterr(err, "%s: %s", what, cudaGetErrorString(e_)); \
     } while (0)
 
-int jit_load(const char *src, const char *file, const char *name, int threads, jit_kernel_t *k,
-             char *err)
+int jit_load(const char *src, const char *file, const char *name, int threads, int dynamic_smem,
+             jit_kernel_t *k, char *err)
 {
     memset(k, 0, sizeof *k);
     int dev;
@@ -148,12 +148,20 @@ int jit_load(const char *src, const char *file, const char *name, int threads, j
     struct cudaFuncAttributes attr;
     CUDA_OR_FAIL(cudaFuncGetAttributes(&attr, (const void *)k->kernel), "cudaFuncGetAttributes");
     k->registers = attr.numRegs;
+    if (attr.sharedSizeBytes + (size_t)dynamic_smem > prop.sharedMemPerBlockOptin)
+        return seterr(err, "%s: kernel %s needs %zu bytes of shared memory per CTA; %s allows %zu", file, name,
+                      attr.sharedSizeBytes + (size_t)dynamic_smem, prop.name, prop.sharedMemPerBlockOptin);
+    CUDA_OR_FAIL(cudaFuncSetAttribute((const void *)k->kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      dynamic_smem),
+                 "cudaFuncSetAttribute");
     int per_sm = 0;
-    CUDA_OR_FAIL(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, (const void *)k->kernel, threads, 0),
+    CUDA_OR_FAIL(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, (const void *)k->kernel, threads,
+                                                             (size_t)dynamic_smem),
                  "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
     if (per_sm < 1)
         return seterr(err, "%s: kernel %s does not fit on one SM (%d registers/thread, %d threads)", file,
                       name, attr.numRegs, threads);
+    k->dynamic_smem = dynamic_smem;
     k->threads = threads;
     k->grid = prop.multiProcessorCount * per_sm;
     return 0;

@@ -13,6 +13,7 @@ typedef struct {
     cudaKernel_t kernel;
     char arch[16];       /* "sm_90" */
     int grid, threads;   /* cooperative launch shape: every CTA resident */
+    int dynamic_smem;    /* bytes of dynamic shared memory per CTA */
     int registers;       /* per thread, from the loaded kernel */
     int from_cache;      /* the cubin came from the disk cache */
 } jit_kernel_t;
@@ -27,9 +28,10 @@ void jit_cache_dir(char *out, size_t size);
 int jit_cubin(const char *src, const char *file, const char *arch, void **cubin, size_t *size,
               int *from_cache, char *err);
 
-/* Compile (or fetch) and load kernel `name` of src for the current device. */
-int jit_load(const char *src, const char *file, const char *name, int threads, jit_kernel_t *k,
-             char *err);
+/* Compile (or fetch) and load kernel `name` of src for the current device, launched with
+ * `threads` per CTA and `dynamic_smem` bytes of dynamic shared memory. */
+int jit_load(const char *src, const char *file, const char *name, int threads, int dynamic_smem,
+             jit_kernel_t *k, char *err);
 void jit_unload(jit_kernel_t *k);
 
 #endif

@@ -28,6 +28,8 @@ struct Params {
 // template would be one copy per instantiation).
 __shared__ float norm_stats_smem[MAX_BATCH * MAX_GROUPS * 2]; // [b][group][mean, 1/std]
 __shared__ float warp_vecs[WARPS][2][MAX_HEAD];                // per warp: two head vectors
+extern __shared__ float4 stage_smem4[];                         // STAGE_FLOATS: staged inputs
+#define stage_smem ((float *)stage_smem4)
 
 // Row stride of a tensor whose rows hold n floats (rows are padded to 16 bytes).
 __host__ __device__ constexpr int ld4(int n) { return (n + 3) & ~3; }
@@ -264,28 +266,44 @@ struct Mat {
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1, int in = 0) { return Mat{w, bias, in}; }
 
-// Rows [lo, hi) of NM matrices that share their row index: each warp takes a row and, per
-// tile of BT batch entries, streams its NM weight rows in chunks of ROW_UNROLL / NM float4
-// per lane (all loads of a chunk in flight at once), applies them to every entry of the
-// tile and calls epi(b, o, v[NM]) once per (entry, row), v = W x (+ bias). `block` > 0
-// makes it a BlockLinear: row o reads the input at (o / block) * block. `len` is the dot
-// length. Input 0 may be normalised (NORM); the others are read as they are.
+// Rows [lo, hi) of NM matrices that share their row index, applied to every entry of the
+// batch: v = W x (+ bias), then epi(b, o, v[NM]) once per (entry, row).
+// Per tile of up to BT entries the CTA first stages the inputs its rows read, already
+// transformed (norm, skip, gate), in shared memory; then each warp takes a row, streams
+// its NM weight rows in chunks of ROW_UNROLL / NM float4 per lane (all loads of a chunk in
+// flight at once) and applies each chunk to every staged entry. `block` > 0 makes it a
+// BlockLinear: row o reads the input at (o / block) * block. `len` is the dot length.
+// Input 0 may be normalised (NORM); the others are read as they are.
 template <int NM, int NIN, bool NORM, class Epi>
 __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len,
                           int block, int lo, int hi, Epi epi)
 {
     constexpr int U = ROW_UNROLL / NM > 0 ? ROW_UNROLL / NM : 1; // float4 per lane per chunk
-    float *stats = norm_stats_smem;
     if (lo >= hi) return;
-    if (NORM) norm_stats(p, in[0], block ? block : len, stats);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int ld = (len + 3) & ~3;
-    for (int o = lo + warp; o < hi; o += WARPS) {
-        const int c0 = block ? (o / block) * block : 0;
-        const float *wrow[NM];
+    // input columns [s0, s0 + slen) are staged: the blocks of rows lo..hi-1, or all of x
+    const int s0 = block ? (lo / block) * block : 0;
+    const int slen = block ? ((hi - 1) / block + 1) * block - s0 : ld;
+    const int tile = min(BT, STAGE_FLOATS / (NIN * slen)); // >= 1: the generator checks it
+    float *xs = stage_smem;                                 // [NIN][tile][slen]
+    if (NORM) norm_stats(p, in[0], block ? block : len, norm_stats_smem);
+    for (int b0 = 0; b0 < p.nb; b0 += tile) {
+        const int nj = min(tile, p.nb - b0);
+        __syncthreads(); // the previous tile's readers are done
+        const int per_input = nj * (slen / 4);
+        for (int t = threadIdx.x; t < NIN * per_input; t += THREADS) {
+            const int i = t / per_input, j = (t % per_input) / (slen / 4), c = (t % (slen / 4)) * 4;
+            const float4 x = (NORM && i == 0) ? in_load4<NORM>(p, in[0], norm_stats_smem, b0 + j, s0 + c)
+                                              : in_load4<false>(p, in[i], norm_stats_smem, b0 + j, s0 + c);
+            *(float4 *)(xs + ((long)i * tile + j) * slen + c) = x;
+        }
+        __syncthreads();
+        for (int o = lo + warp; o < hi; o += WARPS) {
+            const int c0 = block ? (o / block) * block - s0 : 0;
+            const float *wrow[NM];
 #pragma unroll
-        for (int k = 0; k < NM; k++) wrow[k] = p.w + m[k].w + (long)o * ld;
-        for (int b0 = 0; b0 < p.nb; b0 += BT) {
+            for (int k = 0; k < NM; k++) wrow[k] = p.w + m[k].w + (long)o * ld;
             float acc[NM][BT];
 #pragma unroll
             for (int k = 0; k < NM; k++)
@@ -300,16 +318,14 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                         wv[k][u] = cc + 128 * u < ld ? ld_w4(wrow[k] + cc + 128 * u) : make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
                 for (int j = 0; j < BT; j++) {
-                    if (b0 + j < p.nb) {
+                    if (j < nj) {
 #pragma unroll
                         for (int u = 0; u < U; u++) {
                             const int c = cc + 128 * u;
                             if (c < ld) {
 #pragma unroll
                                 for (int k = 0; k < NM; k++) {
-                                    const float4 x = (NORM && m[k].in == 0)
-                                                         ? in_load4<NORM>(p, in[0], stats, b0 + j, c0 + c)
-                                                         : in_load4<false>(p, in[m[k].in], stats, b0 + j, c0 + c);
+                                    const float4 x = *(const float4 *)(xs + ((long)m[k].in * tile + j) * slen + c0 + c);
                                     acc[k][j] += wv[k][u].x * x.x + wv[k][u].y * x.y + wv[k][u].z * x.z +
                                                  wv[k][u].w * x.w;
                                 }
@@ -329,7 +345,7 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                 }
                 if (m[k].bias >= 0) v[k] += __ldg(p.w + m[k].bias + o);
             }
-            if (lane < BT && b0 + lane < p.nb) epi(b0 + lane, o, v);
+            if (lane < nj) epi(b0 + lane, o, v);
         }
     }
 }
