@@ -21,7 +21,7 @@
  * matrices), and batch entries per accumulator tile. Overridable at build time
  * (-DKERNEL_ROW_UNROLL=...) to compare variants. */
 #ifndef KERNEL_ROW_UNROLL
-#define KERNEL_ROW_UNROLL 4
+#define KERNEL_ROW_UNROLL 8
 #endif
 #ifndef KERNEL_BATCH_TILE
 #define KERNEL_BATCH_TILE 8

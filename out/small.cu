@@ -21,7 +21,7 @@ constexpr float EPS_BLOCK = 1.192092896e-07f; // machine epsilon of fp32 (block 
 
 // launch shape and buffers
 constexpr int MAX_BATCH = 64, BT = 8, THREADS = 256, WARPS = THREADS / 32;
-constexpr int ROW_UNROLL = 4; // weight float4 per lane in flight per projection row
+constexpr int ROW_UNROLL = 8; // weight float4 per lane in flight per projection row
 constexpr int STAGE_FLOATS = 3072; // dynamic shared memory: staged projection inputs
 constexpr int MAX_GROUPS = 4; // most normalisation groups of one input
 constexpr int MAX_HEAD = 32;   // longest head vector staged per warp
@@ -231,7 +231,7 @@ struct Params {
 
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
 // template would be one copy per instantiation).
-__shared__ float norm_stats_smem[MAX_BATCH * MAX_GROUPS * 2]; // [b][group][mean, 1/std]
+__shared__ float norm_stats_smem[BT * MAX_GROUPS * 2];        // [entry][group][mean, 1/std]
 __shared__ float warp_vecs[WARPS][2][MAX_HEAD];                // per warp: two head vectors
 extern __shared__ float4 stage_smem4[];                         // STAGE_FLOATS: staged inputs
 #define stage_smem ((float *)stage_smem4)
@@ -411,56 +411,6 @@ __device__ __forceinline__ const float *in_row(const Params &p, const In &in, in
     return in.base + (in.by_slot ? (long)p.slots[b] : (long)b) * in.stride;
 }
 
-// Mean and 1/std of every (batch entry, group) of a normalised input over `n` elements,
-// into stats[b][MAX_GROUPS][2]. CTA-wide: each CTA recomputes what it needs from L2 rather than
-// spending a stage on it.
-__device__ void norm_stats(const Params &p, const In &in, int n, float *stats)
-{
-    const int groups = n / in.group, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads(); // stats may still be read by a previous projection
-    for (int t = warp; t < p.nb * groups; t += WARPS) {
-        const int b = t / groups, g = t % groups;
-        const float *x = in_row(p, in, b) + g * in.group;
-        float mean = 0.0f;
-        if (in.norm == NORM_LAYER) {
-            float s = 0.0f;
-            for (int c = lane; c < in.group; c += 32) s += ld_act(x + c);
-            mean = warp_sum(s) / in.group;
-        }
-        float s2 = 0.0f;
-        for (int c = lane; c < in.group; c += 32) {
-            const float d = ld_act(x + c) - mean;
-            s2 += d * d;
-        }
-        const float var = warp_sum(s2) / in.group;
-        if (lane == 0) {
-            stats[2 * (b * MAX_GROUPS + g)] = mean;
-            stats[2 * (b * MAX_GROUPS + g) + 1] = 1.0f / sqrtf(var + in.eps);
-        }
-    }
-    __syncthreads();
-}
-
-// Four consecutive input elements c..c+3 of entry b (c % 4 == 0, within one group).
-template <bool NORM>
-__device__ __forceinline__ float4 in_load4(const Params &p, const In &in, const float *stats, int b, int c)
-{
-    float4 x = ld_act4(in_row(p, in, b) + c);
-    if (!NORM) return x;
-    const int t = b * MAX_GROUPS + c / in.group;
-    const float mean = stats[2 * t], rstd = stats[2 * t + 1];
-    float v[4] = {x.x, x.y, x.z, x.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        v[i] = (v[i] - mean) * rstd;
-        if (in.nw) v[i] *= __ldg(in.nw + c + i);
-        if (in.nbias) v[i] += __ldg(in.nbias + c + i);
-        if (in.skip) v[i] += __ldg(in.skip_w + c + i) * ld_act(in.skip + (long)b * in.skip_stride + c + i);
-        if (in.gate) v[i] *= siluf(ld_act(in.gate + (long)b * in.gate_stride + c + i));
-    }
-    return make_float4(v[0], v[1], v[2], v[3]);
-}
-
 // ---- the batched projection ----------------------------------------------------------------
 // One matrix of a projection: weight rows at w (row o at w + o * ld), optional bias, and
 // which of the inputs it reads.
@@ -471,14 +421,78 @@ struct Mat {
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1, int in = 0) { return Mat{w, bias, in}; }
 
+// Stage the inputs of entries b0 .. b0+nj-1, columns [s0, s0 + slen) of each, into
+// xs[NIN][tile][slen]; 4 float4 loads in flight per thread.
+template <int NIN>
+__device__ void stage_inputs(const Params &p, const In (&in)[NIN], int b0, int nj, int tile, int s0, int slen,
+                             float *xs)
+{
+    const int q = slen / 4, per_input = nj * q, total = NIN * per_input;
+    for (int t0 = threadIdx.x; t0 < total; t0 += 4 * THREADS) {
+        float4 x[4];
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            const int t = t0 + r * THREADS;
+            if (t < total) {
+                const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
+                x[r] = ld_act4(in_row(p, in[i], b0 + j) + s0 + c);
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            const int t = t0 + r * THREADS;
+            if (t < total) {
+                const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
+                *(float4 *)(xs + ((long)i * tile + j) * slen + c) = x[r];
+            }
+        }
+    }
+    __syncthreads();
+}
+
+// Normalise a staged input in place, xs[j][0 .. n) for j < nj, per group of in.group
+// elements (statistics from shared memory), then apply weight, bias, skip and gate.
+__device__ void normalise_staged(const Params &p, const In &in, int b0, int nj, int n, float *xs)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, groups = n / in.group;
+    float *stats = norm_stats_smem; // [j][group][mean, 1/std]
+    for (int t = warp; t < nj * groups; t += WARPS) {
+        const float *x = xs + (long)(t / groups) * n + (t % groups) * in.group;
+        float mean = 0.0f;
+        if (in.norm == NORM_LAYER) {
+            float s = 0.0f;
+            for (int c = lane; c < in.group; c += 32) s += x[c];
+            mean = warp_sum(s) / in.group;
+        }
+        float s2 = 0.0f;
+        for (int c = lane; c < in.group; c += 32) s2 += (x[c] - mean) * (x[c] - mean);
+        const float var = warp_sum(s2) / in.group;
+        if (lane == 0) {
+            stats[2 * t] = mean;
+            stats[2 * t + 1] = 1.0f / sqrtf(var + in.eps);
+        }
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < nj * n; t += THREADS) {
+        const int j = t / n, c = t % n, g = j * groups + c / in.group;
+        float v = (xs[t] - stats[2 * g]) * stats[2 * g + 1];
+        if (in.nw) v *= __ldg(in.nw + c);
+        if (in.nbias) v += __ldg(in.nbias + c);
+        if (in.skip) v += __ldg(in.skip_w + c) * ld_act(in.skip + (long)(b0 + j) * in.skip_stride + c);
+        if (in.gate) v *= siluf(ld_act(in.gate + (long)(b0 + j) * in.gate_stride + c));
+        xs[t] = v;
+    }
+    __syncthreads();
+}
+
 // Rows [lo, hi) of NM matrices that share their row index, applied to every entry of the
 // batch: v = W x (+ bias), then epi(b, o, v[NM]) once per (entry, row).
-// Per tile of up to BT entries the CTA first stages the inputs its rows read, already
-// transformed (norm, skip, gate), in shared memory; then each warp takes a row, streams
-// its NM weight rows in chunks of ROW_UNROLL / NM float4 per lane (all loads of a chunk in
-// flight at once) and applies each chunk to every staged entry. `block` > 0 makes it a
-// BlockLinear: row o reads the input at (o / block) * block. `len` is the dot length.
-// Input 0 may be normalised (NORM); the others are read as they are.
+// Per tile of up to BT entries the CTA first stages the inputs its rows read in shared
+// memory (normalising input 0 there when NORM: statistics and transform once per CTA);
+// then each warp takes a row, streams its NM weight rows in chunks of ROW_UNROLL / NM
+// float4 per lane (all loads of a chunk in flight at once) and applies each chunk to every
+// staged entry. `block` > 0 makes it a BlockLinear: row o reads the input at
+// (o / block) * block. `len` is the dot length. NORM projections are never blocked.
 template <int NM, int NIN, bool NORM, class Epi>
 __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len,
                           int block, int lo, int hi, Epi epi)
@@ -492,18 +506,11 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
     const int slen = block ? ((hi - 1) / block + 1) * block - s0 : ld;
     const int tile = min(BT, STAGE_FLOATS / (NIN * slen)); // >= 1: the generator checks it
     float *xs = stage_smem;                                 // [NIN][tile][slen]
-    if (NORM) norm_stats(p, in[0], block ? block : len, norm_stats_smem);
     for (int b0 = 0; b0 < p.nb; b0 += tile) {
         const int nj = min(tile, p.nb - b0);
         __syncthreads(); // the previous tile's readers are done
-        const int per_input = nj * (slen / 4);
-        for (int t = threadIdx.x; t < NIN * per_input; t += THREADS) {
-            const int i = t / per_input, j = (t % per_input) / (slen / 4), c = (t % (slen / 4)) * 4;
-            const float4 x = (NORM && i == 0) ? in_load4<NORM>(p, in[0], norm_stats_smem, b0 + j, s0 + c)
-                                              : in_load4<false>(p, in[i], norm_stats_smem, b0 + j, s0 + c);
-            *(float4 *)(xs + ((long)i * tile + j) * slen + c) = x;
-        }
-        __syncthreads();
+        stage_inputs<NIN>(p, in, b0, nj, tile, s0, slen, xs);
+        if (NORM) normalise_staged(p, in[0], b0, nj, len, xs);
         for (int o = lo + warp; o < hi; o += WARPS) {
             const int c0 = block ? (o / block) * block - s0 : 0;
             const float *wrow[NM];
