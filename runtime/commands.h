@@ -5,5 +5,8 @@
 
 int cmd_stream(int argc, char **argv);
 int cmd_weights(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif
