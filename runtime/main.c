@@ -11,11 +11,11 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
-    {"demo", cmd_demo, "replay the recorded stream to the serving loop on loopback, report"},
     {"weights", cmd_weights, "write deterministic random weights for a spec"},
     {"stream", cmd_stream, "run a request stream through an engine, compare with expected"},
     {"serve", cmd_serve, "serve inference requests of the game server (the client)"},
     {"replay", cmd_replay, "play a recorded stream to one client, report latency and accuracy"},
+    {"demo", cmd_demo, "replay the recorded stream to the serving loop on loopback, report"},
 };
 
 static void usage(FILE *out)
