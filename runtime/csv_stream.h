@@ -1,4 +1,4 @@
-/* Recorded request streams of the game (../shared/data/*.csv): columns symbol, delay_ms,
+/* Recorded request streams of the game (tests/data/tiny.csv, small.csv): columns symbol, delay_ms,
  * feature_00 .. feature_<F-1>, target_00 .. target_03, one request per row in arrival order.
  * Loaded into a request_stream_t (symbols numbered by their digits, slots by first
  * appearance) so stream_run() can feed it to an engine directly. */
