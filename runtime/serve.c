@@ -233,6 +233,19 @@ static void *reader_main(void *arg)
 
 /* ---------------- serving thread ---------------- */
 
+/* Periodic snapshots are captured between steps and written by a thread of their own, so
+ * the file write and fsync never hold up an answer. */
+typedef struct {
+    pthread_t thread;
+    int running;     /* a write was started and not yet joined */
+    atomic_int done; /* the write finished */
+    snapshot_image_t img;
+    const serve_options_t *o;
+    int rc;
+    char err[ERR_MAX];
+} snapshot_writer_t;
+
+/* What only the serving thread touches. */
 typedef struct {
     slot_map_t map;
     slot_map_t refused_logged; /* symbols whose refusal was already logged */
@@ -240,7 +253,8 @@ typedef struct {
     float *features;
     double *out;
     int64_t *ids;
-} batch_t;
+    snapshot_writer_t writer;
+} worker_t;
 
 static int send_line(shared_t *sh, char *line, char *err)
 {
@@ -251,7 +265,7 @@ static int send_line(shared_t *sh, char *line, char *err)
 }
 
 /* Run one batch and answer it; -1 only when the answer cannot be sent. */
-static int run_batch(shared_t *sh, batch_t *b, pending_t *items, int n)
+static int run_batch(shared_t *sh, worker_t *b, pending_t *items, int n)
 {
     const serve_options_t *o = sh->o;
     engine_t *e = o->engine;
@@ -322,23 +336,67 @@ static void log_score_summary(shared_t *sh)
               n, lat / (double)n, acc / (double)n, pnl);
 }
 
-static int save_state(shared_t *sh, batch_t *b)
+static void *writer_main(void *arg)
 {
-    const serve_options_t *o = sh->o;
+    snapshot_writer_t *w = arg;
+    w->rc = snapshot_write(w->o->state_file, w->o->identity, &w->img, w->err);
+    snapshot_image_free(&w->img);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+/* Join a finished (or, with wait, any) background write and log its outcome. */
+static void writer_collect(shared_t *sh, snapshot_writer_t *w, int wait)
+{
+    if (!w->running || (!wait && !atomic_load(&w->done))) return;
+    pthread_join(w->thread, NULL);
+    w->running = 0;
+    if (w->rc) {
+        logf_(sh->o, "state not saved: %s", w->err);
+        return;
+    }
+    pthread_mutex_lock(&sh->lock);
+    sh->stats->snapshots++;
+    pthread_mutex_unlock(&sh->lock);
+    if (sh->o->verbose) logf_(sh->o, "state saved to %s", sh->o->state_file);
+}
+
+static void snapshot_in_background(shared_t *sh, worker_t *b)
+{
+    snapshot_writer_t *w = &b->writer;
     char err[ERR_MAX];
-    if (snapshot_save(o->state_file, o->identity, o->engine, &b->map, err)) {
-        logf_(o, "state not saved: %s", err);
-        return -1;
+    writer_collect(sh, w, 0);
+    if (w->running) {
+        logf_(sh->o, "previous state file still being written: this snapshot is skipped");
+        return;
+    }
+    if (snapshot_capture(sh->o->engine, &b->map, &w->img, err)) {
+        logf_(sh->o, "state not saved: %s", err);
+        return;
+    }
+    w->o = sh->o;
+    atomic_store(&w->done, 0);
+    w->running = 1;
+    pthread_create(&w->thread, NULL, writer_main, w);
+}
+
+/* The last snapshot, when stopping: wait for any write in progress, then write. */
+static void snapshot_final(shared_t *sh, worker_t *b)
+{
+    char err[ERR_MAX];
+    writer_collect(sh, &b->writer, 1);
+    if (snapshot_save(sh->o->state_file, sh->o->identity, sh->o->engine, &b->map, err)) {
+        logf_(sh->o, "state not saved: %s", err);
+        return;
     }
     sh->stats->snapshots++;
-    if (o->verbose) logf_(o, "state saved to %s (%d symbols)", o->state_file, b->map.count);
-    return 0;
+    logf_(sh->o, "state saved to %s (%d symbols)", sh->o->state_file, b->map.count);
 }
 
 static int stopping(const serve_options_t *o) { return o->stop && atomic_load(o->stop); }
 
 /* Serve one connection until it is lost or we stop. */
-static void serve_connection(shared_t *sh, batch_t *b, double *next_snapshot)
+static void serve_connection(shared_t *sh, worker_t *b, double *next_snapshot)
 {
     const serve_options_t *o = sh->o;
     char err[ERR_MAX];
@@ -379,7 +437,7 @@ static void serve_connection(shared_t *sh, batch_t *b, double *next_snapshot)
             log_score_summary(sh);
         }
         if (o->state_file && o->snapshot_every > 0 && now >= *next_snapshot) {
-            save_state(sh, b);
+            snapshot_in_background(sh, b);
             *next_snapshot = now + o->snapshot_every;
         }
     }
@@ -419,7 +477,7 @@ int serve_run(const serve_options_t *o, serve_stats_t *stats, char *err)
     shared_t sh = {.o = o, .stats = stats, .F = e->spec->num_features, .fd = -1};
     pthread_mutex_init(&sh.lock, NULL);
     pthread_cond_init(&sh.wake, NULL);
-    batch_t b;
+    worker_t b = {0};
     slot_map_init(&b.map, e->max_symbols);
     slot_map_init(&b.refused_logged, 1024);
     b.slots = xmalloc((size_t)e->max_batch * sizeof *b.slots);
@@ -462,10 +520,9 @@ int serve_run(const serve_options_t *o, serve_stats_t *stats, char *err)
         sh.fd = -1;
         lost_at = mono_now();
     }
-    if (o->state_file && !(rc && !stats->connections)) {
-        if (save_state(&sh, &b) == 0) logf_(o, "state saved to %s (%d symbols)", o->state_file, b.map.count);
-    }
-    logf_(o, "stopped: %ld requests, %ld answered, %ld refused, %ld dropped, %ld bad messages, "
+    if (o->state_file && stats->connections) snapshot_final(&sh, &b);
+    if (stats->connections)
+        logf_(o, "stopped: %ld requests, %ld answered, %ld refused, %ld dropped, %ld bad messages, "
              "%ld batches (largest %d)",
           stats->requests, stats->answered, stats->refused, stats->dropped, stats->bad_messages,
           stats->batches, stats->max_batch_seen);

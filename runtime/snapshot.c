@@ -81,8 +81,30 @@ static void fsync_dir_of(const char *path)
     free(copy);
 }
 
-int snapshot_save(const char *path, const model_identity_t *id, engine_t *e,
-                  const slot_map_t *map, char *err)
+int snapshot_capture(engine_t *e, const slot_map_t *map, snapshot_image_t *img, char *err)
+{
+    img->count = map->count;
+    img->state_bytes = e->ops->state_bytes(e);
+    img->names = xmalloc((size_t)(map->count ? map->count : 1) * sizeof *img->names);
+    memcpy(img->names, map->names, (size_t)map->count * sizeof *img->names);
+    img->states = xmalloc((size_t)(map->count ? map->count : 1) * img->state_bytes);
+    for (int s = 0; s < map->count; s++)
+        if (e->ops->save_slot(e, s, img->states + (size_t)s * img->state_bytes, err)) {
+            snapshot_image_free(img);
+            return -1;
+        }
+    return 0;
+}
+
+void snapshot_image_free(snapshot_image_t *img)
+{
+    free(img->names);
+    free(img->states);
+    memset(img, 0, sizeof *img);
+}
+
+int snapshot_write(const char *path, const model_identity_t *id, const snapshot_image_t *img,
+                   char *err)
 {
     size_t tmp_len = strlen(path) + 32;
     char *tmp = xmalloc(tmp_len);
@@ -99,23 +121,12 @@ int snapshot_save(const char *path, const model_identity_t *id, engine_t *e,
     memcpy(h.spec_name, id->spec_name, SPEC_NAME_MAX);
     h.spec_hash = id->spec_hash;
     h.weights_hash = id->weights_hash;
-    h.state_bytes = e->ops->state_bytes(e);
-    h.count = (uint32_t)map->count;
+    h.state_bytes = img->state_bytes;
+    h.count = (uint32_t)img->count;
     uint64_t sum = FNV_OFFSET;
     int bad = put(f, &sum, &h, sizeof h) ||
-              put(f, &sum, map->names, (size_t)map->count * sizeof *map->names);
-    void *buf = xmalloc(h.state_bytes);
-    for (int s = 0; s < map->count && !bad; s++) {
-        if (e->ops->save_slot(e, s, buf, err)) {
-            fclose(f);
-            unlink(tmp);
-            free(buf);
-            free(tmp);
-            return -1;
-        }
-        bad = put(f, &sum, buf, h.state_bytes);
-    }
-    free(buf);
+              put(f, &sum, img->names, (size_t)img->count * sizeof *img->names) ||
+              put(f, &sum, img->states, (size_t)img->count * img->state_bytes);
     uint64_t final_sum = sum;
     bad = bad || put(f, &sum, &final_sum, sizeof final_sum) || fflush(f) || fsync(fileno(f));
     int saved_errno = errno;
@@ -130,6 +141,16 @@ int snapshot_save(const char *path, const model_identity_t *id, engine_t *e,
     free(tmp);
     fsync_dir_of(path);
     return 0;
+}
+
+int snapshot_save(const char *path, const model_identity_t *id, engine_t *e,
+                  const slot_map_t *map, char *err)
+{
+    snapshot_image_t img;
+    if (snapshot_capture(e, map, &img, err)) return -1;
+    int rc = snapshot_write(path, id, &img, err);
+    snapshot_image_free(&img);
+    return rc;
 }
 
 int snapshot_load(const char *path, const model_identity_t *id, engine_t *e, slot_map_t *map,

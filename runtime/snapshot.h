@@ -23,6 +23,21 @@ typedef struct {
 
 void model_identity(const spec_t *s, const weights_t *w, model_identity_t *id);
 
+/* A copy of every used slot's state and the map, taken between engine steps, so the slow
+ * part (writing and fsync'ing the file) can run beside the serving loop. */
+typedef struct {
+    int count;
+    size_t state_bytes;
+    char (*names)[PROTO_SYMBOL_MAX]; /* [count] */
+    unsigned char *states;           /* [count, state_bytes] */
+} snapshot_image_t;
+
+int snapshot_capture(engine_t *e, const slot_map_t *map, snapshot_image_t *img, char *err);
+int snapshot_write(const char *path, const model_identity_t *id, const snapshot_image_t *img,
+                   char *err);
+void snapshot_image_free(snapshot_image_t *img);
+
+/* capture + write */
 int snapshot_save(const char *path, const model_identity_t *id, engine_t *e,
                   const slot_map_t *map, char *err);
 
