@@ -266,8 +266,10 @@ int cmd_demo(int argc, char **argv)
                            .reference = "cpu float64", .speed = speed};
     replay_report_make(&result, ref, compared, &rep);
     replay_report_print(stdout, &rep);
-    printf("  batches    %ld engine steps, largest %d requests\n", st.stats.batches,
-           st.stats.max_batch_seen);
+    printf("  engine     %ld steps (largest %d requests), %.3f ms mean, %.3f ms max\n",
+           st.stats.batches, st.stats.max_batch_seen,
+           st.stats.batches ? st.stats.step_ms_sum / (double)st.stats.batches : 0.0,
+           st.stats.step_ms_max);
     rc = 0;
     if (json_path && replay_report_write_json(json_path, &rep, err)) {
         fprintf(stderr, "stepfuse demo: %s\n", err);

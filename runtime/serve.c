@@ -291,11 +291,13 @@ static int run_batch(shared_t *sh, worker_t *b, pending_t *items, int n)
     }
     int rc = 0;
     char err[ERR_MAX];
+    double t0 = mono_now();
     if (m && engine_step(e, m, b->slots, b->features, b->out, err)) {
         logf_(o, "engine step of %d requests failed: %s; they are not answered", m, err);
         refused += m;
         m = 0;
     }
+    double step_ms = (mono_now() - t0) * 1e3;
     /* a non-finite output cannot be sent as JSON: leave that request out */
     int k = 0;
     for (int i = 0; i < m; i++) {
@@ -318,6 +320,8 @@ static int run_batch(shared_t *sh, worker_t *b, pending_t *items, int n)
     sh->stats->refused += refused;
     if (!rc) sh->stats->answered += k;
     sh->stats->batches += n > 0;
+    sh->stats->step_ms_sum += step_ms;
+    if (step_ms > sh->stats->step_ms_max) sh->stats->step_ms_max = step_ms;
     if (n > sh->stats->max_batch_seen) sh->stats->max_batch_seen = n;
     pthread_mutex_unlock(&sh->lock);
     return rc;

@@ -40,6 +40,7 @@ typedef struct {
     long bad_messages;  /* messages refused as a whole (and oversized lines) */
     long batches;
     int max_batch_seen;
+    double step_ms_sum, step_ms_max; /* engine time per batch */
     long connections;
     long snapshots;
     long score_updates;
