@@ -333,6 +333,7 @@ Test(serve, bad_inputs_are_refused_and_others_served)
     cr_assert_eq(c.stats.bad_messages, 4);
     free(big), free(r1), free(r5), free(r8), free(short_row);
     free(r4), free(r6), free(r7), free(nan_line), free(huge_line), free(sym_line);
+    free(c.log_text);
     engine_destroy(e);
     model_close(&m);
 }
@@ -354,6 +355,7 @@ Test(serve, symbols_beyond_max_symbols_are_refused)
     assert_logged(&c, "symbol SYM_002 refused: all 2 state slots (max_symbols) are taken");
     cr_assert_eq(c.stats.refused, 2);
     for (int i = 0; i < 6; i++) free(r[i]);
+    free(c.log_text);
     engine_destroy(e);
     model_close(&m);
 }
@@ -379,6 +381,7 @@ Test(serve, reconnects_after_the_server_hangs_up_and_keeps_state)
     assert_logged(&c, "connection lost: server closed the connection");
     assert_logged(&c, "again (all symbol states kept)");
     free(a), free(b), free(lost), free(c1), free(c2);
+    free(c.log_text);
     engine_destroy(e);
     model_close(&m);
 }
