@@ -403,6 +403,7 @@ Test(serve, refused_connection_is_a_clear_error)
     char want[64];
     snprintf(want, sizeof want, "connect 127.0.0.1:%d: Connection refused", port);
     cr_assert(strstr(c.err, want), "%s", c.err);
+    free(c.log_text);
     engine_destroy(e);
     model_close(&m);
 }
