@@ -2,6 +2,7 @@
  * The cpu engine on specs/tiny.yaml with generated weights; every answer is compared with
  * the same requests fed straight to an engine, one at a time, and must be bit-identical. */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -92,7 +93,8 @@ static void features_of(int id, float *f)
 /* ---------------- scripted server ---------------- */
 
 /* Script entries: a protocol line to send; "@wait N": read until N answers in all (or
- * SERVER_WAIT_S); "@close": hang up and accept the next connection. At the end the server
+ * SERVER_WAIT_S); "@sleep MS": read for MS milliseconds; "@close": hang up and accept the
+ * next connection. At the end the server
  * waits for `expect` answers, then hangs up. */
 typedef struct {
     const char *const *script;
@@ -101,18 +103,20 @@ typedef struct {
     int listen_fd, port;
     int64_t ids[MAX_ANSWERS];
     double preds[MAX_ANSWERS][4];
-    int answers, connections;
+    int answers, connections, heartbeats;
 } script_server_t;
 
-static void read_answers(script_server_t *s, line_reader_t *r, int want)
+/* Read until `want` answers in all, for at most `polls` polls of 50 ms. */
+static void read_answers(script_server_t *s, line_reader_t *r, int want, int polls_max)
 {
     char err[ERR_MAX], *line;
     size_t len;
-    for (int polls = 0; s->answers < want && polls < SERVER_WAIT_S * 20; polls++) {
+    for (int polls = 0; s->answers < want && polls < polls_max; polls++) {
         line_status_t st = line_reader_next(r, 50, &line, &len, err);
         if (st == LINE_EOF || st == LINE_ERROR) return;
         message_t m;
         if (st != LINE_OK || msg_parse(line, len, 0, &m, err)) continue;
+        s->heartbeats += m.type == MSG_HEARTBEAT;
         if (m.type == MSG_INFERENCE_RESPONSE)
             for (int i = 0; i < m.n && s->answers < MAX_ANSWERS; i++, s->answers++) {
                 s->ids[s->answers] = m.ids[i];
@@ -147,7 +151,9 @@ static void *script_server_main(void *arg)
     for (int i = 0; i < s->count && fd >= 0; i++) {
         const char *e = s->script[i];
         if (!strncmp(e, "@wait ", 6)) {
-            read_answers(s, &r, atoi(e + 6));
+            read_answers(s, &r, atoi(e + 6), SERVER_WAIT_S * 20);
+        } else if (!strncmp(e, "@sleep ", 7)) {
+            read_answers(s, &r, INT_MAX, atoi(e + 7) / 50);
         } else if (!strcmp(e, "@close")) {
             line_reader_free(&r);
             close(fd);
@@ -158,7 +164,7 @@ static void *script_server_main(void *arg)
         }
     }
     if (fd >= 0) {
-        read_answers(s, &r, s->expect);
+        read_answers(s, &r, s->expect, SERVER_WAIT_S * 20);
         line_reader_free(&r);
         close(fd);
     }
@@ -185,11 +191,13 @@ static void *client_main(void *arg)
 }
 
 static void client_start(client_t *c, pthread_t *t, int port, engine_t *e,
-                         const model_identity_t *id, const char *state_file)
+                         const model_identity_t *id, const char *state_file,
+                         double heartbeat_every)
 {
     memset(c, 0, sizeof *c);
     c->o = (serve_options_t){.host = "127.0.0.1", .port = port, .engine = e, .identity = id,
-                             .state_file = state_file, .stop = &c->stop};
+                             .state_file = state_file, .heartbeat_every = heartbeat_every,
+                             .stop = &c->stop};
     c->o.log = open_memstream(&c->log_text, &c->log_len);
     pthread_create(t, NULL, client_main, c);
 }
@@ -208,20 +216,26 @@ static void assert_logged(const client_t *c, const char *fragment)
 }
 
 /* Run a script against a client of engine e; the server thread ends by itself. */
-static void run_script(script_server_t *s, client_t *c, engine_t *e, const model_identity_t *id)
+static void run_script_every(script_server_t *s, client_t *c, engine_t *e,
+                             const model_identity_t *id, double heartbeat_every)
 {
     char err[ERR_MAX];
     s->listen_fd = net_listen("127.0.0.1", 0, &s->port, err);
     cr_assert(s->listen_fd >= 0, "%s", err);
     pthread_t server, client;
     pthread_create(&server, NULL, script_server_main, s);
-    client_start(c, &client, s->port, e, id, NULL);
+    client_start(c, &client, s->port, e, id, NULL, heartbeat_every);
     pthread_join(server, NULL);
     client_stop(c, client);
     close(s->listen_fd);
 }
 
 /* A one-request line with num_features features. */
+static void run_script(script_server_t *s, client_t *c, engine_t *e, const model_identity_t *id)
+{
+    run_script_every(s, c, e, id, 0);
+}
+
 static char *request_with(int64_t id, const char *symbol, int num_features)
 {
     float f[F];
@@ -396,13 +410,40 @@ Test(serve, refused_connection_is_a_clear_error)
     close(fd);
     client_t c;
     pthread_t t;
-    client_start(&c, &t, port, e, &m.id, NULL);
+    client_start(&c, &t, port, e, &m.id, NULL, 0);
     pthread_join(t, NULL);
     fclose(c.o.log);
     cr_assert_eq(c.rc, -1);
     char want[64];
     snprintf(want, sizeof want, "connect 127.0.0.1:%d: Connection refused", port);
     cr_assert(strstr(c.err, want), "%s", c.err);
+    free(c.log_text);
+    engine_destroy(e);
+    model_close(&m);
+}
+
+Test(serve, heartbeats_and_score_updates)
+{
+    model_fixture_t m;
+    model_open(&m, 15);
+    engine_t *e = engine_for(&m, 0);
+    char *r1 = request(1, "SYM_004");
+    const char *script[] = {
+        r1, "@wait 1",
+        "{\"message_type\":\"score_update\",\"unique_ids\":[1],\"trade_pnls\":[0.25],"
+        "\"accuracies\":[0.75],\"latencies_ms\":[1.5]}\n",
+        "{\"message_type\":\"heartbeat\",\"timestamp\":1700000000.5}\n",
+        "@sleep 700"};
+    script_server_t s = {.script = script, .count = ARRAY_LEN(script), .expect = 1};
+    client_t c;
+    run_script_every(&s, &c, e, &m.id, 0.2);
+    cr_assert(s.heartbeats >= 2 && s.heartbeats <= 5, "%d heartbeats in about 0.7 s, every 0.2 s",
+              s.heartbeats);
+    assert_logged(&c, "scores: 1 requests, mean latency 1.500 ms, mean accuracy 0.75, pnl +0.25");
+    const int64_t ids[] = {1};
+    const char *syms[] = {"SYM_004"};
+    assert_answers(&m, &s, 1, ids, syms);
+    free(r1);
     free(c.log_text);
     engine_destroy(e);
     model_close(&m);
@@ -437,7 +478,7 @@ static replay_result_t play(const csv_stream_t *s, engine_t *e, const model_iden
     t.o = (replay_options_t){.speed = speed, .window = 8, .accept_timeout = 10,
                              .drain_timeout = 10, .log = stderr, .finished = &c.stop};
     pthread_t server, client;
-    client_start(&c, &client, t.srv.port, e, id, state_file);
+    client_start(&c, &client, t.srv.port, e, id, state_file, 0);
     pthread_create(&server, NULL, replay_main, &t);
     pthread_join(server, NULL);
     client_stop(&c, client);
