@@ -23,7 +23,10 @@ static void usage(FILE *f)
             "target_00..03) to one client over the serving protocol, at its recorded pace,\n"
             "then prints a report: requests sent/answered/dropped, latency p50/p90/p99/max\n"
             "(send to answer), throughput, and with --spec and --weights the accuracy of the\n"
-            "answers against a reference run of the same weights on the cpu engine.\n\n"
+            "answers against a reference run of the same weights on the cpu engine.\n"
+            "Each answer gets a score_update: latency, and as a stand-in for the game's\n"
+            "scoring, accuracy = fraction of towers with the sign of the recorded target and\n"
+            "pnl = mean of sign(prediction) * target.\n\n"
             "options:\n"
             "  --data F               the recorded stream (CSV)\n"
             "  --listen [HOST:]PORT   where to listen (HOST default 127.0.0.1; PORT 0: any)\n"
@@ -144,7 +147,10 @@ int cmd_replay(int argc, char **argv)
         }
     }
     replay_report_t rep = {.data = data, .spec = use_reference ? spec.name : NULL,
-                           .reference = use_reference ? reference : NULL, .speed = ro.speed};
+                           .reference = !use_reference ? NULL
+                                        : strcmp(reference, "cpu") ? "cpu float32"
+                                                                   : "cpu float64",
+                           .speed = ro.speed};
     replay_report_make(&result, ref, compared, &rep);
     replay_report_print(stdout, &rep);
     rc = 0;
