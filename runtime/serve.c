@@ -518,11 +518,21 @@ int serve_run(const serve_options_t *o, serve_stats_t *stats, char *err)
         stats->connections++;
         logf_(o, "connected to %s:%d%s", o->host, o->port,
               stats->connections > 1 ? " again (all symbol states kept)" : "");
-        backoff = BACKOFF_FIRST_S;
+        double connected_at = mono_now();
         serve_connection(&sh, &b, &next_snapshot);
         close(sh.fd);
         sh.fd = -1;
         lost_at = mono_now();
+        /* a server that hangs up at once must not be hammered: back off unless the
+         * connection was a healthy one */
+        if (lost_at - connected_at > BACKOFF_MAX_S) {
+            backoff = BACKOFF_FIRST_S;
+        } else if (!stopping(o)) {
+            logf_(o, "the connection lasted %.1f s; reconnecting in %.1f s", lost_at - connected_at,
+                  backoff);
+            nap(o, backoff);
+            backoff = fmin(2 * backoff, BACKOFF_MAX_S);
+        }
     }
     if (o->state_file && stats->connections) snapshot_final(&sh, &b);
     if (stats->connections)
