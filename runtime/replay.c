@@ -15,6 +15,7 @@
 
 #define POLL_MS 100
 #define SEND_TIMEOUT_S 10.0
+#define HEARTBEAT_S 5.0
 
 typedef struct {
     const csv_stream_t *s;
@@ -133,10 +134,12 @@ static void handle_response(play_t *p, const message_t *m, double now)
     free(lat);
 }
 
+/* Reads the client's messages; also sends the server's heartbeat every HEARTBEAT_S. */
 static void *receiver_main(void *arg)
 {
     play_t *p = arg;
     char err[ERR_MAX];
+    double next_heartbeat = mono_now() + HEARTBEAT_S;
     for (;;) {
         pthread_mutex_lock(&p->lock);
         int closing = p->closing;
@@ -146,6 +149,11 @@ static void *receiver_main(void *arg)
         size_t len;
         line_status_t st = line_reader_next(&p->reader, POLL_MS, &line, &len, err);
         double now = mono_now();
+        if (now >= next_heartbeat) {
+            if (send_line(p, msg_build_heartbeat(proto_now(), err), err))
+                logf_(p->o, "cannot send heartbeat: %s", err);
+            next_heartbeat = now + HEARTBEAT_S;
+        }
         if (st == LINE_TIMEOUT || (st == LINE_OK && !len)) continue;
         if (st == LINE_EOF || st == LINE_ERROR) {
             pthread_mutex_lock(&p->lock);
