@@ -150,8 +150,9 @@ static void *receiver_main(void *arg)
         line_status_t st = line_reader_next(&p->reader, POLL_MS, &line, &len, err);
         double now = mono_now();
         if (now >= next_heartbeat) {
-            if (send_line(p, msg_build_heartbeat(proto_now(), err), err))
-                logf_(p->o, "cannot send heartbeat: %s", err);
+            char herr[ERR_MAX];
+            if (send_line(p, msg_build_heartbeat(proto_now(), herr), herr))
+                logf_(p->o, "cannot send heartbeat: %s", herr);
             next_heartbeat = now + HEARTBEAT_S;
         }
         if (st == LINE_TIMEOUT || (st == LINE_OK && !len)) continue;
