@@ -33,7 +33,16 @@ bin/tests: $(TEST_OBJ) build/libstepfuse.a
 test: bin/stepfuse bin/tests
 	./bin/tests $(TEST_ARGS)
 
+# Debian packages the build and the tests need (CUDA comes from $(CUDA)).
+DEPS = build-essential pkg-config libyaml-dev libjansson-dev libcriterion-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+deps:
+	@test -x $(CUDA)/bin/nvcc || test -f $(CUDA)/include/nvrtc.h || \
+	  { echo "CUDA toolkit not found at $(CUDA) (set CUDA=...)" >&2; exit 1; }
+	@dpkg -s $(DEPS) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEPS); }
+
 clean:
 	rm -rf build bin
 
-.PHONY: all test clean
+.PHONY: all test deps clean

@@ -3,6 +3,7 @@
 #ifndef STEPFUSE_COMMANDS_H
 #define STEPFUSE_COMMANDS_H
 
+int cmd_spec(int argc, char **argv);
 int cmd_stream(int argc, char **argv);
 int cmd_weights(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

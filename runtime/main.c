@@ -11,6 +11,7 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
+    {"spec", cmd_spec, "validate a spec and print it resolved, with its weight size"},
     {"weights", cmd_weights, "write deterministic random weights for a spec"},
     {"stream", cmd_stream, "run a request stream through an engine, compare with expected"},
     {"serve", cmd_serve, "serve inference requests of the game server (the client)"},
