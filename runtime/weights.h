@@ -25,8 +25,12 @@ void weights_free(weights_t *w);
 /* fp32 values of a catalogue tensor; aborts on a name outside the catalogue (a bug). */
 const float *weights_get(const weights_t *w, const char *name);
 
-/* Write realistic random weights for spec s (see init_kind_t) to path, deterministically
- * from seed: same spec + seed, same bytes. progress: print a progress bar on stderr. */
+/* Write realistic random weights for spec s (see init_kind_t) to path as F32 safetensors,
+ * tensors in catalogue order, spec name and seed in __metadata__. Deterministic: same spec +
+ * seed, same bytes, whatever the thread count. progress: a progress_mode_t (progress.h).
+ * threads: generating workers, 0 = one per core. */
 int weights_generate(const spec_t *s, uint64_t seed, const char *path, int progress, char *err);
+int weights_generate_threads(const spec_t *s, uint64_t seed, const char *path, int progress,
+                             int threads, char *err);
 
 #endif
