@@ -475,16 +475,16 @@ static replay_result_t play(const csv_stream_t *s, engine_t *e, const model_iden
     client_t c;
     char err[ERR_MAX];
     cr_assert_eq(replay_listen(&t.srv, "127.0.0.1", 0, err), 0, "%s", err);
-    t.o = (replay_options_t){.speed = speed, .window = 8, .accept_timeout = 10,
-                             .drain_timeout = 10, .log = stderr, .finished = &c.stop};
     pthread_t server, client;
     client_start(&c, &client, t.srv.port, e, id, state_file, 0);
+    t.o = (replay_options_t){.speed = speed, .window = 8, .accept_timeout = 10,
+                             .drain_timeout = 10, .log = c.o.log, .finished = &c.stop};
     pthread_create(&server, NULL, replay_main, &t);
     pthread_join(server, NULL);
     client_stop(&c, client);
     replay_close(&t.srv);
-    cr_assert_eq(t.rc, 0, "%s", t.err);
-    cr_assert_eq(c.rc, 0, "%s", c.err);
+    cr_assert_eq(t.rc, 0, "%s\n%s", t.err, c.log_text);
+    cr_assert_eq(c.rc, 0, "%s\n%s", c.err, c.log_text);
     if (stats) *stats = c.stats;
     free(c.log_text);
     return t.r;
