@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -437,13 +436,6 @@ void msg_free(message_t *m)
 }
 
 /* ---------------- building ---------------- */
-
-double proto_now(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
-}
 
 /* Takes ownership of o; appends the newline. */
 static char *finish(json_t *o, char *err)

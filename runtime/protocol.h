@@ -102,7 +102,4 @@ char *msg_build_score_update(int n, const int64_t *ids, const double *trade_pnls
                              const double *accuracies, const double *latencies_ms, char *err);
 char *msg_build_error(const char *error, const char *details, char *err);
 
-/* Wall-clock time, Unix seconds. */
-double proto_now(void);
-
 #endif

@@ -2,12 +2,13 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "logline.h"
 #include "net.h"
 #include "progress.h"
 #include "protocol.h"
@@ -33,26 +34,7 @@ typedef struct {
     double last_answer_at;
 } play_t;
 
-static void logf_(const replay_options_t *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void logf_(const replay_options_t *o, const char *fmt, ...)
-{
-    char line[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    FILE *out = o->log ? o->log : stderr;
-    fprintf(out, "[replay] %s\n", line);
-    fflush(out);
-}
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#define logf_(o, ...) log_line((o)->log, "replay", __VA_ARGS__)
 
 static void sleep_until(double t)
 {
@@ -139,7 +121,7 @@ static void *receiver_main(void *arg)
 {
     play_t *p = arg;
     char err[ERR_MAX];
-    double next_heartbeat = mono_now() + HEARTBEAT_S;
+    double next_heartbeat = clock_mono_s() + HEARTBEAT_S;
     for (;;) {
         pthread_mutex_lock(&p->lock);
         int closing = p->closing;
@@ -148,10 +130,10 @@ static void *receiver_main(void *arg)
         char *line;
         size_t len;
         line_status_t st = line_reader_next(&p->reader, POLL_MS, &line, &len, err);
-        double now = mono_now();
+        double now = clock_mono_s();
         if (now >= next_heartbeat) {
             char herr[ERR_MAX];
-            if (send_line(p, msg_build_heartbeat(proto_now(), herr), herr))
+            if (send_line(p, msg_build_heartbeat(clock_wall_s(), herr), herr))
                 logf_(p->o, "cannot send heartbeat: %s", herr);
             next_heartbeat = now + HEARTBEAT_S;
         }
@@ -208,8 +190,8 @@ void replay_result_free(replay_result_t *r)
 /* Wait for the client's register; anything else first is logged and skipped. */
 static int await_register(play_t *p, double timeout_s, char *err)
 {
-    double until = mono_now() + timeout_s;
-    while (mono_now() < until) {
+    double until = clock_mono_s() + timeout_s;
+    while (clock_mono_s() < until) {
         char *line;
         size_t len;
         line_status_t st = line_reader_next(&p->reader, POLL_MS, &line, &len, err);
@@ -252,9 +234,9 @@ static int play_one(play_t *p, int i, double start, double *offset_ms, char *err
     const char *symbol = s->names[i];
     char *line = msg_build_request(1, &id, &symbol,
                                    s->req.features + (size_t)i * (size_t)s->req.num_features,
-                                   s->req.num_features, proto_now(), err);
+                                   s->req.num_features, clock_wall_s(), err);
     pthread_mutex_lock(&p->lock);
-    p->sent_at[i] = mono_now();
+    p->sent_at[i] = clock_mono_s();
     p->r->sent++;
     p->in_flight++;
     pthread_mutex_unlock(&p->lock);
@@ -285,7 +267,7 @@ int replay_serve(replay_server_t *srv, const csv_stream_t *s, const replay_optio
         pthread_t receiver;
         pthread_create(&receiver, NULL, receiver_main, &p);
         progress_t *bar = progress_start("replay", (uint64_t)n, "req", (progress_mode_t)o->progress);
-        double start = mono_now(), offset_ms = 0;
+        double start = clock_mono_s(), offset_ms = 0;
         char perr[ERR_MAX];
         for (int i = 0; i < n; i++) {
             if (play_one(&p, i, start, &offset_ms, perr)) {
@@ -311,7 +293,7 @@ int replay_serve(replay_server_t *srv, const csv_stream_t *s, const replay_optio
                 if (pthread_cond_timedwait(&p.changed, &p.lock, &until)) break;
         }
         p.closing = 1;
-        if (r->sent) r->duration_s = (p.answered ? p.last_answer_at : mono_now()) - p.sent_at[0];
+        if (r->sent) r->duration_s = (p.answered ? p.last_answer_at : clock_mono_s()) - p.sent_at[0];
         pthread_mutex_unlock(&p.lock);
         shutdown(fd, SHUT_RDWR);
         pthread_join(receiver, NULL);

@@ -3,12 +3,13 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "logline.h"
 #include "net.h"
 #include "protocol.h"
 #include "slot_map.h"
@@ -49,32 +50,7 @@ typedef struct {
     double score_latency_sum, score_accuracy_sum, score_pnl_sum;
 } shared_t;
 
-static void logf_(const serve_options_t *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void logf_(const serve_options_t *o, const char *fmt, ...)
-{
-    char line[2048];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    localtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "[serve %02d:%02d:%02d.%03ld] ", tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-    va_end(ap);
-    FILE *out = o->log ? o->log : stderr;
-    fprintf(out, "%s\n", line); /* one call: lines of two threads never interleave */
-    fflush(out);
-}
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#define logf_(o, ...) log_line((o)->log, "serve", __VA_ARGS__)
 
 /* ---------------- queue (caller holds lock) ---------------- */
 
@@ -291,13 +267,13 @@ static int run_batch(shared_t *sh, worker_t *b, pending_t *items, int n)
     }
     int rc = 0;
     char err[ERR_MAX];
-    double t0 = mono_now();
+    double t0 = clock_mono_s();
     if (m && engine_step(e, m, b->slots, b->features, b->out, err)) {
         logf_(o, "engine step of %d requests failed: %s; they are not answered", m, err);
         refused += m;
         m = 0;
     }
-    double step_ms = (mono_now() - t0) * 1e3;
+    double step_ms = (clock_mono_s() - t0) * 1e3;
     /* a non-finite output cannot be sent as JSON: leave that request out */
     int k = 0;
     for (int i = 0; i < m; i++) {
@@ -313,7 +289,7 @@ static int run_batch(shared_t *sh, worker_t *b, pending_t *items, int n)
         k++;
     }
     if (k) {
-        rc = send_line(sh, msg_build_response(k, b->ids, b->out, proto_now(), err), err);
+        rc = send_line(sh, msg_build_response(k, b->ids, b->out, clock_wall_s(), err), err);
         if (rc) logf_(o, "cannot send the answers to %d requests: %s", k, err);
     }
     pthread_mutex_lock(&sh->lock);
@@ -412,7 +388,7 @@ static void serve_connection(shared_t *sh, worker_t *b, double *next_snapshot)
     pthread_t reader;
     pthread_create(&reader, NULL, reader_main, sh);
     double heartbeat_every = o->heartbeat_every > 0 ? o->heartbeat_every : 5.0;
-    double next_heartbeat = mono_now() + heartbeat_every;
+    double next_heartbeat = clock_mono_s() + heartbeat_every;
     int max_batch = o->engine->max_batch;
     pending_t *items = xmalloc((size_t)max_batch * sizeof *items);
     int lost = 0;
@@ -431,9 +407,9 @@ static void serve_connection(shared_t *sh, worker_t *b, double *next_snapshot)
         pthread_mutex_unlock(&sh->lock);
         if (n && run_batch(sh, b, items, n)) lost = 1;
         for (int i = 0; i < n; i++) free(items[i].features);
-        double now = mono_now();
+        double now = clock_mono_s();
         if (!lost && now >= next_heartbeat) {
-            if (send_line(sh, msg_build_heartbeat(proto_now(), err), err)) {
+            if (send_line(sh, msg_build_heartbeat(clock_wall_s(), err), err)) {
                 logf_(o, "cannot send heartbeat: %s", err);
                 lost = 1;
             }
@@ -466,9 +442,9 @@ static void serve_connection(shared_t *sh, worker_t *b, double *next_snapshot)
 /* Sleep up to `seconds`, waking early on stop. */
 static void nap(const serve_options_t *o, double seconds)
 {
-    double until = mono_now() + seconds;
-    while (!stopping(o) && mono_now() < until) {
-        double left = until - mono_now();
+    double until = clock_mono_s() + seconds;
+    while (!stopping(o) && clock_mono_s() < until) {
+        double left = until - clock_mono_s();
         struct timespec ts = {0, (long)(fmin(left, POLL_MS * 1e-3) * 1e9)};
         if (left > 0) nanosleep(&ts, NULL);
     }
@@ -495,8 +471,8 @@ int serve_run(const serve_options_t *o, serve_stats_t *stats, char *err)
         else if (loaded) logf_(o, "state restored from %s: %d symbols", o->state_file, b.map.count);
         else logf_(o, "no state file at %s yet: all symbols start fresh", o->state_file);
     }
-    double next_snapshot = mono_now() + o->snapshot_every;
-    double backoff = BACKOFF_FIRST_S, lost_at = mono_now();
+    double next_snapshot = clock_mono_s() + o->snapshot_every;
+    double backoff = BACKOFF_FIRST_S, lost_at = clock_mono_s();
     while (!rc && !stopping(o)) {
         char cerr[ERR_MAX];
         sh.fd = net_connect(o->host, o->port, SEND_TIMEOUT_S, cerr);
@@ -505,7 +481,7 @@ int serve_run(const serve_options_t *o, serve_stats_t *stats, char *err)
                 rc = seterr(err, "%s", cerr);
                 break;
             }
-            if (o->reconnect_for > 0 && mono_now() - lost_at > o->reconnect_for) {
+            if (o->reconnect_for > 0 && clock_mono_s() - lost_at > o->reconnect_for) {
                 rc = seterr(err, "%s; gave up after %.0f s without a server", cerr,
                             o->reconnect_for);
                 break;
@@ -518,11 +494,11 @@ int serve_run(const serve_options_t *o, serve_stats_t *stats, char *err)
         stats->connections++;
         logf_(o, "connected to %s:%d%s", o->host, o->port,
               stats->connections > 1 ? " again (all symbol states kept)" : "");
-        double connected_at = mono_now();
+        double connected_at = clock_mono_s();
         serve_connection(&sh, &b, &next_snapshot);
         close(sh.fd);
         sh.fd = -1;
-        lost_at = mono_now();
+        lost_at = clock_mono_s();
         /* a server that hangs up at once must not be hammered: back off unless the
          * connection was a healthy one */
         if (lost_at - connected_at > BACKOFF_MAX_S) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "csv_stream.h"
 #include "net.h"
 #include "protocol.h"
@@ -35,7 +36,7 @@ static int answer(int fd, int64_t id)
     double p[4];
     prediction_of(id, p);
     char err[ERR_MAX];
-    char *line = msg_build_response(1, &id, p, proto_now(), err);
+    char *line = msg_build_response(1, &id, p, clock_wall_s(), err);
     int rc = net_send_all(fd, line, strlen(line), err);
     free(line);
     return rc;

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "csv_stream.h"
 #include "engine.h"
 #include "net.h"
@@ -241,7 +242,7 @@ static char *request_with(int64_t id, const char *symbol, int num_features)
     float f[F];
     features_of((int)id, f);
     char err[ERR_MAX];
-    char *line = msg_build_request(1, &id, &symbol, f, num_features, proto_now(), err);
+    char *line = msg_build_request(1, &id, &symbol, f, num_features, clock_wall_s(), err);
     cr_assert(line, "%s", err);
     return line;
 }
