@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +15,7 @@
 #include "csv_stream.h"
 #include "engine.h"
 #include "progress.h"
+#include "loopback.h"
 #include "replay.h"
 #include "replay_reference.h"
 #include "replay_report.h"
@@ -117,20 +117,6 @@ static int cached_weights(const spec_t *spec, const char *dir, weights_t *w, cha
 }
 
 typedef struct {
-    serve_options_t o;
-    serve_stats_t stats;
-    int rc;
-    char err[ERR_MAX];
-} serve_thread_t;
-
-static void *serve_thread(void *arg)
-{
-    serve_thread_t *t = arg;
-    t->rc = serve_run(&t->o, &t->stats, t->err);
-    return NULL;
-}
-
-typedef struct {
     spec_t spec;
     weights_t w;
     engine_t *engine;
@@ -222,8 +208,6 @@ int cmd_demo(int argc, char **argv)
     rc = 1;
     double *ref = NULL;
     replay_result_t result = {0};
-    replay_server_t srv = {.fd = -1};
-    atomic_int finished = 0;
     model_identity_t id;
     model_identity(&m.spec, &m.w, &id);
     if (m.spec.num_features != s.req.num_features) {
@@ -231,25 +215,15 @@ int cmd_demo(int argc, char **argv)
                 s.req.num_features, m.spec.name, m.spec.num_features);
         goto done;
     }
-    if (replay_listen(&srv, "127.0.0.1", 0, err)) {
-        fprintf(stderr, "stepfuse demo: %s\n", err);
-        goto done;
-    }
-    fprintf(stderr, "stepfuse demo: %d requests of %s over loopback port %d; client: spec %s, "
-                    "backend %s, %d state slots, batches of up to %d\n",
-            s.req.n, data, srv.port, m.spec.name, backend, m.engine->max_symbols,
-            m.engine->max_batch);
-    serve_thread_t st = {.o = {.host = "127.0.0.1", .port = srv.port, .engine = m.engine,
-                               .identity = &id, .verbose = verbose, .stop = &finished}};
-    pthread_t client;
-    pthread_create(&client, NULL, serve_thread, &st);
+    fprintf(stderr, "stepfuse demo: %d requests of %s over loopback; client: spec %s, backend "
+                    "%s, %d state slots, batches of up to %d\n",
+            s.req.n, data, m.spec.name, backend, m.engine->max_symbols, m.engine->max_batch);
     replay_options_t ro = {.speed = speed, .accept_timeout = 30, .drain_timeout = 10,
-                           .progress = PROGRESS_AUTO, .finished = &finished};
-    int replay_rc = replay_serve(&srv, &s, &ro, &result, err);
-    atomic_store(&finished, 1);
-    pthread_join(client, NULL);
-    if (replay_rc || st.rc) {
-        fprintf(stderr, "stepfuse demo: %s\n", replay_rc ? err : st.err);
+                           .progress = PROGRESS_AUTO};
+    serve_options_t so = {.engine = m.engine, .identity = &id, .verbose = verbose};
+    serve_stats_t stats;
+    if (loopback_run(&s, ro, so, &result, &stats, err)) {
+        fprintf(stderr, "stepfuse demo: %s\n", err);
         goto done;
     }
     int compared = strcmp(backend, "cpu") ? GPU_REFERENCE_LIMIT : s.req.n;
@@ -267,16 +241,15 @@ int cmd_demo(int argc, char **argv)
     replay_report_make(&result, ref, compared, &rep);
     replay_report_print(stdout, &rep);
     printf("  engine     %ld steps (largest %d requests), %.3f ms mean, %.3f ms max\n",
-           st.stats.batches, st.stats.max_batch_seen,
-           st.stats.batches ? st.stats.step_ms_sum / (double)st.stats.batches : 0.0,
-           st.stats.step_ms_max);
+           stats.batches, stats.max_batch_seen,
+           stats.batches ? stats.step_ms_sum / (double)stats.batches : 0.0,
+           stats.step_ms_max);
     rc = 0;
     if (json_path && replay_report_write_json(json_path, &rep, err)) {
         fprintf(stderr, "stepfuse demo: %s\n", err);
         rc = 1;
     }
 done:
-    replay_close(&srv);
     replay_result_free(&result);
     free(ref);
     engine_destroy(m.engine);

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "csv_stream.h"
 #include "engine.h"
+#include "loopback.h"
 #include "net.h"
 #include "protocol.h"
 #include "replay.h"
@@ -452,43 +453,24 @@ Test(serve, heartbeats_and_score_updates)
 
 /* ---------------- replay end to end ---------------- */
 
-typedef struct {
-    replay_server_t srv;
-    const csv_stream_t *s;
-    replay_options_t o;
-    replay_result_t r;
-    int rc;
-    char err[ERR_MAX];
-} replay_thread_t;
-
-static void *replay_main(void *arg)
-{
-    replay_thread_t *t = arg;
-    t->rc = replay_serve(&t->srv, t->s, &t->o, &t->r, t->err);
-    return NULL;
-}
-
-/* Play s to a client of engine e; returns the result (caller frees). */
+/* Play s to a client of engine e over loopback (as the demo does); returns the result. */
 static replay_result_t play(const csv_stream_t *s, engine_t *e, const model_identity_t *id,
                             const char *state_file, double speed, serve_stats_t *stats)
 {
-    replay_thread_t t = {.s = s};
-    client_t c;
-    char err[ERR_MAX];
-    cr_assert_eq(replay_listen(&t.srv, "127.0.0.1", 0, err), 0, "%s", err);
-    pthread_t server, client;
-    client_start(&c, &client, t.srv.port, e, id, state_file, 0);
-    t.o = (replay_options_t){.speed = speed, .window = 8, .accept_timeout = 10,
-                             .drain_timeout = 10, .log = c.o.log, .finished = &c.stop};
-    pthread_create(&server, NULL, replay_main, &t);
-    pthread_join(server, NULL);
-    client_stop(&c, client);
-    replay_close(&t.srv);
-    cr_assert_eq(t.rc, 0, "%s\n%s", t.err, c.log_text);
-    cr_assert_eq(c.rc, 0, "%s\n%s", c.err, c.log_text);
-    if (stats) *stats = c.stats;
-    free(c.log_text);
-    return t.r;
+    char *log_text = NULL, err[ERR_MAX];
+    size_t log_len;
+    FILE *log = open_memstream(&log_text, &log_len);
+    replay_options_t ro = {.speed = speed, .window = 8, .accept_timeout = 10,
+                           .drain_timeout = 10, .log = log};
+    serve_options_t so = {.engine = e, .identity = id, .state_file = state_file, .log = log};
+    replay_result_t r;
+    serve_stats_t st;
+    int rc = loopback_run(s, ro, so, &r, &st, err);
+    fclose(log);
+    cr_assert_eq(rc, 0, "%s\n%s", err, log_text);
+    free(log_text);
+    if (stats) *stats = st;
+    return r;
 }
 
 /* Every request of [from, from + r->n) answered, bit-identical to want [.., 4]. */
