@@ -91,9 +91,12 @@ int cmd_serve(int argc, char **argv)
         return 2;
     }
     char host[NET_HOST_MAX], err[ERR_MAX];
-    if (net_parse_addr(address, NULL, host, &so.port, err) || so.port == 0) {
-        fprintf(stderr, "stepfuse serve: --connect: %s\n",
-                so.port == 0 ? "port 0 is not a server's port" : err);
+    if (net_parse_addr(address, NULL, host, &so.port, err)) {
+        fprintf(stderr, "stepfuse serve: --connect: %s\n", err);
+        return 2;
+    }
+    if (so.port == 0) {
+        fprintf(stderr, "stepfuse serve: --connect: port 0 is not a server's port\n");
         return 2;
     }
     so.host = host;
