@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -28,7 +29,7 @@ static void add(builder_t *b, const char *suffix, init_kind_t init, int fan_in,
     }
     tensor_desc_t *t = &c->t[c->count++];
     memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s%s", b->prefix, suffix);
+    tensor_name(t->name, "%s%s", b->prefix, suffix);
     int64_t dims[3] = {d0, d1, d2};
     t->numel = 1;
     for (int i = 0; i < 3 && dims[i] > 0; i++) {
@@ -44,10 +45,10 @@ static void add(builder_t *b, const char *suffix, init_kind_t init, int fan_in,
 static void linear(builder_t *b, const char *name, int out, int in, int bias)
 {
     char n[TENSOR_NAME_MAX];
-    snprintf(n, sizeof n, "%s.weight", name);
+    tensor_name(n, "%s.weight", name);
     add(b, n, INIT_LINEAR, in, out, in, 0);
     if (bias) {
-        snprintf(n, sizeof n, "%s.bias", name);
+        tensor_name(n, "%s.bias", name);
         add(b, n, INIT_BIAS, 0, out, 0, 0);
     }
 }
@@ -56,10 +57,10 @@ static void linear(builder_t *b, const char *name, int out, int in, int bias)
 static void block_linear(builder_t *b, const char *name, int nb, int bs, int bias)
 {
     char n[TENSOR_NAME_MAX];
-    snprintf(n, sizeof n, "%s.weight", name);
+    tensor_name(n, "%s.weight", name);
     add(b, n, INIT_LINEAR, bs, nb, bs, bs);
     if (bias) {
-        snprintf(n, sizeof n, "%s.bias", name);
+        tensor_name(n, "%s.bias", name);
         add(b, n, INIT_BIAS, 0, (int64_t)nb * bs, 0, 0);
     }
 }
@@ -68,9 +69,9 @@ static void block_linear(builder_t *b, const char *name, int nb, int bs, int bia
 static void conv(builder_t *b, const char *name, int channels, int k)
 {
     char n[TENSOR_NAME_MAX];
-    snprintf(n, sizeof n, "%s.conv.weight", name);
+    tensor_name(n, "%s.conv.weight", name);
     add(b, n, INIT_LINEAR, k, channels, 1, k);
-    snprintf(n, sizeof n, "%s.conv.bias", name);
+    tensor_name(n, "%s.conv.bias", name);
     add(b, n, INIT_BIAS, 0, channels, 0, 0);
 }
 
@@ -90,9 +91,9 @@ static void xlstm_layer(builder_t *b, const spec_t *s)
     norm(b, "layer.slstm.norm.weight", H, INIT_NORM);
     conv(b, "layer.slstm.conv1d", H, K);
     for (int g = 0; g < 4; g++) {
-        snprintf(n, sizeof n, "layer.slstm.%s_input", gates[g]);
+        tensor_name(n, "layer.slstm.%s_input", gates[g]);
         block_linear(b, n, NS, bs, 0);
-        snprintf(n, sizeof n, "layer.slstm.%s_state", gates[g]);
+        tensor_name(n, "layer.slstm.%s_state", gates[g]);
         block_linear(b, n, NS, bs, 1);
     }
     norm(b, "layer.slstm.group_norm.weight", H, INIT_NORM);
@@ -168,11 +169,11 @@ void catalogue_build(const spec_t *s, catalogue_t *c)
 
     for (int k = 0; k < NUM_TOWERS; k++) {
         b.tower = k;
-        snprintf(b.prefix, sizeof b.prefix, "towers.%d.", k);
+        tensor_name(b.prefix, "towers.%d.", k);
         linear(&b, "input_up", P, F, 1);
         linear(&b, "input_down", H, P, 1);
         for (int l = 0; l < s->tower_depth; l++) {
-            snprintf(b.prefix, sizeof b.prefix, "towers.%d.blocks.%d.", k, l);
+            tensor_name(b.prefix, "towers.%d.blocks.%d.", k, l);
             norm(&b, "norm1.weight", H, INIT_NORM);
             layers[k](&b, s);
             norm(&b, "norm2.weight", H, INIT_NORM);
@@ -189,6 +190,18 @@ void catalogue_free(catalogue_t *c)
 {
     free(c->t);
     memset(c, 0, sizeof *c);
+}
+
+void tensor_name(char *dst, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(dst, TENSOR_NAME_MAX, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= TENSOR_NAME_MAX) {
+        fprintf(stderr, "tensor name longer than %d bytes: %s...\n", TENSOR_NAME_MAX - 1, dst);
+        abort();
+    }
 }
 
 int catalogue_find(const catalogue_t *c, const char *name)

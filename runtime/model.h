@@ -44,6 +44,10 @@ typedef struct {
 void catalogue_build(const spec_t *s, catalogue_t *c);
 void catalogue_free(catalogue_t *c);
 
+/* Format a tensor name into dst (TENSOR_NAME_MAX bytes); a name that does not fit is a
+ * programming error and aborts. */
+__attribute__((format(printf, 2, 3))) void tensor_name(char *dst, const char *fmt, ...);
+
 /* Index of a tensor by name, or -1. */
 int catalogue_find(const catalogue_t *c, const char *name);
 

@@ -76,7 +76,7 @@ typedef struct { int64_t pos; } state_header_t;
 static const float *get(const ref_model_t *m, const char *prefix, const char *name)
 {
     char full[TENSOR_NAME_MAX];
-    snprintf(full, sizeof full, "%s%s", prefix, name);
+    tensor_name(full, "%s%s", prefix, name);
     return weights_get(m->w, full);
 }
 
@@ -85,10 +85,10 @@ static linear_t bind_linear(const ref_model_t *m, const char *prefix, const char
 {
     char n[TENSOR_NAME_MAX];
     linear_t l = {.out = out, .in = in};
-    snprintf(n, sizeof n, "%s.weight", name);
+    tensor_name(n, "%s.weight", name);
     l.w = get(m, prefix, n);
     if (has_bias) {
-        snprintf(n, sizeof n, "%s.bias", name);
+        tensor_name(n, "%s.bias", name);
         l.b = get(m, prefix, n);
     }
     return l;
@@ -105,7 +105,7 @@ static conv_t bind_conv(const ref_model_t *m, const char *prefix, const char *na
                         int k)
 {
     char n[TENSOR_NAME_MAX];
-    snprintf(n, sizeof n, "%s.conv", name);
+    tensor_name(n, "%s.conv", name);
     linear_t l = bind_linear(m, prefix, n, ch, k, 1);
     return (conv_t){.w = l.w, .b = l.b, .ch = ch, .k = k};
 }
@@ -121,9 +121,9 @@ static void bind_xlstm(const ref_model_t *m, const char *p, xlstm_w *x)
     x->s.norm = get(m, p, "layer.slstm.norm.weight");
     x->s.conv = bind_conv(m, p, "layer.slstm.conv1d", H, s->xlstm.conv_kernel);
     for (int g = 0; g < 4; g++) {
-        snprintf(n, sizeof n, "layer.slstm.%s_input", gates[g]);
+        tensor_name(n, "layer.slstm.%s_input", gates[g]);
         x->s.gate_in[g] = bind_block_linear(m, p, n, NS, s->d.slstm_block, 0);
-        snprintf(n, sizeof n, "layer.slstm.%s_state", gates[g]);
+        tensor_name(n, "layer.slstm.%s_state", gates[g]);
         x->s.gate_state[g] = bind_block_linear(m, p, n, NS, s->d.slstm_block, 1);
     }
     x->s.gn_w = get(m, p, "layer.slstm.group_norm.weight");
@@ -265,13 +265,13 @@ ref_model_t *ref_create(const spec_t *s, const weights_t *w, ref_precision_t p)
     const int H = s->hidden_size, P = s->proj_size;
     for (int k = 0; k < NUM_TOWERS; k++) {
         tower_w *t = &m->towers[k];
-        snprintf(prefix, sizeof prefix, "towers.%d.", k);
+        tensor_name(prefix, "towers.%d.", k);
         t->input_up = bind_linear(m, prefix, "input_up", P, s->num_features, 1);
         t->input_down = bind_linear(m, prefix, "input_down", H, P, 1);
         t->blocks = xcalloc((size_t)s->tower_depth, sizeof *t->blocks);
         for (int l = 0; l < s->tower_depth; l++) {
             block_w *b = &t->blocks[l];
-            snprintf(prefix, sizeof prefix, "towers.%d.blocks.%d.", k, l);
+            tensor_name(prefix, "towers.%d.blocks.%d.", k, l);
             b->norm1 = get(m, prefix, "norm1.weight");
             b->norm2 = get(m, prefix, "norm2.weight");
             b->fc1 = bind_linear(m, prefix, "mlp.fc1", P, H, 1);
