@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_args.h"
 #include "commands.h"
 #include "compare.h"
 #include "engine.h"
@@ -65,7 +66,6 @@ int cmd_stream(int argc, char **argv)
     engine_options_t eo = {.backend = "cpu"};
     int batch = 0;
     double tolerance = -1;
-    char *end;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -76,20 +76,10 @@ int cmd_stream(int argc, char **argv)
         case 'p': precision = optarg; break;
         case 'o': output = optarg; break;
         case 'n':
-            batch = (int)strtol(optarg, &end, 10);
-            if (*end || batch < 1) {
-                fprintf(stderr, "stepfuse stream: --batch wants a positive integer, got '%s'\n",
-                        optarg);
-                return 2;
-            }
+            if (arg_int("stream", "--batch", optarg, 1, &batch)) return 2;
             break;
         case 't':
-            tolerance = strtod(optarg, &end);
-            if (*end || !(tolerance >= 0)) {
-                fprintf(stderr, "stepfuse stream: --tolerance wants a number >= 0, got '%s'\n",
-                        optarg);
-                return 2;
-            }
+            if (arg_double("stream", "--tolerance", optarg, 0, &tolerance)) return 2;
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -101,10 +91,8 @@ int cmd_stream(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcmp(precision, "fp64") && strcmp(precision, "fp32")) {
-        fprintf(stderr, "stepfuse stream: --precision is fp64 or fp32, got '%s'\n", precision);
-        return 2;
-    }
+    static const char *const precisions[] = {"fp64", "fp32", NULL};
+    if (arg_choice("stream", "--precision", precision, precisions)) return 2;
     eo.fp64 = !strcmp(eo.backend, "cpu") && !strcmp(precision, "fp64");
     if (tolerance < 0) tolerance = eo.fp64 ? 1e-10 : 1e-5;
 

@@ -17,6 +17,9 @@ static const command_t commands[] = {
     {"compile", cmd_compile, "generate and compile a spec's kernel with NVRTC, report resources"},
     {"bench", cmd_bench, "time the fused step on the GPU, check it against the reference"},
     {"stream", cmd_stream, "run a request stream through an engine, compare with expected"},
+    {"serve", cmd_serve, "serve inference requests of the game server (the client)"},
+    {"replay", cmd_replay, "play a recorded stream to one client, report latency and accuracy"},
+    {"demo", cmd_demo, "replay the recorded stream to the serving loop on loopback, report"},
 };
 
 static void usage(FILE *out)
