@@ -24,8 +24,8 @@ constexpr int MAX_BATCH = 8, BT = 8, THREADS = 256, WARPS = THREADS / 32;
 constexpr int ROW_UNROLL = 8; // weight float4 per lane in flight per projection row
 constexpr int STAGE_FLOATS = 3072; // dynamic shared memory: staged projection inputs
 constexpr int MAX_GROUPS = 2; // most normalisation groups of one input
-constexpr int MAX_HEAD = 64;   // longest head vector staged per warp
-constexpr long WEIGHT_FLOATS = 211964, SLOT_FLOATS = 29004, SCRATCH_FLOATS = 25184;
+constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
+constexpr long WEIGHT_FLOATS = 211964, SLOT_FLOATS = 29004, SCRATCH_FLOATS = 26208;
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
 struct Buf {
@@ -106,11 +106,11 @@ struct L_xlstm {
     static constexpr Buf sc_xm = {7680, 128};
     static constexpr Buf sc_xc2 = {8704, 128};
     static constexpr Buf sc_xg = {9728, 128};
-    static constexpr Buf sc_sh2 = {10752, 128};
-    static constexpr Buf sc_pend_nv = {11776, 128};
-    static constexpr Buf sc_qkv = {12800, 384};
-    static constexpr Buf sc_ipf = {15872, 4};
-    static constexpr Buf sc_pend_m = {15904, 4};
+    static constexpr Buf sc_pend_nv = {10752, 128};
+    static constexpr Buf sc_sh2 = {11776, 256};
+    static constexpr Buf sc_qkv = {13824, 384};
+    static constexpr Buf sc_ipf = {16896, 4};
+    static constexpr Buf sc_pend_m = {16928, 4};
 };
 
 struct L_mamba2 {
@@ -148,12 +148,12 @@ struct L_mamba2 {
     static constexpr long st_ssm = 1152;
     static constexpr Buf sc_u = {1024, 64};
     static constexpr Buf sc_ap = {1536, 64};
-    static constexpr Buf sc_xs = {15936, 128};
-    static constexpr Buf sc_z = {16960, 128};
-    static constexpr Buf sc_bv = {17984, 128};
-    static constexpr Buf sc_cv = {19008, 128};
-    static constexpr Buf sc_dt = {20032, 4};
-    static constexpr Buf sc_yz = {20064, 128};
+    static constexpr Buf sc_xs = {16960, 128};
+    static constexpr Buf sc_z = {17984, 128};
+    static constexpr Buf sc_bv = {19008, 128};
+    static constexpr Buf sc_cv = {20032, 128};
+    static constexpr Buf sc_dt = {21056, 4};
+    static constexpr Buf sc_yz = {21088, 128};
 };
 
 struct L_retnet {
@@ -181,11 +181,11 @@ struct L_retnet {
     static constexpr long st_R = 8;
     static constexpr Buf sc_u = {2048, 64};
     static constexpr Buf sc_ap = {2560, 64};
-    static constexpr Buf sc_q = {21088, 64};
-    static constexpr Buf sc_k = {21600, 64};
-    static constexpr Buf sc_v = {22112, 64};
-    static constexpr Buf sc_g = {22624, 64};
-    static constexpr Buf sc_o = {23136, 64};
+    static constexpr Buf sc_q = {22112, 64};
+    static constexpr Buf sc_k = {22624, 64};
+    static constexpr Buf sc_v = {23136, 64};
+    static constexpr Buf sc_g = {23648, 64};
+    static constexpr Buf sc_o = {24160, 64};
 };
 
 struct L_hawk {
@@ -213,9 +213,9 @@ struct L_hawk {
     static constexpr long st_h = 192;
     static constexpr Buf sc_u = {3072, 64};
     static constexpr Buf sc_ap = {3584, 64};
-    static constexpr Buf sc_gate = {23648, 64};
-    static constexpr Buf sc_xc = {24160, 64};
-    static constexpr Buf sc_y = {24672, 64};
+    static constexpr Buf sc_gate = {24672, 64};
+    static constexpr Buf sc_xc = {25184, 64};
+    static constexpr Buf sc_y = {25696, 64};
 };
 
 struct Params {
@@ -232,7 +232,7 @@ struct Params {
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
 // template would be one copy per instantiation).
 __shared__ float norm_stats_smem[BT * MAX_GROUPS * 2];        // [entry][group][mean, 1/std]
-__shared__ float warp_vecs[WARPS][2][MAX_HEAD];                // per warp: two head vectors
+__shared__ float warp_vecs[WARPS][2][STATE_ROWS];              // per warp: two row vectors
 extern __shared__ float4 stage_smem4[];                         // STAGE_FLOATS: staged inputs
 #define stage_smem ((float *)stage_smem4)
 
@@ -331,22 +331,22 @@ template <int K> __device__ __forceinline__ float conv_step(const float *w, floa
 }
 
 // ---- rank-one update of a state matrix -------------------------------------------------------
-// A lane owns four columns of a row-major [rows][cols] state matrix (S points at its first
-// column in row 0): S[i][j] = f * S[i][j] + a[i] * v[j], and it returns
-// sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in groups of 8 with
-// all loads of a group issued before any use.
-template <int ROWS, int COLS>
-__device__ __forceinline__ float4 outer_update(float *S, float f, const float *a, float4 v, const float *q)
+// A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
+// (S points at its first column in the first row): S[i][j] = f * S[i][j] + a[i] * v[j],
+// and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
+// groups of 8 with all loads of a group issued before any use.
+template <int COLS>
+__device__ __forceinline__ float4 outer_update(float *S, int rows, float f, const float *a, float4 v, const float *q)
 {
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int i0 = 0; i0 < ROWS; i0 += 8) {
+    for (int i0 = 0; i0 < rows; i0 += 8) {
         float4 r[8];
 #pragma unroll
         for (int u = 0; u < 8; u++)
-            if (i0 + u < ROWS) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
+            if (i0 + u < rows) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
-            if (i0 + u < ROWS) {
+            if (i0 + u < rows) {
                 const float ai = a[i0 + u], qi = q[i0 + u];
                 r[u].x = f * r[u].x + ai * v.x;
                 r[u].y = f * r[u].y + ai * v.y;
@@ -379,6 +379,7 @@ struct In {
     const float *skip_w, *skip;
     const float *gate;
     int skip_stride, gate_stride;
+    int parts, part_stride; // parts > 1: the input is the sum of `parts` vectors part_stride apart
 };
 
 __device__ __forceinline__ In in_act(const Params &p, Buf b)
@@ -404,6 +405,12 @@ __device__ __forceinline__ In in_norm(In in, int norm, int group, float eps, con
     in.eps = eps;
     in.nw = w;
     in.nbias = bias;
+    return in;
+}
+__device__ __forceinline__ In in_parts(In in, int parts, int part_stride)
+{
+    in.parts = parts;
+    in.part_stride = part_stride;
     return in;
 }
 __device__ __forceinline__ const float *in_row(const Params &p, const In &in, int b)
@@ -450,12 +457,30 @@ __device__ void stage_inputs(const Params &p, const In (&in)[NIN], int b0, int n
     __syncthreads();
 }
 
-// Normalise a staged input in place, xs[j][0 .. n) for j < nj, per group of in.group
-// elements (statistics from shared memory), then apply weight, bias, skip and gate.
-__device__ void normalise_staged(const Params &p, const In &in, int b0, int nj, int n, float *xs)
+// Normalise a staged input in place, xs[j][0 .. n) for j < nj: first add its other parts
+// if it is a sum of partial vectors, then normalise per group of in.group elements
+// (statistics from shared memory) and apply weight, bias, skip and gate. Not inlined:
+// inlined into every projection it pushes the kernel into spilling.
+__device__ __noinline__ void normalise_staged(const Params &p, const In &in, int b0, int nj, int n, float *xs)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, groups = n / in.group;
     float *stats = norm_stats_smem; // [j][group][mean, 1/std]
+    if (in.parts > 1) { // a sum of partial vectors: add the other parts in a fixed order
+        for (int t = threadIdx.x; t < nj * (n / 4); t += THREADS) {
+            const int j = t / (n / 4), c = (t % (n / 4)) * 4;
+            const float *row = in_row(p, in, b0 + j) + c;
+            float4 sum = *(float4 *)(xs + (long)j * n + c);
+            for (int part = 1; part < in.parts; part++) {
+                const float4 y = ld_act4(row + (long)part * in.part_stride);
+                sum.x += y.x;
+                sum.y += y.y;
+                sum.z += y.z;
+                sum.w += y.w;
+            }
+            *(float4 *)(xs + (long)j * n + c) = sum;
+        }
+        __syncthreads();
+    }
     for (int t = warp; t < nj * groups; t += WARPS) {
         const float *x = xs + (long)(t / groups) * n + (t % groups) * in.group;
         float mean = 0.0f;
@@ -654,7 +679,8 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 // phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]                           2 NH rows
-// phase 6: per (entry, head n, 128 columns): gates, C update, h = num / max(|q.n|, e^-m)
+// phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
+//          as one partial sum per 32 rows (phase 7 adds them)
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
 // phase 7: ym = proj_down((GroupNorm(sh2) + skip * xc2) * silu(xg)) + so          H rows
 // phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
@@ -662,7 +688,8 @@ struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
     static constexpr int PHASES = 9;
-    static constexpr int ML_CHUNKS = (XL_DM + 127) / 128; // 128-column chunks of a head's C
+    static constexpr int ML_CHUNKS = (XL_DM + 127) / 128;             // 128-column chunks of a head's C
+    static constexpr int ML_RC = (XL_DM + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of h
 
     __device__ static int units(int phase, int nb)
     {
@@ -672,7 +699,7 @@ struct XLSTM {
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
         case 5: return XL_NH; // each row gives ip and fp of one head
-        case 6: return nb * XL_NH * ML_CHUNKS;
+        case 6: return nb * XL_NH * ML_CHUNKS * ML_RC;
         case 7: return H;
         }
         return 0;
@@ -746,41 +773,44 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
     }
 
-    // one warp per (entry, head, 128 columns): a lane owns 4 columns of C
+    // one warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
         float *qs = warp_vecs[warp][0], *ks = warp_vecs[warp][1];
         for (int t = lo + warp; t < hi; t += WARPS) {
-            const int b = t / (XL_NH * ML_CHUNKS), n = (t / ML_CHUNKS) % XL_NH, chunk = t % ML_CHUNKS;
-            const int j = chunk * 128 + lane * 4;
+            const int b = t / (XL_NH * ML_CHUNKS * ML_RC), n = (t / (ML_CHUNKS * ML_RC)) % XL_NH;
+            const int chunk = (t / ML_RC) % ML_CHUNKS, rc = t % ML_RC;
+            const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
             const float *qkv = sc(p, Lk::sc_qkv, b), *ipf = sc(p, Lk::sc_ipf, b);
             const float ip = ld_act(ipf + n), fp = ld_act(ipf + XL_NH + n);
             const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
             const float lf = logsigmoidf(fp), mnew = fmaxf(ip, m + lf);
             const float ig = expf(ip - mnew), fg = expf(lf + m - mnew);
             const float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
+            const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
+            const bool first = chunk == 0 && rc == 0; // this task writes the new n and m
             float *pend = sc(p, Lk::sc_pend_nv, b) + n * XL_DM;
-            __syncwarp();
-            float qn = 0.0f;
+            float qn = 0.0f; // q . n_new over the whole head
             for (int a = lane; a < XL_DM; a += 32) {
-                const float q = ld_act(qkv + n * XL_DM + a);
-                const float kk = ld_act(qkv + XL_E + n * XL_DM + a) / sqrtf((float)XL_DM);
-                const float nn = fg * nv[a] + ig * kk;
-                qs[a] = q;
-                ks[a] = ig * kk; // C gains (ig * kk[a]) * v[b]
-                qn += q * nn;
-                if (chunk == 0) pend[a] = nn;
+                const float nn = fg * nv[a] + ig * (ld_act(k + a) / sqrtf((float)XL_DM));
+                qn += ld_act(q + a) * nn;
+                if (first) pend[a] = nn;
             }
             qn = warp_sum(qn);
-            if (chunk == 0 && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
+            if (first && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
+            __syncwarp();
+            if (lane < rows) {
+                qs[lane] = ld_act(q + i0 + lane);
+                ks[lane] = ig * (ld_act(k + i0 + lane) / sqrtf((float)XL_DM)); // C gains (ig * kk[a]) * v[b]
+            }
             __syncwarp();
             if (j >= XL_DM) continue;
             const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
-            float *C = st<Lk>(p, b, l, Lk::st_m_C) + (long)n * XL_DM * XL_DM + j;
-            const float4 num = outer_update<XL_DM, XL_DM>(C, fg, ks, v, qs);
+            float *C = st<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
+            const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
             const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
-            *(float4 *)(sc(p, Lk::sc_sh2, b) + n * XL_DM + j) =
+            *(float4 *)(sc(p, Lk::sc_sh2, b) + rc * XL_E + n * XL_DM + j) =
                 make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
         }
     }
@@ -887,7 +917,7 @@ struct XLSTM {
             ml_cell(p, l, lo, hi);
             break;
         case 7: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
+            In in[1] = {in_norm(in_parts(in_act(p, Lk::sc_sh2), ML_RC, XL_E), NORM_LAYER, XL_DM, 1e-5f,
                                 p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight),
                                 p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias))};
             in[0].skip_w = p.w + wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip);
@@ -1017,20 +1047,21 @@ struct Mamba2 {
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
-// phase 1: per (entry, head n, 128 columns j): rotate q, k by pos; R[n,:,j] update;
-//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1)          one warp per 128 columns
-// phase 2: u += out_proj(silu(g) * RMSNorm_per_head(o; 1e-6)); commits scale and pos
+// phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
+//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1), one partial sum per 32 rows
+// phase 2: u += out_proj(silu(g) * RMSNorm_per_head(sum of the o parts; 1e-6)); commits scale, pos
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
     static constexpr int PHASES = 3;
-    static constexpr int CHUNKS = (RN_D + 127) / 128; // 128-column chunks of a head's R
+    static constexpr int CHUNKS = (RN_D + 127) / 128;             // 128-column chunks of a head's R
+    static constexpr int RC = (RN_D + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of o
 
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
         case 0: return 4 * H;
-        case 1: return nb * RN_NH * CHUNKS;
+        case 1: return nb * RN_NH * CHUNKS * RC;
         }
         return H;
     }
@@ -1056,38 +1087,39 @@ struct RetNet {
             }
             break;
         }
-        case 1: { // one warp per (entry, head, 128 columns): a lane owns 4 columns of R
+        case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R)
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
             for (int t = lo + warp; t < hi; t += WARPS) {
-                const int b = t / (RN_NH * CHUNKS), n = (t / CHUNKS) % RN_NH, j = (t % CHUNKS) * 128 + lane * 4;
+                const int b = t / (RN_NH * CHUNKS * RC), n = (t / (CHUNKS * RC)) % RN_NH;
+                const int j = (t / RC) % CHUNKS * 128 + lane * 4, rc = t % RC;
+                const int i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, RN_D - i0);
                 const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
                 const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
-                const float *angle = p.w + wb<Lk>(l, Lk::b_layer_angle);
                 __syncwarp();
-                for (int i = lane; i < RN_D; i += 32) {
+                if (lane < rows) { // rotate this task's rows of q and k by pos
                     // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
-                    const float th = (float)pos * angle[i], c = cosf(th), s = sinf(th);
-                    const int partner = i ^ 1;
-                    const float sign = (i & 1) ? 1.0f : -1.0f;
-                    qr[i] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
-                    kr[i] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                    const int i = i0 + lane, partner = i ^ 1;
+                    const float th = (float)pos * p.w[wb<Lk>(l, Lk::b_layer_angle) + i];
+                    const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
+                    qr[lane] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
+                    kr[lane] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
                 }
                 __syncwarp();
                 if (j >= RN_D) continue;
                 const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                 const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
-                float *R = st<Lk>(p, b, l, Lk::st_R) + (long)n * RN_D * RN_D + j;
-                const float4 o = outer_update<RN_D, RN_D>(R, decay, kr, v, qr);
+                float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
+                const float4 o = outer_update<RN_D>(R, rows, decay, kr, v, qr);
                 const float root = sqrtf(scale);
-                const float4 out = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
-                *(float4 *)(sc(p, Lk::sc_o, b) + n * RN_D + j) = out;
+                *(float4 *)(sc(p, Lk::sc_o, b) + rc * H + n * RN_D + j) =
+                    make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
             }
             break;
         }
         case 2: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_o), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr)};
+            In in[1] = {in_norm(in_parts(in_act(p, Lk::sc_o), RC, H), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr)};
             in[0].gate = p.scr + Lk::sc_g.off;
             in[0].gate_stride = Lk::sc_g.stride;
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};

@@ -27,7 +27,7 @@ struct Params {
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
 // template would be one copy per instantiation).
 __shared__ float norm_stats_smem[BT * MAX_GROUPS * 2];        // [entry][group][mean, 1/std]
-__shared__ float warp_vecs[WARPS][2][MAX_HEAD];                // per warp: two head vectors
+__shared__ float warp_vecs[WARPS][2][STATE_ROWS];              // per warp: two row vectors
 extern __shared__ float4 stage_smem4[];                         // STAGE_FLOATS: staged inputs
 #define stage_smem ((float *)stage_smem4)
 
@@ -126,22 +126,22 @@ template <int K> __device__ __forceinline__ float conv_step(const float *w, floa
 }
 
 // ---- rank-one update of a state matrix -------------------------------------------------------
-// A lane owns four columns of a row-major [rows][cols] state matrix (S points at its first
-// column in row 0): S[i][j] = f * S[i][j] + a[i] * v[j], and it returns
-// sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in groups of 8 with
-// all loads of a group issued before any use.
-template <int ROWS, int COLS>
-__device__ __forceinline__ float4 outer_update(float *S, float f, const float *a, float4 v, const float *q)
+// A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
+// (S points at its first column in the first row): S[i][j] = f * S[i][j] + a[i] * v[j],
+// and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
+// groups of 8 with all loads of a group issued before any use.
+template <int COLS>
+__device__ __forceinline__ float4 outer_update(float *S, int rows, float f, const float *a, float4 v, const float *q)
 {
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int i0 = 0; i0 < ROWS; i0 += 8) {
+    for (int i0 = 0; i0 < rows; i0 += 8) {
         float4 r[8];
 #pragma unroll
         for (int u = 0; u < 8; u++)
-            if (i0 + u < ROWS) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
+            if (i0 + u < rows) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
-            if (i0 + u < ROWS) {
+            if (i0 + u < rows) {
                 const float ai = a[i0 + u], qi = q[i0 + u];
                 r[u].x = f * r[u].x + ai * v.x;
                 r[u].y = f * r[u].y + ai * v.y;
@@ -174,6 +174,7 @@ struct In {
     const float *skip_w, *skip;
     const float *gate;
     int skip_stride, gate_stride;
+    int parts, part_stride; // parts > 1: the input is the sum of `parts` vectors part_stride apart
 };
 
 __device__ __forceinline__ In in_act(const Params &p, Buf b)
@@ -199,6 +200,12 @@ __device__ __forceinline__ In in_norm(In in, int norm, int group, float eps, con
     in.eps = eps;
     in.nw = w;
     in.nbias = bias;
+    return in;
+}
+__device__ __forceinline__ In in_parts(In in, int parts, int part_stride)
+{
+    in.parts = parts;
+    in.part_stride = part_stride;
     return in;
 }
 __device__ __forceinline__ const float *in_row(const Params &p, const In &in, int b)
@@ -245,12 +252,30 @@ __device__ void stage_inputs(const Params &p, const In (&in)[NIN], int b0, int n
     __syncthreads();
 }
 
-// Normalise a staged input in place, xs[j][0 .. n) for j < nj, per group of in.group
-// elements (statistics from shared memory), then apply weight, bias, skip and gate.
-__device__ void normalise_staged(const Params &p, const In &in, int b0, int nj, int n, float *xs)
+// Normalise a staged input in place, xs[j][0 .. n) for j < nj: first add its other parts
+// if it is a sum of partial vectors, then normalise per group of in.group elements
+// (statistics from shared memory) and apply weight, bias, skip and gate. Not inlined:
+// inlined into every projection it pushes the kernel into spilling.
+__device__ __noinline__ void normalise_staged(const Params &p, const In &in, int b0, int nj, int n, float *xs)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, groups = n / in.group;
     float *stats = norm_stats_smem; // [j][group][mean, 1/std]
+    if (in.parts > 1) { // a sum of partial vectors: add the other parts in a fixed order
+        for (int t = threadIdx.x; t < nj * (n / 4); t += THREADS) {
+            const int j = t / (n / 4), c = (t % (n / 4)) * 4;
+            const float *row = in_row(p, in, b0 + j) + c;
+            float4 sum = *(float4 *)(xs + (long)j * n + c);
+            for (int part = 1; part < in.parts; part++) {
+                const float4 y = ld_act4(row + (long)part * in.part_stride);
+                sum.x += y.x;
+                sum.y += y.y;
+                sum.z += y.z;
+                sum.w += y.w;
+            }
+            *(float4 *)(xs + (long)j * n + c) = sum;
+        }
+        __syncthreads();
+    }
     for (int t = warp; t < nj * groups; t += WARPS) {
         const float *x = xs + (long)(t / groups) * n + (t % groups) * in.group;
         float mean = 0.0f;
