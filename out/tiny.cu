@@ -25,7 +25,7 @@ constexpr int ROW_UNROLL = 8; // weight float4 per lane in flight per projection
 constexpr int STAGE_FLOATS = 3072; // dynamic shared memory: staged projection inputs
 constexpr int MAX_GROUPS = 2; // most normalisation groups of one input
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
-constexpr long WEIGHT_FLOATS = 211964, SLOT_FLOATS = 29004, SCRATCH_FLOATS = 26208;
+constexpr long WEIGHT_FLOATS = 211964, SLOT_FLOATS = 29004, SCRATCH_FLOATS = 27808;
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
 struct Buf {
@@ -107,10 +107,12 @@ struct L_xlstm {
     static constexpr Buf sc_xc2 = {8704, 128};
     static constexpr Buf sc_xg = {9728, 128};
     static constexpr Buf sc_pend_nv = {10752, 128};
-    static constexpr Buf sc_sh2 = {11776, 256};
-    static constexpr Buf sc_qkv = {13824, 384};
-    static constexpr Buf sc_ipf = {16896, 4};
-    static constexpr Buf sc_pend_m = {16928, 4};
+    static constexpr Buf sc_sh2 = {11776, 128};
+    static constexpr Buf sc_sh2_part = {12800, 256};
+    static constexpr Buf sc_sh2_count = {14848, 4};
+    static constexpr Buf sc_qkv = {14880, 384};
+    static constexpr Buf sc_ipf = {17952, 4};
+    static constexpr Buf sc_pend_m = {17984, 4};
 };
 
 struct L_mamba2 {
@@ -148,12 +150,12 @@ struct L_mamba2 {
     static constexpr long st_ssm = 1152;
     static constexpr Buf sc_u = {1024, 64};
     static constexpr Buf sc_ap = {1536, 64};
-    static constexpr Buf sc_xs = {16960, 128};
-    static constexpr Buf sc_z = {17984, 128};
-    static constexpr Buf sc_bv = {19008, 128};
-    static constexpr Buf sc_cv = {20032, 128};
-    static constexpr Buf sc_dt = {21056, 4};
-    static constexpr Buf sc_yz = {21088, 128};
+    static constexpr Buf sc_xs = {18016, 128};
+    static constexpr Buf sc_z = {19040, 128};
+    static constexpr Buf sc_bv = {20064, 128};
+    static constexpr Buf sc_cv = {21088, 128};
+    static constexpr Buf sc_dt = {22112, 4};
+    static constexpr Buf sc_yz = {22144, 128};
 };
 
 struct L_retnet {
@@ -181,11 +183,13 @@ struct L_retnet {
     static constexpr long st_R = 8;
     static constexpr Buf sc_u = {2048, 64};
     static constexpr Buf sc_ap = {2560, 64};
-    static constexpr Buf sc_q = {22112, 64};
-    static constexpr Buf sc_k = {22624, 64};
-    static constexpr Buf sc_v = {23136, 64};
-    static constexpr Buf sc_g = {23648, 64};
-    static constexpr Buf sc_o = {24160, 64};
+    static constexpr Buf sc_q = {23168, 64};
+    static constexpr Buf sc_k = {23680, 64};
+    static constexpr Buf sc_v = {24192, 64};
+    static constexpr Buf sc_g = {24704, 64};
+    static constexpr Buf sc_o = {25216, 64};
+    static constexpr Buf sc_o_part = {25728, 64};
+    static constexpr Buf sc_o_count = {26240, 4};
 };
 
 struct L_hawk {
@@ -213,9 +217,9 @@ struct L_hawk {
     static constexpr long st_h = 192;
     static constexpr Buf sc_u = {3072, 64};
     static constexpr Buf sc_ap = {3584, 64};
-    static constexpr Buf sc_gate = {24672, 64};
-    static constexpr Buf sc_xc = {25184, 64};
-    static constexpr Buf sc_y = {25696, 64};
+    static constexpr Buf sc_gate = {26272, 64};
+    static constexpr Buf sc_xc = {26784, 64};
+    static constexpr Buf sc_y = {27296, 64};
 };
 
 struct Params {
@@ -363,6 +367,35 @@ __device__ __forceinline__ float4 outer_update(float *S, int rows, float f, cons
     return acc;
 }
 
+// ---- partial sums of a head's retrieval -------------------------------------------------------
+// The `tasks` warp tasks of one (entry, head) each wrote their part (a row chunk's partial
+// sum) at part + rc * part_stride; the last task to finish, counted on *count, adds the
+// `parts` parts in a fixed order into out[0 .. n) and resets the count. The result does not
+// depend on which task finishes last. Called by all lanes of the warp.
+__device__ void sum_parts_when_last(unsigned *count, int tasks, const float *part, int part_stride, int parts,
+                                    float *out, int n)
+{
+    const int lane = threadIdx.x & 31;
+    __threadfence(); // this task's part is visible before it is counted
+    __syncwarp();
+    unsigned last = 0;
+    if (lane == 0) last = atomicAdd(count, 1u) == (unsigned)tasks - 1;
+    if (!__shfl_sync(0xffffffffu, last, 0)) return;
+    __threadfence();
+    for (int c = lane * 4; c < n; c += 128) {
+        float4 sum = ld_act4(part + c);
+        for (int r = 1; r < parts; r++) {
+            const float4 y = ld_act4(part + (long)r * part_stride + c);
+            sum.x += y.x;
+            sum.y += y.y;
+            sum.z += y.z;
+            sum.w += y.w;
+        }
+        *(float4 *)(out + c) = sum;
+    }
+    if (lane == 0) atomicExch(count, 0u);
+}
+
 // ---- inputs of a projection ----------------------------------------------------------------
 enum { NORM_NONE = 0, NORM_RMS = 1, NORM_LAYER = 2 };
 
@@ -379,7 +412,6 @@ struct In {
     const float *skip_w, *skip;
     const float *gate;
     int skip_stride, gate_stride;
-    int parts, part_stride; // parts > 1: the input is the sum of `parts` vectors part_stride apart
 };
 
 __device__ __forceinline__ In in_act(const Params &p, Buf b)
@@ -405,12 +437,6 @@ __device__ __forceinline__ In in_norm(In in, int norm, int group, float eps, con
     in.eps = eps;
     in.nw = w;
     in.nbias = bias;
-    return in;
-}
-__device__ __forceinline__ In in_parts(In in, int parts, int part_stride)
-{
-    in.parts = parts;
-    in.part_stride = part_stride;
     return in;
 }
 __device__ __forceinline__ const float *in_row(const Params &p, const In &in, int b)
@@ -457,30 +483,12 @@ __device__ void stage_inputs(const Params &p, const In (&in)[NIN], int b0, int n
     __syncthreads();
 }
 
-// Normalise a staged input in place, xs[j][0 .. n) for j < nj: first add its other parts
-// if it is a sum of partial vectors, then normalise per group of in.group elements
-// (statistics from shared memory) and apply weight, bias, skip and gate. Not inlined:
-// inlined into every projection it pushes the kernel into spilling.
-__device__ __noinline__ void normalise_staged(const Params &p, const In &in, int b0, int nj, int n, float *xs)
+// Normalise a staged input in place, xs[j][0 .. n) for j < nj, per group of in.group
+// elements (statistics from shared memory), then apply weight, bias, skip and gate.
+__device__ void normalise_staged(const Params &p, const In &in, int b0, int nj, int n, float *xs)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, groups = n / in.group;
     float *stats = norm_stats_smem; // [j][group][mean, 1/std]
-    if (in.parts > 1) { // a sum of partial vectors: add the other parts in a fixed order
-        for (int t = threadIdx.x; t < nj * (n / 4); t += THREADS) {
-            const int j = t / (n / 4), c = (t % (n / 4)) * 4;
-            const float *row = in_row(p, in, b0 + j) + c;
-            float4 sum = *(float4 *)(xs + (long)j * n + c);
-            for (int part = 1; part < in.parts; part++) {
-                const float4 y = ld_act4(row + (long)part * in.part_stride);
-                sum.x += y.x;
-                sum.y += y.y;
-                sum.z += y.z;
-                sum.w += y.w;
-            }
-            *(float4 *)(xs + (long)j * n + c) = sum;
-        }
-        __syncthreads();
-    }
     for (int t = warp; t < nj * groups; t += WARPS) {
         const float *x = xs + (long)(t / groups) * n + (t % groups) * in.group;
         float mean = 0.0f;
@@ -680,7 +688,7 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]                           2 NH rows
 // phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
-//          as one partial sum per 32 rows (phase 7 adds them)
+//          as one partial sum per 32 rows, added up by the head's last task to finish
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
 // phase 7: ym = proj_down((GroupNorm(sh2) + skip * xc2) * silu(xg)) + so          H rows
 // phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
@@ -805,13 +813,16 @@ struct XLSTM {
                 ks[lane] = ig * (ld_act(k + i0 + lane) / sqrtf((float)XL_DM)); // C gains (ig * kk[a]) * v[b]
             }
             __syncwarp();
-            if (j >= XL_DM) continue;
-            const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
-            float *C = st<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
-            const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
-            const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
-            *(float4 *)(sc(p, Lk::sc_sh2, b) + rc * XL_E + n * XL_DM + j) =
-                make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
+            float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
+            if (j < XL_DM) {
+                const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
+                float *C = st<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
+                const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
+                const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
+                *(float4 *)(part + rc * XL_E + j) = make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
+            }
+            sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E, ML_RC,
+                                sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM);
         }
     }
 
@@ -917,7 +928,7 @@ struct XLSTM {
             ml_cell(p, l, lo, hi);
             break;
         case 7: {
-            In in[1] = {in_norm(in_parts(in_act(p, Lk::sc_sh2), ML_RC, XL_E), NORM_LAYER, XL_DM, 1e-5f,
+            In in[1] = {in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
                                 p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight),
                                 p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias))};
             in[0].skip_w = p.w + wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip);
@@ -1048,8 +1059,9 @@ struct Mamba2 {
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
 // phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
-//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1), one partial sum per 32 rows
-// phase 2: u += out_proj(silu(g) * RMSNorm_per_head(sum of the o parts; 1e-6)); commits scale, pos
+//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum per 32 rows,
+//          added up by the head's last task to finish
+// phase 2: u += out_proj(silu(g) * RMSNorm_per_head(o; 1e-6)); commits scale and pos
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
@@ -1106,20 +1118,23 @@ struct RetNet {
                     kr[lane] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
                 }
                 __syncwarp();
-                if (j >= RN_D) continue;
-                const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
-                const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
-                const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
-                float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
-                const float4 o = outer_update<RN_D>(R, rows, decay, kr, v, qr);
-                const float root = sqrtf(scale);
-                *(float4 *)(sc(p, Lk::sc_o, b) + rc * H + n * RN_D + j) =
-                    make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
+                float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
+                if (j < RN_D) {
+                    const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
+                    const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
+                    const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
+                    float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
+                    const float4 o = outer_update<RN_D>(R, rows, decay, kr, v, qr);
+                    const float root = sqrtf(scale);
+                    *(float4 *)(part + rc * H + j) = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
+                }
+                sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
+                                    sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
             }
             break;
         }
         case 2: {
-            In in[1] = {in_norm(in_parts(in_act(p, Lk::sc_o), RC, H), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr)};
+            In in[1] = {in_norm(in_act(p, Lk::sc_o), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr)};
             in[0].gate = p.scr + Lk::sc_g.off;
             in[0].gate_stride = Lk::sc_g.stride;
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};

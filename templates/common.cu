@@ -158,6 +158,35 @@ __device__ __forceinline__ float4 outer_update(float *S, int rows, float f, cons
     return acc;
 }
 
+// ---- partial sums of a head's retrieval -------------------------------------------------------
+// The `tasks` warp tasks of one (entry, head) each wrote their part (a row chunk's partial
+// sum) at part + rc * part_stride; the last task to finish, counted on *count, adds the
+// `parts` parts in a fixed order into out[0 .. n) and resets the count. The result does not
+// depend on which task finishes last. Called by all lanes of the warp.
+__device__ void sum_parts_when_last(unsigned *count, int tasks, const float *part, int part_stride, int parts,
+                                    float *out, int n)
+{
+    const int lane = threadIdx.x & 31;
+    __threadfence(); // this task's part is visible before it is counted
+    __syncwarp();
+    unsigned last = 0;
+    if (lane == 0) last = atomicAdd(count, 1u) == (unsigned)tasks - 1;
+    if (!__shfl_sync(0xffffffffu, last, 0)) return;
+    __threadfence();
+    for (int c = lane * 4; c < n; c += 128) {
+        float4 sum = ld_act4(part + c);
+        for (int r = 1; r < parts; r++) {
+            const float4 y = ld_act4(part + (long)r * part_stride + c);
+            sum.x += y.x;
+            sum.y += y.y;
+            sum.z += y.z;
+            sum.w += y.w;
+        }
+        *(float4 *)(out + c) = sum;
+    }
+    if (lane == 0) atomicExch(count, 0u);
+}
+
 // ---- inputs of a projection ----------------------------------------------------------------
 enum { NORM_NONE = 0, NORM_RMS = 1, NORM_LAYER = 2 };
 
@@ -174,7 +203,6 @@ struct In {
     const float *skip_w, *skip;
     const float *gate;
     int skip_stride, gate_stride;
-    int parts, part_stride; // parts > 1: the input is the sum of `parts` vectors part_stride apart
 };
 
 __device__ __forceinline__ In in_act(const Params &p, Buf b)
@@ -200,12 +228,6 @@ __device__ __forceinline__ In in_norm(In in, int norm, int group, float eps, con
     in.eps = eps;
     in.nw = w;
     in.nbias = bias;
-    return in;
-}
-__device__ __forceinline__ In in_parts(In in, int parts, int part_stride)
-{
-    in.parts = parts;
-    in.part_stride = part_stride;
     return in;
 }
 __device__ __forceinline__ const float *in_row(const Params &p, const In &in, int b)
@@ -252,30 +274,12 @@ __device__ void stage_inputs(const Params &p, const In (&in)[NIN], int b0, int n
     __syncthreads();
 }
 
-// Normalise a staged input in place, xs[j][0 .. n) for j < nj: first add its other parts
-// if it is a sum of partial vectors, then normalise per group of in.group elements
-// (statistics from shared memory) and apply weight, bias, skip and gate. Not inlined:
-// inlined into every projection it pushes the kernel into spilling.
-__device__ __noinline__ void normalise_staged(const Params &p, const In &in, int b0, int nj, int n, float *xs)
+// Normalise a staged input in place, xs[j][0 .. n) for j < nj, per group of in.group
+// elements (statistics from shared memory), then apply weight, bias, skip and gate.
+__device__ void normalise_staged(const Params &p, const In &in, int b0, int nj, int n, float *xs)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, groups = n / in.group;
     float *stats = norm_stats_smem; // [j][group][mean, 1/std]
-    if (in.parts > 1) { // a sum of partial vectors: add the other parts in a fixed order
-        for (int t = threadIdx.x; t < nj * (n / 4); t += THREADS) {
-            const int j = t / (n / 4), c = (t % (n / 4)) * 4;
-            const float *row = in_row(p, in, b0 + j) + c;
-            float4 sum = *(float4 *)(xs + (long)j * n + c);
-            for (int part = 1; part < in.parts; part++) {
-                const float4 y = ld_act4(row + (long)part * in.part_stride);
-                sum.x += y.x;
-                sum.y += y.y;
-                sum.z += y.z;
-                sum.w += y.w;
-            }
-            *(float4 *)(xs + (long)j * n + c) = sum;
-        }
-        __syncthreads();
-    }
     for (int t = warp; t < nj * groups; t += WARPS) {
         const float *x = xs + (long)(t / groups) * n + (t % groups) * in.group;
         float mean = 0.0f;

@@ -2,8 +2,9 @@
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
 // phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
-//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1), one partial sum per 32 rows
-// phase 2: u += out_proj(silu(g) * RMSNorm_per_head(sum of the o parts; 1e-6)); commits scale, pos
+//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum per 32 rows,
+//          added up by the head's last task to finish
+// phase 2: u += out_proj(silu(g) * RMSNorm_per_head(o; 1e-6)); commits scale and pos
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
@@ -60,20 +61,23 @@ struct RetNet {
                     kr[lane] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
                 }
                 __syncwarp();
-                if (j >= RN_D) continue;
-                const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
-                const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
-                const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
-                float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
-                const float4 o = outer_update<RN_D>(R, rows, decay, kr, v, qr);
-                const float root = sqrtf(scale);
-                *(float4 *)(sc(p, Lk::sc_o, b) + rc * H + n * RN_D + j) =
-                    make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
+                float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
+                if (j < RN_D) {
+                    const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
+                    const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
+                    const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
+                    float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
+                    const float4 o = outer_update<RN_D>(R, rows, decay, kr, v, qr);
+                    const float root = sqrtf(scale);
+                    *(float4 *)(part + rc * H + j) = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
+                }
+                sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
+                                    sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
             }
             break;
         }
         case 2: {
-            In in[1] = {in_norm(in_parts(in_act(p, Lk::sc_o), RC, H), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr)};
+            In in[1] = {in_norm(in_act(p, Lk::sc_o), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr)};
             in[0].gate = p.scr + Lk::sc_g.off;
             in[0].gate_stride = Lk::sc_g.stride;
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};

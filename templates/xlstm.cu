@@ -7,7 +7,7 @@
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]                           2 NH rows
 // phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
-//          as one partial sum per 32 rows (phase 7 adds them)
+//          as one partial sum per 32 rows, added up by the head's last task to finish
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
 // phase 7: ym = proj_down((GroupNorm(sh2) + skip * xc2) * silu(xg)) + so          H rows
 // phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
@@ -132,13 +132,16 @@ struct XLSTM {
                 ks[lane] = ig * (ld_act(k + i0 + lane) / sqrtf((float)XL_DM)); // C gains (ig * kk[a]) * v[b]
             }
             __syncwarp();
-            if (j >= XL_DM) continue;
-            const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
-            float *C = st<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
-            const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
-            const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
-            *(float4 *)(sc(p, Lk::sc_sh2, b) + rc * XL_E + n * XL_DM + j) =
-                make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
+            float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
+            if (j < XL_DM) {
+                const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
+                float *C = st<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
+                const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
+                const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
+                *(float4 *)(part + rc * XL_E + j) = make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
+            }
+            sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E, ML_RC,
+                                sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM);
         }
     }
 
@@ -244,7 +247,7 @@ struct XLSTM {
             ml_cell(p, l, lo, hi);
             break;
         case 7: {
-            In in[1] = {in_norm(in_parts(in_act(p, Lk::sc_sh2), ML_RC, XL_E), NORM_LAYER, XL_DM, 1e-5f,
+            In in[1] = {in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
                                 p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight),
                                 p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias))};
             in[0].skip_w = p.w + wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip);
