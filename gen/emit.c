@@ -59,28 +59,27 @@ void emit_kernel_name(const spec_t *s, char *out, size_t size)
 
 static int max_i(int a, int b) { return a > b ? a : b; }
 
-/* The longest input one batch entry stages for a projection: the ip/fp gates read
- * [q, k, v] (3 E), the sLSTM gates three vectors of H. */
-static int longest_staged_input(const spec_t *s)
+/* Running sums of a warp: room for at least one row group of every entry (tiles of 4
+ * entries x 32 sums), and 1024 floats so that a pass holds several row groups. */
+int emit_sums_warp(const spec_t *s)
 {
-    int n = max_i((s->num_features + 3) & ~3, max_i(s->hidden_size, s->proj_size));
-    n = max_i(n, max_i(s->d.mamba_inner, 3 * s->d.mlstm_inner));
-    return max_i(n, 3 * s->hidden_size);
+    const int tiles4 = (s->batch.max_batch + 3) / 4;
+    return max_i(1024, tiles4 * 32);
 }
 
-int emit_stage_floats(const spec_t *s)
+int emit_dynamic_smem_floats(const spec_t *s)
 {
-    const int bt = s->batch.max_batch < KERNEL_BATCH_TILE ? s->batch.max_batch : KERNEL_BATCH_TILE;
-    const long want = (long)bt * longest_staged_input(s);
-    return want < STAGE_FLOATS_MAX ? (int)want : STAGE_FLOATS_MAX;
+    return STAGE_FLOATS + KERNEL_THREADS / 32 * emit_sums_warp(s);
 }
+
+/* A window of 128 columns of the sLSTM gates' three inputs for every entry must fit. */
+static int staged_window_floats(const spec_t *s) { return 3 * s->batch.max_batch * 128; }
 
 static void emit_constants(sbuf_t *b, const ctx_t *c)
 {
     const spec_t *s = c->s;
     char kname[SPEC_NAME_MAX + 16];
     emit_kernel_name(s, kname, sizeof kname);
-    const int bt = s->batch.max_batch < KERNEL_BATCH_TILE ? s->batch.max_batch : KERNEL_BATCH_TILE;
     put(b, "#define KERNEL_NAME %s\n\n", kname);
     put(b, "// model sizes\n");
     put(b, "constexpr int H = %d, P = %d, NBLOCKS = %d, F = %d, F4 = %d;\n", s->hidden_size,
@@ -98,12 +97,12 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
     put(b, "constexpr float EPS_BLOCK = %.9ef; // machine epsilon of fp32 (block norms)\n",
         (double)FLT_EPSILON);
     put(b, "\n// launch shape and buffers\n");
-    put(b, "constexpr int MAX_BATCH = %d, BT = %d, THREADS = %d, WARPS = THREADS / 32;\n",
-        s->batch.max_batch, bt, KERNEL_THREADS);
-    put(b, "constexpr int ROW_UNROLL = %d; // weight float4 per lane in flight per projection row\n",
-        KERNEL_ROW_UNROLL);
-    put(b, "constexpr int STAGE_FLOATS = %d; // dynamic shared memory: staged projection inputs\n",
-        emit_stage_floats(s));
+    put(b, "constexpr int MAX_BATCH = %d, THREADS = %d, WARPS = THREADS / 32;\n", s->batch.max_batch,
+        KERNEL_THREADS);
+    put(b, "constexpr int WEIGHT_ROWS = %d, CHUNK_F4 = %d; // projections: rows per warp, float4 per lane\n",
+        KERNEL_WEIGHT_ROWS, KERNEL_CHUNK_F4);
+    put(b, "constexpr int STAGE_FLOATS = %d, SUMS_WARP = %d; // dynamic shared memory: staged inputs, sums\n",
+        STAGE_FLOATS, emit_sums_warp(s));
     put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",
         max_i(1, max_i(s->xlstm.mlstm_num_heads, s->retnet.num_heads)));
     put(b, "constexpr int STATE_ROWS = %d;  // rows of a state matrix per warp task\n", KERNEL_STATE_ROWS);
@@ -231,10 +230,11 @@ int emit_kernel(const spec_t *s, const char *spec_path, char **src, size_t *len,
     if (s->precision.weights != PRECISION_FP32 || s->precision.state != PRECISION_FP32)
         return seterr(err, "%s: the fused kernel supports precision fp32 only for now (weights %s, state %s)",
                       spec_path, precision_name(s->precision.weights), precision_name(s->precision.state));
-    if (longest_staged_input(s) > STAGE_FLOATS_MAX)
-        return seterr(err, "%s: an input of %d floats per entry exceeds the %d floats of shared memory "
-                           "the fused kernel stages projection inputs in",
-                      spec_path, longest_staged_input(s), STAGE_FLOATS_MAX);
+    if (staged_window_floats(s) > STAGE_FLOATS)
+        return seterr(err, "%s: max_batch %d is too large for the fused kernel: a window of 128 columns of "
+                           "three inputs per entry (%d floats) exceeds the %d floats of shared memory it "
+                           "stages projection inputs in",
+                      spec_path, s->batch.max_batch, staged_window_floats(s), STAGE_FLOATS);
     catalogue_t cat;
     layout_t lay;
     catalogue_build(s, &cat);

@@ -17,20 +17,22 @@
 /* Threads per CTA of the generated kernel. */
 #define KERNEL_THREADS 256
 
-/* Weight float4 loads per lane kept in flight by a projection row (divided among its
- * matrices), and batch entries per accumulator tile. Overridable at build time
- * (-DKERNEL_ROW_UNROLL=...) to compare variants. */
-#ifndef KERNEL_ROW_UNROLL
-#define KERNEL_ROW_UNROLL 8
+/* Projections (templates/common.cu, proj_rows): weight rows a warp streams together
+ * (register blocking over rows: each staged input float4 feeds that many rows), and float4
+ * weight loads per lane in flight over those rows. Overridable at build time
+ * (-DKERNEL_WEIGHT_ROWS=8) to compare variants. */
+#ifndef KERNEL_WEIGHT_ROWS
+#define KERNEL_WEIGHT_ROWS 4
 #endif
-#ifndef KERNEL_BATCH_TILE
-#define KERNEL_BATCH_TILE 8
+#ifndef KERNEL_CHUNK_F4
+#define KERNEL_CHUNK_F4 16
 #endif
 
-/* Shared memory for the staged inputs of a projection (dynamic, floats): enough for a
- * tile of KERNEL_BATCH_TILE entries of the longest input, at most STAGE_FLOATS_MAX. */
-#define STAGE_FLOATS_MAX 32768
-int emit_stage_floats(const spec_t *s);
+/* Dynamic shared memory of the kernel, floats: the staged projection inputs (windows of
+ * columns of every batch entry, STAGE_FLOATS) and each warp's running sums (SUMS_WARP). */
+#define STAGE_FLOATS 32768
+int emit_sums_warp(const spec_t *s);
+int emit_dynamic_smem_floats(const spec_t *s);
 
 /* The kernel's symbol name for a spec: "stepfuse_<name>" (non-identifier chars -> '_'). */
 void emit_kernel_name(const spec_t *s, char *out, size_t size);

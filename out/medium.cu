@@ -20,9 +20,9 @@ constexpr float HK_C = 8.000000000e+00f;
 constexpr float EPS_BLOCK = 1.192092896e-07f; // machine epsilon of fp32 (block norms)
 
 // launch shape and buffers
-constexpr int MAX_BATCH = 64, BT = 8, THREADS = 256, WARPS = THREADS / 32;
-constexpr int ROW_UNROLL = 8; // weight float4 per lane in flight per projection row
-constexpr int STAGE_FLOATS = 12288; // dynamic shared memory: staged projection inputs
+constexpr int MAX_BATCH = 64, THREADS = 256, WARPS = THREADS / 32;
+constexpr int WEIGHT_ROWS = 4, CHUNK_F4 = 16; // projections: rows per warp, float4 per lane
+constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int MAX_GROUPS = 8; // most normalisation groups of one input
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
 constexpr long WEIGHT_FLOATS = 5971876, SLOT_FLOATS = 227368, SCRATCH_FLOATS = 904192;
@@ -235,9 +235,10 @@ struct Params {
 
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
 // template would be one copy per instantiation).
-__shared__ float norm_stats_smem[BT * MAX_GROUPS * 2];        // [entry][group][mean, 1/std]
+__shared__ float norm_stats_smem[MAX_BATCH * MAX_GROUPS * 2]; // [entry][group][mean, 1/std]
 __shared__ float warp_vecs[WARPS][2][STATE_ROWS];              // per warp: two row vectors
-extern __shared__ float4 stage_smem4[];                         // STAGE_FLOATS: staged inputs
+// dynamic: STAGE_FLOATS of staged projection inputs, then SUMS_WARP running sums per warp
+extern __shared__ float4 stage_smem4[];
 #define stage_smem ((float *)stage_smem4)
 
 // Row stride of a tensor whose rows hold n floats (rows are padded to 16 bytes).
@@ -445,152 +446,261 @@ __device__ __forceinline__ const float *in_row(const Params &p, const In &in, in
 }
 
 // ---- the batched projection ----------------------------------------------------------------
-// One matrix of a projection: weight rows at w (row o at w + o * ld), optional bias, and
-// which of the inputs it reads.
+// One matrix of a projection: weight rows at w (row o at w + o * ld), optional bias.
 struct Mat {
     long w, bias; // offsets into the weights; bias < 0: none
-    int in;
 };
 
-__device__ __forceinline__ Mat mat(long w, long bias = -1, int in = 0) { return Mat{w, bias, in}; }
+__device__ __forceinline__ Mat mat(long w, long bias = -1) { return Mat{w, bias}; }
 
-// Stage the inputs of entries b0 .. b0+nj-1, columns [s0, s0 + slen) of each, into
-// xs[NIN][tile][slen]; 4 float4 loads in flight per thread.
-template <int NIN>
-__device__ void stage_inputs(const Params &p, const In (&in)[NIN], int b0, int nj, int tile, int s0, int slen,
-                             float *xs)
+// Which input each matrix of a projection reads, 4 bits per matrix (matrix 0 lowest).
+__host__ __device__ constexpr unsigned inputs_of(int k0, int k1 = 0, int k2 = 0, int k3 = 0, int k4 = 0,
+                                                 int k5 = 0, int k6 = 0, int k7 = 0)
 {
-    const int q = slen / 4, per_input = nj * q, total = NIN * per_input;
+    return k0 | k1 << 4 | k2 << 8 | k3 << 12 | k4 << 16 | k5 << 20 | k6 << 24 | (unsigned)k7 << 28;
+}
+
+// Mean and 1/std of every normalisation group of input `in` for every entry of the batch, one
+// warp per (entry, group), into norm_stats_smem[entry][group][2].
+__device__ void norm_stats(const Params &p, const In &in, int len)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, groups = len / in.group;
+    for (int t = warp; t < p.nb * groups; t += WARPS) {
+        const float *x = in_row(p, in, t / groups) + (t % groups) * in.group;
+        float mean = 0.0f;
+        if (in.norm == NORM_LAYER) {
+            float s = 0.0f;
+#pragma unroll 8
+            for (int c = lane * 4; c < in.group; c += 128) {
+                const float4 v = ld_act4(x + c);
+                s += (v.x + v.y) + (v.z + v.w);
+            }
+            mean = warp_sum(s) / in.group;
+        }
+        float s2 = 0.0f;
+#pragma unroll 8
+        for (int c = lane * 4; c < in.group; c += 128) {
+            const float4 v = ld_act4(x + c);
+            const float a = v.x - mean, b = v.y - mean, d = v.z - mean, e = v.w - mean;
+            s2 += (a * a + b * b) + (d * d + e * e);
+        }
+        const float var = warp_sum(s2) / in.group;
+        if (lane == 0) {
+            norm_stats_smem[2 * t] = mean;
+            norm_stats_smem[2 * t + 1] = 1.0f / sqrtf(var + in.eps);
+        }
+    }
+    __syncthreads();
+}
+
+// The normalised value x of column c of entry b's input (statistics from norm_stats), with
+// weight, bias, skip and gate applied.
+__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x)
+{
+    const float *stats = norm_stats_smem + 2 * (b * groups + c / in.group);
+    float v = (x - stats[0]) * stats[1];
+    if (in.nw) v *= __ldg(in.nw + c);
+    if (in.nbias) v += __ldg(in.nbias + c);
+    if (in.skip) v += __ldg(in.skip_w + c) * ld_act(in.skip + (long)b * in.skip_stride + c);
+    if (in.gate) v *= siluf(ld_act(in.gate + (long)b * in.gate_stride + c));
+    return v;
+}
+
+// Stage columns [c0, c0 + n) of every entry's inputs into xs[NIN][nb][span] (zero past n);
+// input 0 normalised when NORM. 4 float4 loads in flight per thread.
+template <int NIN, bool NORM>
+__device__ void stage_window(const Params &p, const In (&in)[NIN], int len, int c0, int n, int span, float *xs)
+{
+    const int q = span / 4, per_input = p.nb * q, total = NIN * per_input;
+    const int groups = NORM ? len / in[0].group : 1;
     for (int t0 = threadIdx.x; t0 < total; t0 += 4 * THREADS) {
         float4 x[4];
 #pragma unroll
         for (int r = 0; r < 4; r++) {
             const int t = t0 + r * THREADS;
-            if (t < total) {
-                const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
-                x[r] = ld_act4(in_row(p, in[i], b0 + j) + s0 + c);
-            }
+            const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
+            x[r] = t < total && c < n ? ld_act4(in_row(p, in[i], j) + c0 + c) : make_float4(0.f, 0.f, 0.f, 0.f);
         }
 #pragma unroll
         for (int r = 0; r < 4; r++) {
             const int t = t0 + r * THREADS;
-            if (t < total) {
-                const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
-                *(float4 *)(xs + ((long)i * tile + j) * slen + c) = x[r];
+            if (t >= total) continue;
+            const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
+            if (NORM && i == 0 && c < n) {
+                x[r].x = normalised(in[0], j, c0 + c, groups, x[r].x);
+                x[r].y = normalised(in[0], j, c0 + c + 1, groups, x[r].y);
+                x[r].z = normalised(in[0], j, c0 + c + 2, groups, x[r].z);
+                x[r].w = normalised(in[0], j, c0 + c + 3, groups, x[r].w);
             }
+            *(float4 *)(xs + ((long)i * p.nb + j) * span + c) = x[r];
         }
     }
-    __syncthreads();
 }
 
-// Normalise a staged input in place, xs[j][0 .. n) for j < nj, per group of in.group
-// elements (statistics from shared memory), then apply weight, bias, skip and gate.
-__device__ void normalise_staged(const Params &p, const In &in, int b0, int nj, int n, float *xs)
+// Each lane holds 32 partial sums a[i]; afterwards lane i holds the warp's total of a[i]
+// (31 shuffles for 32 sums; the same addition tree for every i).
+__device__ __forceinline__ float transpose_sum(float (&a)[32])
 {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, groups = n / in.group;
-    float *stats = norm_stats_smem; // [j][group][mean, 1/std]
-    for (int t = warp; t < nj * groups; t += WARPS) {
-        const float *x = xs + (long)(t / groups) * n + (t % groups) * in.group;
-        float mean = 0.0f;
-        if (in.norm == NORM_LAYER) {
-            float s = 0.0f;
-            for (int c = lane; c < in.group; c += 32) s += x[c];
-            mean = warp_sum(s) / in.group;
-        }
-        float s2 = 0.0f;
-        for (int c = lane; c < in.group; c += 32) s2 += (x[c] - mean) * (x[c] - mean);
-        const float var = warp_sum(s2) / in.group;
-        if (lane == 0) {
-            stats[2 * t] = mean;
-            stats[2 * t + 1] = 1.0f / sqrtf(var + in.eps);
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int w = 16; w >= 1; w >>= 1) {
+        const bool upper = lane & w;
+#pragma unroll
+        for (int i = 0; i < w; i++) {
+            const float send = upper ? a[i] : a[i + w], keep = upper ? a[i + w] : a[i];
+            a[i] = keep + __shfl_xor_sync(0xffffffffu, send, w);
         }
     }
-    __syncthreads();
-    for (int t = threadIdx.x; t < nj * n; t += THREADS) {
-        const int j = t / n, c = t % n, g = j * groups + c / in.group;
-        float v = (xs[t] - stats[2 * g]) * stats[2 * g + 1];
-        if (in.nw) v *= __ldg(in.nw + c);
-        if (in.nbias) v += __ldg(in.nbias + c);
-        if (in.skip) v += __ldg(in.skip_w + c) * ld_act(in.skip + (long)(b0 + j) * in.skip_stride + c);
-        if (in.gate) v *= siluf(ld_act(in.gate + (long)(b0 + j) * in.gate_stride + c));
-        xs[t] = v;
-    }
-    __syncthreads();
+    return a[0];
 }
 
-// Rows [lo, hi) of NM matrices that share their row index, applied to every entry of the
-// batch: v = W x (+ bias), then epi(b, o, v[NM]) once per (entry, row).
-// Per tile of up to BT entries the CTA first stages the inputs its rows read in shared
-// memory (normalising input 0 there when NORM: statistics and transform once per CTA);
-// then each warp takes a row, streams its NM weight rows in chunks of ROW_UNROLL / NM
-// float4 per lane (all loads of a chunk in flight at once) and applies each chunk to every
-// staged entry. `block` > 0 makes it a BlockLinear: row o reads the input at
-// (o / block) * block. `len` is the dot length. NORM projections are never blocked.
-template <int NM, int NIN, bool NORM, class Epi>
+// Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
+// INPUTS >> 4k & 15), applied to every entry of the batch: v = W x (+ bias), then
+// epi(b, o, v[NM]) once per (entry, row). Every weight is read from memory once per call,
+// whatever the batch size:
+// - a warp owns RB consecutive rows (NV = NM * RB weight rows) and streams them in chunks of
+//   U float4 per lane (CW columns), kept in registers while they are applied to every entry;
+// - the CTA stages the inputs of all entries in shared memory, a window of columns at a
+//   time (input 0 normalised there when NORM, statistics computed first for all entries);
+// - per tile of JT entries a lane accumulates NV x JT = 32 partial dot products; one
+//   transposing warp reduction leaves one sum per lane, added to the warp's running sums in
+//   shared memory. The addition order does not depend on the batch or the schedule.
+// Rows are taken in passes of RP rows (the running sums of a pass fit in shared memory).
+// `block` > 0 makes it a BlockLinear: row o reads the input at (o / block) * block, and a
+// pass stays within one block. `len` is the dot length. NORM projections are never blocked.
+template <int NM, int NIN, bool NORM, unsigned INPUTS = 0, class Epi>
 __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len,
                           int block, int lo, int hi, Epi epi)
 {
-    constexpr int U = ROW_UNROLL / NM > 0 ? ROW_UNROLL / NM : 1; // float4 per lane per chunk
+    constexpr int NV = NM > WEIGHT_ROWS ? NM : WEIGHT_ROWS; // weight rows per warp
+    constexpr int RB = NV / NM, JT = 32 / NV;
+    constexpr int U_SMEM = STAGE_FLOATS / (NIN * MAX_BATCH * 128); // a window of CW fits
+    constexpr int U = CHUNK_F4 / NV < U_SMEM ? CHUNK_F4 / NV : U_SMEM;
+    constexpr int CW = 128 * U;
+    constexpr int NT_MAX = (MAX_BATCH + JT - 1) / JT;
+    constexpr int GW = SUMS_WARP / (NT_MAX * 32); // row groups per warp in a pass
+    constexpr int RP = WARPS * GW * RB;           // rows per pass
+    static_assert(NV % NM == 0 && NV * JT == 32 && U >= 1 && GW >= 1, "projection shape");
     if (lo >= hi) return;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int ld = (len + 3) & ~3;
-    // input columns [s0, s0 + slen) are staged: the blocks of rows lo..hi-1, or all of x
-    const int s0 = block ? (lo / block) * block : 0;
-    const int slen = block ? ((hi - 1) / block + 1) * block - s0 : ld;
-    const int tile = min(BT, STAGE_FLOATS / (NIN * slen)); // >= 1: the generator checks it
-    float *xs = stage_smem;                                 // [NIN][tile][slen]
-    for (int b0 = 0; b0 < p.nb; b0 += tile) {
-        const int nj = min(tile, p.nb - b0);
-        __syncthreads(); // the previous tile's readers are done
-        stage_inputs<NIN>(p, in, b0, nj, tile, s0, slen, xs);
-        if (NORM) normalise_staged(p, in[0], b0, nj, len, xs);
-        for (int o = lo + warp; o < hi; o += WARPS) {
-            const int c0 = block ? (o / block) * block - s0 : 0;
-            const float *wrow[NM];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
+    const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
+    const int win = max(1, STAGE_FLOATS / (NIN * nb * CW)) * CW; // staged columns, a multiple of CW
+    float *xs = stage_smem;                                            // [NIN][nb][span]
+    float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane; // [GW][NT_MAX][32]
+    if (NORM) norm_stats(p, in[0], len);
+    for (int pass0 = lo; pass0 < hi;) {
+        int pend = min(hi, pass0 + RP);
+        if (block) pend = min(pend, (pass0 / block + 1) * block);
+        const int c_in = block ? (pass0 / block) * block : 0; // input column of weight column 0
+        for (int w0 = 0; w0 < ld; w0 += win) {
+            const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW;
+            __syncthreads(); // the previous window's readers are done
+            stage_window<NIN, NORM>(p, in, len, c_in + w0, n, span, xs);
+            __syncthreads();
+            for (int i = 0; i < GW; i++) {
+                const int o0 = pass0 + (warp + i * WARPS) * RB;
+                if (o0 >= pend) break;
+                float *run = sums + i * NT_MAX * 32;
+                if (w0 == 0)
+                    for (int t = 0; t < nt; t++) run[t * 32] = 0.0f;
+                for (int cw = 0; cw < span; cw += CW) {
+                    float4 wv[NM][RB][U];
 #pragma unroll
-            for (int k = 0; k < NM; k++) wrow[k] = p.w + m[k].w + (long)o * ld;
-            float acc[NM][BT];
+                    for (int u = 0; u < U; u++)
 #pragma unroll
-            for (int k = 0; k < NM; k++)
+                        for (int k = 0; k < NM; k++)
 #pragma unroll
-                for (int j = 0; j < BT; j++) acc[k][j] = 0.0f;
-            for (int cc = lane * 4; cc < ld; cc += 128 * U) {
-                float4 wv[NM][U];
-#pragma unroll
-                for (int u = 0; u < U; u++)
-#pragma unroll
-                    for (int k = 0; k < NM; k++)
-                        wv[k][u] = cc + 128 * u < ld ? ld_w4(wrow[k] + cc + 128 * u) : make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-                for (int j = 0; j < BT; j++) {
-                    if (j < nj) {
-#pragma unroll
-                        for (int u = 0; u < U; u++) {
-                            const int c = cc + 128 * u;
-                            if (c < ld) {
-#pragma unroll
-                                for (int k = 0; k < NM; k++) {
-                                    const float4 x = *(const float4 *)(xs + ((long)m[k].in * tile + j) * slen + c0 + c);
-                                    acc[k][j] += wv[k][u].x * x.x + wv[k][u].y * x.y + wv[k][u].z * x.z +
-                                                 wv[k][u].w * x.w;
-                                }
+                            for (int r = 0; r < RB; r++) {
+                                const int c = w0 + cw + lane * 4 + 128 * u;
+                                wv[k][r][u] = o0 + r < pend && c < ld
+                                                  ? ld_w4(p.w + m[k].w + (long)(o0 + r) * ld + c)
+                                                  : make_float4(0.f, 0.f, 0.f, 0.f);
                             }
+                    for (int t = 0; t < nt; t++) {
+                        float acc[32];
+#pragma unroll
+                        for (int a = 0; a < 32; a++) acc[a] = 0.0f;
+#pragma unroll
+                        for (int jj = 0; jj < JT; jj++) {
+                            const int j = t * JT + jj;
+                            if (j >= nb) break;
+#pragma unroll
+                            for (int u = 0; u < U; u++)
+#pragma unroll
+                                for (int ii = 0; ii < NIN; ii++) {
+                                    const float4 x =
+                                        *(const float4 *)(xs + ((long)ii * nb + j) * span + cw + lane * 4 + 128 * u);
+#pragma unroll
+                                    for (int k = 0; k < NM; k++) {
+                                        if ((int)(INPUTS >> (4 * k) & 15u) != ii) continue;
+#pragma unroll
+                                        for (int r = 0; r < RB; r++) {
+                                            float &s = acc[(k * RB + r) * JT + jj];
+                                            s = fmaf(wv[k][r][u].x, x.x, s);
+                                            s = fmaf(wv[k][r][u].y, x.y, s);
+                                            s = fmaf(wv[k][r][u].z, x.z, s);
+                                            s = fmaf(wv[k][r][u].w, x.w, s);
+                                        }
+                                    }
+                                }
                         }
+                        run[t * 32] += transpose_sum(acc);
                     }
                 }
             }
-            float v[NM];
+        }
+        // epilogue: lane (r, jj) gathers the NM sums of row o0 + r for entry t * JT + jj
+        for (int i = 0; i < GW; i++) {
+            const int o0 = pass0 + (warp + i * WARPS) * RB;
+            if (o0 >= pend) break;
+            const int r = lane / JT, jj = lane % JT, o = o0 + r;
+            for (int t = 0; t < nt; t++) {
+                const float total = sums[(i * NT_MAX + t) * 32];
+                float v[NM];
 #pragma unroll
-            for (int k = 0; k < NM; k++) {
-                v[k] = 0.0f;
+                for (int k = 0; k < NM; k++) v[k] = __shfl_sync(0xffffffffu, total, ((k * RB + r) * JT + jj) & 31);
+                const int b = t * JT + jj;
+                if (r < RB && o < pend && b < nb) {
 #pragma unroll
-                for (int j = 0; j < BT; j++) {
-                    const float s = warp_sum(acc[k][j]);
-                    if (lane == j) v[k] = s;
+                    for (int k = 0; k < NM; k++)
+                        if (m[k].bias >= 0) v[k] += __ldg(p.w + m[k].bias + o);
+                    epi(b, o, v);
                 }
-                if (m[k].bias >= 0) v[k] += __ldg(p.w + m[k].bias + o);
             }
-            if (lane < nj) epi(b0 + lane, o, v);
+        }
+        pass0 = pend;
+    }
+}
+
+// Rows [lo, hi) of a BlockLinear whose blocks (`block` floats, a multiple of 4) are narrower
+// than a warp's chunk (the mLSTM q, k, v projections): one thread per row, 8 entries' inputs
+// loaded at a time, the weight row from L1 after the first 8 entries.
+template <class Epi>
+__device__ void block_rows(const Params &p, const In &in, long w, int block, int lo, int hi, Epi epi)
+{
+    for (int o = lo + threadIdx.x; o < hi; o += THREADS) {
+        const float *wr = p.w + w + (long)o * block;
+        const int c0 = (o / block) * block;
+        for (int b0 = 0; b0 < p.nb; b0 += 8) {
+            float v[8] = {};
+            for (int c = 0; c < block; c += 4) {
+                const float4 wv = ld_w4(wr + c);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    if (b0 + e >= p.nb) break;
+                    const float4 x = ld_act4(in_row(p, in, b0 + e) + c0 + c);
+                    v[e] = fmaf(wv.x, x.x, v[e]);
+                    v[e] = fmaf(wv.y, x.y, v[e]);
+                    v[e] = fmaf(wv.z, x.z, v[e]);
+                    v[e] = fmaf(wv.w, x.w, v[e]);
+                }
+            }
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                if (b0 + e >= p.nb) break;
+                const float r[1] = {v[e]};
+                epi(b0 + e, o, r);
+            }
         }
     }
 }
@@ -854,15 +964,15 @@ struct XLSTM {
         case 1: { // gates: input part (xc for i, f; xn for z, o) + state part (hprev, bias)
             In in[3] = {in_act(p, Lk::sc_xc), in_act(p, Lk::sc_xn),
                         in_state(p, Lk::st_base + (long)l * Lk::st_block + Lk::st_s_h)};
-            Mat m[8] = {mat(wb<Lk>(l, Lk::b_layer_slstm_igate_input_weight), -1, 0),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_igate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_igate_state_bias), 2),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_input_weight), -1, 0),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_fgate_state_bias), 2),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_input_weight), -1, 1),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_zgate_state_bias), 2),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_input_weight), -1, 1),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_ogate_state_bias), 2)};
-            proj_rows<8, 3, false>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[8]) {
+            Mat m[8] = {mat(wb<Lk>(l, Lk::b_layer_slstm_igate_input_weight)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_igate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_igate_state_bias)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_input_weight)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_fgate_state_bias)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_input_weight)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_zgate_state_bias)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_input_weight)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_ogate_state_bias))};
+            proj_rows<8, 3, false, inputs_of(0, 2, 0, 2, 1, 2, 1, 2)>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[8]) {
                 const float i = v[0] + v[1], f = v[2] + v[3], z = v[4] + v[5], og = v[6] + v[7];
                 float *cst = st<Lk>(p, b, l, Lk::st_s_c) + o, *nst = st<Lk>(p, b, l, Lk::st_s_n) + o;
                 float *mst = st<Lk>(p, b, l, Lk::st_s_m) + o;
@@ -905,10 +1015,14 @@ struct XLSTM {
             for (int i = 0; i < 3; i++) {
                 if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
                 In in[1] = {in_act(p, i < 2 ? Lk::sc_xc2 : Lk::sc_xm)};
-                Mat m[1] = {mat(wb<Lk>(l, w[i]))};
                 const int off = i * XL_E;
-                proj_rows<1, 1, false>(p, in, m, XL_QB, XL_QB, a, e,
-                                       [&](int b, int o, const float (&v)[1]) { sc(p, Lk::sc_qkv, b)[off + o] = v[0]; });
+                auto epi = [&](int b, int o, const float (&v)[1]) { sc(p, Lk::sc_qkv, b)[off + o] = v[0]; };
+                if constexpr (XL_QB < 128) {
+                    block_rows(p, in[0], wb<Lk>(l, w[i]), XL_QB, a, e, epi);
+                } else {
+                    Mat m[1] = {mat(wb<Lk>(l, w[i]))};
+                    proj_rows<1, 1, false>(p, in, m, XL_QB, XL_QB, a, e, epi);
+                }
             }
             break;
         }
@@ -1296,7 +1410,7 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) KERNEL_NAME(Params p)
+extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
     for (int s = 0; s < NUM_STAGES; s++) {
         int units[4], total = 0;

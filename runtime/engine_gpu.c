@@ -223,7 +223,7 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     if (!rc) rc = emit_kernel(s, yaml, &src, &len, err);
     emit_kernel_name(s, name, sizeof name);
     if (!rc)
-        rc = jit_load(src, file, name, KERNEL_THREADS, emit_stage_floats(s) * (int)sizeof(float), &e->k, err);
+        rc = jit_load(src, file, name, KERNEL_THREADS, emit_dynamic_smem_floats(s) * (int)sizeof(float), &e->k, err);
     free(src);
     const size_t wbytes = (size_t)e->lay.weight_floats * sizeof(float);
     const size_t sbytes = (size_t)e->base.max_symbols * slot_bytes(e);

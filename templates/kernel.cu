@@ -43,7 +43,7 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) KERNEL_NAME(Params p)
+extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
     for (int s = 0; s < NUM_STAGES; s++) {
         int units[4], total = 0;

@@ -173,15 +173,15 @@ struct XLSTM {
         case 1: { // gates: input part (xc for i, f; xn for z, o) + state part (hprev, bias)
             In in[3] = {in_act(p, Lk::sc_xc), in_act(p, Lk::sc_xn),
                         in_state(p, Lk::st_base + (long)l * Lk::st_block + Lk::st_s_h)};
-            Mat m[8] = {mat(wb<Lk>(l, Lk::b_layer_slstm_igate_input_weight), -1, 0),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_igate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_igate_state_bias), 2),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_input_weight), -1, 0),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_fgate_state_bias), 2),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_input_weight), -1, 1),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_zgate_state_bias), 2),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_input_weight), -1, 1),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_ogate_state_bias), 2)};
-            proj_rows<8, 3, false>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[8]) {
+            Mat m[8] = {mat(wb<Lk>(l, Lk::b_layer_slstm_igate_input_weight)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_igate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_igate_state_bias)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_input_weight)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_fgate_state_bias)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_input_weight)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_zgate_state_bias)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_input_weight)),
+                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_ogate_state_bias))};
+            proj_rows<8, 3, false, inputs_of(0, 2, 0, 2, 1, 2, 1, 2)>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[8]) {
                 const float i = v[0] + v[1], f = v[2] + v[3], z = v[4] + v[5], og = v[6] + v[7];
                 float *cst = st<Lk>(p, b, l, Lk::st_s_c) + o, *nst = st<Lk>(p, b, l, Lk::st_s_n) + o;
                 float *mst = st<Lk>(p, b, l, Lk::st_s_m) + o;
@@ -224,10 +224,14 @@ struct XLSTM {
             for (int i = 0; i < 3; i++) {
                 if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
                 In in[1] = {in_act(p, i < 2 ? Lk::sc_xc2 : Lk::sc_xm)};
-                Mat m[1] = {mat(wb<Lk>(l, w[i]))};
                 const int off = i * XL_E;
-                proj_rows<1, 1, false>(p, in, m, XL_QB, XL_QB, a, e,
-                                       [&](int b, int o, const float (&v)[1]) { sc(p, Lk::sc_qkv, b)[off + o] = v[0]; });
+                auto epi = [&](int b, int o, const float (&v)[1]) { sc(p, Lk::sc_qkv, b)[off + o] = v[0]; };
+                if constexpr (XL_QB < 128) {
+                    block_rows(p, in[0], wb<Lk>(l, w[i]), XL_QB, a, e, epi);
+                } else {
+                    Mat m[1] = {mat(wb<Lk>(l, w[i]))};
+                    proj_rows<1, 1, false>(p, in, m, XL_QB, XL_QB, a, e, epi);
+                }
             }
             break;
         }
