@@ -101,6 +101,8 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
         KERNEL_THREADS);
     put(b, "constexpr int WEIGHT_ROWS = %d, CHUNK_F4 = %d; // projections: rows per warp, float4 per lane\n",
         KERNEL_WEIGHT_ROWS, KERNEL_CHUNK_F4);
+    put(b, "constexpr bool SPLIT_BY_COST = %s; // stages split by cost, not unit count\n",
+        KERNEL_SPLIT_BY_COST ? "true" : "false");
     put(b, "constexpr int STAGE_FLOATS = %d, SUMS_WARP = %d; // dynamic shared memory: staged inputs, sums\n",
         STAGE_FLOATS, emit_sums_warp(s));
     put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",

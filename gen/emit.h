@@ -20,12 +20,18 @@
 /* Projections (templates/common.cu, proj_rows): weight rows a warp streams together
  * (register blocking over rows: each staged input float4 feeds that many rows), and float4
  * weight loads per lane in flight over those rows. Overridable at build time
- * (-DKERNEL_WEIGHT_ROWS=8) to compare variants. */
+ * (-DKERNEL_WEIGHT_ROWS=8 ...) to compare variants. */
 #ifndef KERNEL_WEIGHT_ROWS
 #define KERNEL_WEIGHT_ROWS 4
 #endif
 #ifndef KERNEL_CHUNK_F4
 #define KERNEL_CHUNK_F4 16
+#endif
+
+/* Stages split their units over the CTAs by cost (bytes and FMAs), or by count with
+ * -DKERNEL_SPLIT_BY_COST=0 (for comparison). */
+#ifndef KERNEL_SPLIT_BY_COST
+#define KERNEL_SPLIT_BY_COST 1
 #endif
 
 /* Dynamic shared memory of the kernel, floats: the staged projection inputs (windows of

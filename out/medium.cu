@@ -22,6 +22,7 @@ constexpr float EPS_BLOCK = 1.192092896e-07f; // machine epsilon of fp32 (block 
 // launch shape and buffers
 constexpr int MAX_BATCH = 64, THREADS = 256, WARPS = THREADS / 32;
 constexpr int WEIGHT_ROWS = 4, CHUNK_F4 = 16; // projections: rows per warp, float4 per lane
+constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int MAX_GROUPS = 8; // most normalisation groups of one input
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
@@ -554,6 +555,22 @@ __device__ __forceinline__ float transpose_sum(float (&a)[32])
     return a[0];
 }
 
+// A lane's float4 of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u (zero past
+// row `end` or column ld).
+template <int NM, int RB, int U>
+__device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
+                                             float4 (&w)[NM][RB][U])
+{
+#pragma unroll
+    for (int u = 0; u < U; u++)
+#pragma unroll
+        for (int k = 0; k < NM; k++)
+#pragma unroll
+            for (int r = 0; r < RB; r++)
+                w[k][r][u] = o0 + r < end && c + 128 * u < ld ? ld_w4(p.w + m[k].w + (long)(o0 + r) * ld + c + 128 * u)
+                                                              : make_float4(0.f, 0.f, 0.f, 0.f);
+}
+
 // Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
 // INPUTS >> 4k & 15), applied to every entry of the batch: v = W x (+ bias), then
 // epi(b, o, v[NM]) once per (entry, row). Every weight is read from memory once per call,
@@ -605,17 +622,7 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                     for (int t = 0; t < nt; t++) run[t * 32] = 0.0f;
                 for (int cw = 0; cw < span; cw += CW) {
                     float4 wv[NM][RB][U];
-#pragma unroll
-                    for (int u = 0; u < U; u++)
-#pragma unroll
-                        for (int k = 0; k < NM; k++)
-#pragma unroll
-                            for (int r = 0; r < RB; r++) {
-                                const int c = w0 + cw + lane * 4 + 128 * u;
-                                wv[k][r][u] = o0 + r < pend && c < ld
-                                                  ? ld_w4(p.w + m[k].w + (long)(o0 + r) * ld + c)
-                                                  : make_float4(0.f, 0.f, 0.f, 0.f);
-                            }
+                    load_weights(p, m, ld, o0, pend, w0 + cw + lane * 4, wv);
                     for (int t = 0; t < nt; t++) {
                         float acc[32];
 #pragma unroll
@@ -717,6 +724,23 @@ __device__ __forceinline__ bool part(int lo, int hi, int base, int count, int &a
 // input_up/input_down at the start, the MLP of every block, output_proj at the end.
 enum { PH_IN_UP = 100, PH_IN_DOWN, PH_MLP_UP, PH_MLP_DOWN, PH_OUT };
 
+// ---- cost of a unit of work --------------------------------------------------------------------
+// A stage's units are split over the CTAs by cost, in quarter bytes of memory traffic: a
+// projection row streams its weights once (4 bytes a float) and does nb FMAs per weight
+// (a quarter byte each: at large batches the projections are bound by FMAs); a state task
+// moves its bytes at about half the rate of a weight stream (fewer loads in flight).
+__device__ __forceinline__ long row_cost(int nm, int len, int nb) { return (long)nm * ld4(len) * (16 + nb); }
+__device__ __forceinline__ long state_cost(long bytes) { return 8 * bytes; }
+
+__device__ __forceinline__ long common_cost(int phase, int nb)
+{
+    switch (phase) {
+    case PH_IN_UP: return row_cost(1, F, nb);
+    case PH_IN_DOWN: case PH_MLP_DOWN: return row_cost(1, P, nb);
+    }
+    return row_cost(1, H, nb); // MLP up, output
+}
+
 __device__ __forceinline__ int common_units(int phase)
 {
     switch (phase) {
@@ -812,7 +836,7 @@ struct XLSTM {
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
-        case 0: case 2: case 8: return nb * PER_ENTRY_UNITS;
+        case 0: case 2: case 8: return nb; // one CTA per entry
         case 1: return H;
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
@@ -823,11 +847,22 @@ struct XLSTM {
         return 0;
     }
 
-    // CTA-per-entry phases count each entry as PER_ENTRY_UNITS units, so that the stage's
-    // even split spreads the entries over several CTAs; entry b runs on the CTA whose unit
-    // range holds unit b * PER_ENTRY_UNITS.
-    static constexpr int PER_ENTRY_UNITS = 64;
-    __device__ static int first_entry(int lo) { return (lo + PER_ENTRY_UNITS - 1) / PER_ENTRY_UNITS; }
+    __device__ static long cost(int phase, int nb)
+    {
+        switch (phase) {
+        case 0: case 2: case 8: return ENTRY_COST;
+        case 1: return row_cost(8, XL_BS, nb);
+        case 3: return row_cost(1, H, nb);
+        case 4: return row_cost(1, XL_QB, nb) + 64L * nb; // and the inputs, read from L2
+        case 5: return row_cost(2, 3 * XL_E, nb);
+        case 6: return state_cost(2L * STATE_ROWS * 128 * 4 + 3L * XL_DM * 4);
+        }
+        return row_cost(1, XL_E, nb);
+    }
+
+    // A CTA-per-entry phase: a few passes over vectors of H with CTA-wide reductions between
+    // them, latency bound (about 10 us of a CTA, the time it streams about 250 KB).
+    static constexpr long ENTRY_COST = 4L * 256 * 1024;
 
     // mean and 1/std of n values x[i * step] (i < n) over the CTA (LayerNorm, eps 1e-5)
     __device__ static void layer_stats(const float *x, int n, float &mean, float &rstd)
@@ -959,7 +994,7 @@ struct XLSTM {
         int a, e;
         switch (phase) {
         case 0:
-            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) sl_input(p, l, b);
+            for (int b = lo; b < hi; b++) sl_input(p, l, b);
             break;
         case 1: { // gates: input part (xc for i, f; xn for z, o) + state part (hprev, bias)
             In in[3] = {in_act(p, Lk::sc_xc), in_act(p, Lk::sc_xn),
@@ -987,7 +1022,7 @@ struct XLSTM {
             break;
         }
         case 2:
-            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) sl_output(p, l, b);
+            for (int b = lo; b < hi; b++) sl_output(p, l, b);
             break;
         case 3: {
             In in[1] = {in_act(p, Lk::sc_xn2)};
@@ -1057,7 +1092,7 @@ struct XLSTM {
             break;
         }
         case 8:
-            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) ml_output(p, l, b);
+            for (int b = lo; b < hi; b++) ml_output(p, l, b);
             break;
         }
     }
@@ -1068,20 +1103,31 @@ struct XLSTM {
 // phase 0: xs = silu(conv(input_proj t)), z = z_proj t, bv = silu(conv(b_proj t)),
 //          cv = silu(conv(c_proj t)), dt = softplus(dt_proj t)        2E + 2S + NM rows
 // phase 1: per (entry, head n, row h): ssm[n,h,:] update, y = cv . ssm + d x;
-//          yz = y * silu(z)                                            one warp per row
+//          yz = y * silu(z)                                 one warp per ROWS rows
 // phase 2: u += out_proj(RMSNorm(yz; norm.weight, 1e-5))               H rows
 struct Mamba2 {
     using Lk = L_mamba2;
     static constexpr int TOWER = 1;
     static constexpr int PHASES = 3;
+    static constexpr int ROWS = 8;                          // state rows per warp task, loads in flight
+    static constexpr int TASKS = (MB_E + ROWS - 1) / ROWS; // per entry
 
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
         case 0: return 2 * MB_E + 2 * MB_S + MB_NM;
-        case 1: return nb * MB_E;
+        case 1: return nb * TASKS;
         }
         return H;
+    }
+
+    __device__ static long cost(int phase, int nb)
+    {
+        switch (phase) {
+        case 0: return row_cost(1, H, nb);
+        case 1: return state_cost(2L * ROWS * MB_S * 4);
+        }
+        return row_cost(1, MB_E, nb);
     }
 
     // rows of one conv-fed projection: out = silu(conv(W t))
@@ -1131,28 +1177,44 @@ struct Mamba2 {
             }
             break;
         }
-        case 1: { // one warp per (entry, inner row r = n * MB_HD + h): S state columns
+        case 1: { // one warp per (entry, ROWS inner rows r = n * MB_HD + h): S state columns each
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             for (int t = lo + warp; t < hi; t += WARPS) {
-                const int b = t / MB_E, r = t % MB_E, n = r / MB_HD;
-                const float dt = ld_act(sc(p, Lk::sc_dt, b) + n);
-                const float decay = expf(p.w[wb<Lk>(l, Lk::b_layer_a) + n] * dt);
-                const float x = ld_act(sc(p, Lk::sc_xs, b) + r);
-                float *ssm = st<Lk>(p, b, l, Lk::st_ssm) + (long)r * MB_S;
+                const int b = t / TASKS, r0 = t % TASKS * ROWS;
                 const float *bv = sc(p, Lk::sc_bv, b), *cv = sc(p, Lk::sc_cv, b);
-                float y = 0.0f;
-                for (int s = lane * 4; s < MB_S; s += 128) {
-                    float4 h4 = *(float4 *)(ssm + s);
-                    const float4 b4 = ld_act4(bv + s), c4 = ld_act4(cv + s);
-                    h4.x = decay * h4.x + dt * b4.x * x;
-                    h4.y = decay * h4.y + dt * b4.y * x;
-                    h4.z = decay * h4.z + dt * b4.z * x;
-                    h4.w = decay * h4.w + dt * b4.w * x;
-                    *(float4 *)(ssm + s) = h4;
-                    y += c4.x * h4.x + c4.y * h4.y + c4.z * h4.z + c4.w * h4.w;
+                float dt[ROWS], decay[ROWS], x[ROWS], y[ROWS];
+#pragma unroll
+                for (int u = 0; u < ROWS; u++) {
+                    const int r = min(r0 + u, MB_E - 1), n = r / MB_HD;
+                    dt[u] = ld_act(sc(p, Lk::sc_dt, b) + n);
+                    decay[u] = expf(p.w[wb<Lk>(l, Lk::b_layer_a) + n] * dt[u]);
+                    x[u] = ld_act(sc(p, Lk::sc_xs, b) + r);
+                    y[u] = 0.0f;
                 }
-                y = warp_sum(y) + p.w[wb<Lk>(l, Lk::b_layer_d) + n] * x;
-                if (lane == 0) sc(p, Lk::sc_yz, b)[r] = y * siluf(ld_act(sc(p, Lk::sc_z, b) + r));
+                float *ssm = st<Lk>(p, b, l, Lk::st_ssm) + (long)r0 * MB_S;
+                for (int s = lane * 4; s < MB_S; s += 128) {
+                    const float4 b4 = ld_act4(bv + s), c4 = ld_act4(cv + s);
+                    float4 h[ROWS];
+#pragma unroll
+                    for (int u = 0; u < ROWS; u++)
+                        if (r0 + u < MB_E) h[u] = *(float4 *)(ssm + (long)u * MB_S + s);
+#pragma unroll
+                    for (int u = 0; u < ROWS; u++) {
+                        if (r0 + u >= MB_E) continue;
+                        h[u].x = decay[u] * h[u].x + dt[u] * b4.x * x[u];
+                        h[u].y = decay[u] * h[u].y + dt[u] * b4.y * x[u];
+                        h[u].z = decay[u] * h[u].z + dt[u] * b4.z * x[u];
+                        h[u].w = decay[u] * h[u].w + dt[u] * b4.w * x[u];
+                        *(float4 *)(ssm + (long)u * MB_S + s) = h[u];
+                        y[u] += c4.x * h[u].x + c4.y * h[u].y + c4.z * h[u].z + c4.w * h[u].w;
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < ROWS; u++) {
+                    const int r = r0 + u, n = min(r, MB_E - 1) / MB_HD;
+                    const float yr = warp_sum(y[u]) + p.w[wb<Lk>(l, Lk::b_layer_d) + n] * x[u];
+                    if (lane == 0 && r < MB_E) sc(p, Lk::sc_yz, b)[r] = yr * siluf(ld_act(sc(p, Lk::sc_z, b) + r));
+                }
             }
             break;
         }
@@ -1190,6 +1252,11 @@ struct RetNet {
         case 1: return nb * RN_NH * CHUNKS * RC;
         }
         return H;
+    }
+
+    __device__ static long cost(int phase, int nb)
+    {
+        return phase == 1 ? state_cost(2L * STATE_ROWS * 128 * 4) : row_cost(1, H, nb);
     }
 
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
@@ -1286,6 +1353,11 @@ struct Hawk {
         return phase == 0 ? 2 * H : H;
     }
 
+    __device__ static long cost(int phase, int nb)
+    {
+        return phase == 1 ? row_cost(2, HK_BS, nb) : row_cost(1, H, nb);
+    }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         int a, e;
@@ -1340,7 +1412,8 @@ struct Hawk {
 // ---- kernel.cu: the persistent step kernel ----------------------------------------------------
 // One launch = one ensemble step for a batch of distinct slots. Stage s runs, for each tower,
 // the phase the stage table gives it (or nothing); all towers' units of work of a stage are
-// split evenly over every CTA of the grid, then a grid barrier separates the stages.
+// split over every CTA of the grid in equal shares of cost (tower_cost: bytes and FMAs of a
+// unit), then a grid barrier separates the stages.
 
 struct StageEntry {
     signed char phase; // tower phase, PH_* for the shared ones, -1: idle
@@ -1392,6 +1465,26 @@ __device__ __forceinline__ int tower_units(int tower, int phase, int nb)
     }
 }
 
+__device__ __forceinline__ long tower_cost(int tower, int phase, int nb)
+{
+    if (phase >= PH_IN_UP) return common_cost(phase, nb);
+    switch (tower) {
+    case 0: return XLSTM::cost(phase, nb);
+    case 1: return Mamba2::cost(phase, nb);
+    case 2: return RetNet::cost(phase, nb);
+    default: return Hawk::cost(phase, nb);
+    }
+}
+
+// The units of [0, count) whose start (base + u * cost) lies in the cost range [a, b).
+__device__ __forceinline__ bool cost_part(long a, long b, long base, long cost, int count, int &lo, int &hi)
+{
+    const auto first = [&](long x) { return x <= base ? 0L : min((long)count, (x - base + cost - 1) / cost); };
+    lo = (int)first(a);
+    hi = (int)first(b);
+    return lo < hi;
+}
+
 __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
 {
     if (phase >= PH_IN_UP) {
@@ -1413,20 +1506,22 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
     for (int s = 0; s < NUM_STAGES; s++) {
-        int units[4], total = 0;
+        int units[4];
+        long cost[4], total = 0;
         for (int k = 0; k < 4; k++) {
             const int ph = STAGES[s][k].phase;
             units[k] = ph < 0 ? 0 : tower_units(k, ph, p.nb);
-            total += units[k];
+            cost[k] = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
+            total += units[k] * cost[k];
         }
-        // this CTA's contiguous share of the stage's units, all towers concatenated
-        const int lo = (int)((long)total * blockIdx.x / gridDim.x);
-        const int hi = (int)((long)total * (blockIdx.x + 1) / gridDim.x);
-        int base = 0;
+        // this CTA's contiguous share of the stage's cost, all towers' units concatenated
+        const long a = total * blockIdx.x / gridDim.x, b = total * (blockIdx.x + 1) / gridDim.x;
+        long base = 0;
         for (int k = 0; k < 4; k++) {
-            int a, e;
-            if (part(lo, hi, base, units[k], a, e)) tower_run(p, k, STAGES[s][k].phase, STAGES[s][k].block, a, e);
-            base += units[k];
+            int lo, hi;
+            if (units[k] && cost_part(a, b, base, cost[k], units[k], lo, hi))
+                tower_run(p, k, STAGES[s][k].phase, STAGES[s][k].block, lo, hi);
+            base += units[k] * cost[k];
         }
         if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     }

@@ -345,6 +345,22 @@ __device__ __forceinline__ float transpose_sum(float (&a)[32])
     return a[0];
 }
 
+// A lane's float4 of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u (zero past
+// row `end` or column ld).
+template <int NM, int RB, int U>
+__device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
+                                             float4 (&w)[NM][RB][U])
+{
+#pragma unroll
+    for (int u = 0; u < U; u++)
+#pragma unroll
+        for (int k = 0; k < NM; k++)
+#pragma unroll
+            for (int r = 0; r < RB; r++)
+                w[k][r][u] = o0 + r < end && c + 128 * u < ld ? ld_w4(p.w + m[k].w + (long)(o0 + r) * ld + c + 128 * u)
+                                                              : make_float4(0.f, 0.f, 0.f, 0.f);
+}
+
 // Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
 // INPUTS >> 4k & 15), applied to every entry of the batch: v = W x (+ bias), then
 // epi(b, o, v[NM]) once per (entry, row). Every weight is read from memory once per call,
@@ -396,17 +412,7 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                     for (int t = 0; t < nt; t++) run[t * 32] = 0.0f;
                 for (int cw = 0; cw < span; cw += CW) {
                     float4 wv[NM][RB][U];
-#pragma unroll
-                    for (int u = 0; u < U; u++)
-#pragma unroll
-                        for (int k = 0; k < NM; k++)
-#pragma unroll
-                            for (int r = 0; r < RB; r++) {
-                                const int c = w0 + cw + lane * 4 + 128 * u;
-                                wv[k][r][u] = o0 + r < pend && c < ld
-                                                  ? ld_w4(p.w + m[k].w + (long)(o0 + r) * ld + c)
-                                                  : make_float4(0.f, 0.f, 0.f, 0.f);
-                            }
+                    load_weights(p, m, ld, o0, pend, w0 + cw + lane * 4, wv);
                     for (int t = 0; t < nt; t++) {
                         float acc[32];
 #pragma unroll
@@ -507,6 +513,23 @@ __device__ __forceinline__ bool part(int lo, int hi, int base, int count, int &a
 // ---- phases every tower has ----------------------------------------------------------------
 // input_up/input_down at the start, the MLP of every block, output_proj at the end.
 enum { PH_IN_UP = 100, PH_IN_DOWN, PH_MLP_UP, PH_MLP_DOWN, PH_OUT };
+
+// ---- cost of a unit of work --------------------------------------------------------------------
+// A stage's units are split over the CTAs by cost, in quarter bytes of memory traffic: a
+// projection row streams its weights once (4 bytes a float) and does nb FMAs per weight
+// (a quarter byte each: at large batches the projections are bound by FMAs); a state task
+// moves its bytes at about half the rate of a weight stream (fewer loads in flight).
+__device__ __forceinline__ long row_cost(int nm, int len, int nb) { return (long)nm * ld4(len) * (16 + nb); }
+__device__ __forceinline__ long state_cost(long bytes) { return 8 * bytes; }
+
+__device__ __forceinline__ long common_cost(int phase, int nb)
+{
+    switch (phase) {
+    case PH_IN_UP: return row_cost(1, F, nb);
+    case PH_IN_DOWN: case PH_MLP_DOWN: return row_cost(1, P, nb);
+    }
+    return row_cost(1, H, nb); // MLP up, output
+}
 
 __device__ __forceinline__ int common_units(int phase)
 {

@@ -14,6 +14,11 @@ struct Hawk {
         return phase == 0 ? 2 * H : H;
     }
 
+    __device__ static long cost(int phase, int nb)
+    {
+        return phase == 1 ? row_cost(2, HK_BS, nb) : row_cost(1, H, nb);
+    }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         int a, e;

@@ -1,7 +1,8 @@
 // ---- kernel.cu: the persistent step kernel ----------------------------------------------------
 // One launch = one ensemble step for a batch of distinct slots. Stage s runs, for each tower,
 // the phase the stage table gives it (or nothing); all towers' units of work of a stage are
-// split evenly over every CTA of the grid, then a grid barrier separates the stages.
+// split over every CTA of the grid in equal shares of cost (tower_cost: bytes and FMAs of a
+// unit), then a grid barrier separates the stages.
 
 struct StageEntry {
     signed char phase; // tower phase, PH_* for the shared ones, -1: idle
@@ -25,6 +26,26 @@ __device__ __forceinline__ int tower_units(int tower, int phase, int nb)
     }
 }
 
+__device__ __forceinline__ long tower_cost(int tower, int phase, int nb)
+{
+    if (phase >= PH_IN_UP) return common_cost(phase, nb);
+    switch (tower) {
+    case 0: return XLSTM::cost(phase, nb);
+    case 1: return Mamba2::cost(phase, nb);
+    case 2: return RetNet::cost(phase, nb);
+    default: return Hawk::cost(phase, nb);
+    }
+}
+
+// The units of [0, count) whose start (base + u * cost) lies in the cost range [a, b).
+__device__ __forceinline__ bool cost_part(long a, long b, long base, long cost, int count, int &lo, int &hi)
+{
+    const auto first = [&](long x) { return x <= base ? 0L : min((long)count, (x - base + cost - 1) / cost); };
+    lo = (int)first(a);
+    hi = (int)first(b);
+    return lo < hi;
+}
+
 __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
 {
     if (phase >= PH_IN_UP) {
@@ -46,20 +67,22 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
     for (int s = 0; s < NUM_STAGES; s++) {
-        int units[4], total = 0;
+        int units[4];
+        long cost[4], total = 0;
         for (int k = 0; k < 4; k++) {
             const int ph = STAGES[s][k].phase;
             units[k] = ph < 0 ? 0 : tower_units(k, ph, p.nb);
-            total += units[k];
+            cost[k] = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
+            total += units[k] * cost[k];
         }
-        // this CTA's contiguous share of the stage's units, all towers concatenated
-        const int lo = (int)((long)total * blockIdx.x / gridDim.x);
-        const int hi = (int)((long)total * (blockIdx.x + 1) / gridDim.x);
-        int base = 0;
+        // this CTA's contiguous share of the stage's cost, all towers' units concatenated
+        const long a = total * blockIdx.x / gridDim.x, b = total * (blockIdx.x + 1) / gridDim.x;
+        long base = 0;
         for (int k = 0; k < 4; k++) {
-            int a, e;
-            if (part(lo, hi, base, units[k], a, e)) tower_run(p, k, STAGES[s][k].phase, STAGES[s][k].block, a, e);
-            base += units[k];
+            int lo, hi;
+            if (units[k] && cost_part(a, b, base, cost[k], units[k], lo, hi))
+                tower_run(p, k, STAGES[s][k].phase, STAGES[s][k].block, lo, hi);
+            base += units[k] * cost[k];
         }
         if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     }

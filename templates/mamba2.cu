@@ -3,20 +3,31 @@
 // phase 0: xs = silu(conv(input_proj t)), z = z_proj t, bv = silu(conv(b_proj t)),
 //          cv = silu(conv(c_proj t)), dt = softplus(dt_proj t)        2E + 2S + NM rows
 // phase 1: per (entry, head n, row h): ssm[n,h,:] update, y = cv . ssm + d x;
-//          yz = y * silu(z)                                            one warp per row
+//          yz = y * silu(z)                                 one warp per ROWS rows
 // phase 2: u += out_proj(RMSNorm(yz; norm.weight, 1e-5))               H rows
 struct Mamba2 {
     using Lk = L_mamba2;
     static constexpr int TOWER = 1;
     static constexpr int PHASES = 3;
+    static constexpr int ROWS = 8;                          // state rows per warp task, loads in flight
+    static constexpr int TASKS = (MB_E + ROWS - 1) / ROWS; // per entry
 
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
         case 0: return 2 * MB_E + 2 * MB_S + MB_NM;
-        case 1: return nb * MB_E;
+        case 1: return nb * TASKS;
         }
         return H;
+    }
+
+    __device__ static long cost(int phase, int nb)
+    {
+        switch (phase) {
+        case 0: return row_cost(1, H, nb);
+        case 1: return state_cost(2L * ROWS * MB_S * 4);
+        }
+        return row_cost(1, MB_E, nb);
     }
 
     // rows of one conv-fed projection: out = silu(conv(W t))
@@ -66,28 +77,44 @@ struct Mamba2 {
             }
             break;
         }
-        case 1: { // one warp per (entry, inner row r = n * MB_HD + h): S state columns
+        case 1: { // one warp per (entry, ROWS inner rows r = n * MB_HD + h): S state columns each
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             for (int t = lo + warp; t < hi; t += WARPS) {
-                const int b = t / MB_E, r = t % MB_E, n = r / MB_HD;
-                const float dt = ld_act(sc(p, Lk::sc_dt, b) + n);
-                const float decay = expf(p.w[wb<Lk>(l, Lk::b_layer_a) + n] * dt);
-                const float x = ld_act(sc(p, Lk::sc_xs, b) + r);
-                float *ssm = st<Lk>(p, b, l, Lk::st_ssm) + (long)r * MB_S;
+                const int b = t / TASKS, r0 = t % TASKS * ROWS;
                 const float *bv = sc(p, Lk::sc_bv, b), *cv = sc(p, Lk::sc_cv, b);
-                float y = 0.0f;
-                for (int s = lane * 4; s < MB_S; s += 128) {
-                    float4 h4 = *(float4 *)(ssm + s);
-                    const float4 b4 = ld_act4(bv + s), c4 = ld_act4(cv + s);
-                    h4.x = decay * h4.x + dt * b4.x * x;
-                    h4.y = decay * h4.y + dt * b4.y * x;
-                    h4.z = decay * h4.z + dt * b4.z * x;
-                    h4.w = decay * h4.w + dt * b4.w * x;
-                    *(float4 *)(ssm + s) = h4;
-                    y += c4.x * h4.x + c4.y * h4.y + c4.z * h4.z + c4.w * h4.w;
+                float dt[ROWS], decay[ROWS], x[ROWS], y[ROWS];
+#pragma unroll
+                for (int u = 0; u < ROWS; u++) {
+                    const int r = min(r0 + u, MB_E - 1), n = r / MB_HD;
+                    dt[u] = ld_act(sc(p, Lk::sc_dt, b) + n);
+                    decay[u] = expf(p.w[wb<Lk>(l, Lk::b_layer_a) + n] * dt[u]);
+                    x[u] = ld_act(sc(p, Lk::sc_xs, b) + r);
+                    y[u] = 0.0f;
                 }
-                y = warp_sum(y) + p.w[wb<Lk>(l, Lk::b_layer_d) + n] * x;
-                if (lane == 0) sc(p, Lk::sc_yz, b)[r] = y * siluf(ld_act(sc(p, Lk::sc_z, b) + r));
+                float *ssm = st<Lk>(p, b, l, Lk::st_ssm) + (long)r0 * MB_S;
+                for (int s = lane * 4; s < MB_S; s += 128) {
+                    const float4 b4 = ld_act4(bv + s), c4 = ld_act4(cv + s);
+                    float4 h[ROWS];
+#pragma unroll
+                    for (int u = 0; u < ROWS; u++)
+                        if (r0 + u < MB_E) h[u] = *(float4 *)(ssm + (long)u * MB_S + s);
+#pragma unroll
+                    for (int u = 0; u < ROWS; u++) {
+                        if (r0 + u >= MB_E) continue;
+                        h[u].x = decay[u] * h[u].x + dt[u] * b4.x * x[u];
+                        h[u].y = decay[u] * h[u].y + dt[u] * b4.y * x[u];
+                        h[u].z = decay[u] * h[u].z + dt[u] * b4.z * x[u];
+                        h[u].w = decay[u] * h[u].w + dt[u] * b4.w * x[u];
+                        *(float4 *)(ssm + (long)u * MB_S + s) = h[u];
+                        y[u] += c4.x * h[u].x + c4.y * h[u].y + c4.z * h[u].z + c4.w * h[u].w;
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < ROWS; u++) {
+                    const int r = r0 + u, n = min(r, MB_E - 1) / MB_HD;
+                    const float yr = warp_sum(y[u]) + p.w[wb<Lk>(l, Lk::b_layer_d) + n] * x[u];
+                    if (lane == 0 && r < MB_E) sc(p, Lk::sc_yz, b)[r] = yr * siluf(ld_act(sc(p, Lk::sc_z, b) + r));
+                }
             }
             break;
         }

@@ -21,6 +21,11 @@ struct RetNet {
         return H;
     }
 
+    __device__ static long cost(int phase, int nb)
+    {
+        return phase == 1 ? state_cost(2L * STATE_ROWS * 128 * 4) : row_cost(1, H, nb);
+    }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         switch (phase) {

@@ -21,7 +21,7 @@ struct XLSTM {
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
-        case 0: case 2: case 8: return nb * PER_ENTRY_UNITS;
+        case 0: case 2: case 8: return nb; // one CTA per entry
         case 1: return H;
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
@@ -32,11 +32,22 @@ struct XLSTM {
         return 0;
     }
 
-    // CTA-per-entry phases count each entry as PER_ENTRY_UNITS units, so that the stage's
-    // even split spreads the entries over several CTAs; entry b runs on the CTA whose unit
-    // range holds unit b * PER_ENTRY_UNITS.
-    static constexpr int PER_ENTRY_UNITS = 64;
-    __device__ static int first_entry(int lo) { return (lo + PER_ENTRY_UNITS - 1) / PER_ENTRY_UNITS; }
+    __device__ static long cost(int phase, int nb)
+    {
+        switch (phase) {
+        case 0: case 2: case 8: return ENTRY_COST;
+        case 1: return row_cost(8, XL_BS, nb);
+        case 3: return row_cost(1, H, nb);
+        case 4: return row_cost(1, XL_QB, nb) + 64L * nb; // and the inputs, read from L2
+        case 5: return row_cost(2, 3 * XL_E, nb);
+        case 6: return state_cost(2L * STATE_ROWS * 128 * 4 + 3L * XL_DM * 4);
+        }
+        return row_cost(1, XL_E, nb);
+    }
+
+    // A CTA-per-entry phase: a few passes over vectors of H with CTA-wide reductions between
+    // them, latency bound (about 10 us of a CTA, the time it streams about 250 KB).
+    static constexpr long ENTRY_COST = 4L * 256 * 1024;
 
     // mean and 1/std of n values x[i * step] (i < n) over the CTA (LayerNorm, eps 1e-5)
     __device__ static void layer_stats(const float *x, int n, float &mean, float &rstd)
@@ -168,7 +179,7 @@ struct XLSTM {
         int a, e;
         switch (phase) {
         case 0:
-            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) sl_input(p, l, b);
+            for (int b = lo; b < hi; b++) sl_input(p, l, b);
             break;
         case 1: { // gates: input part (xc for i, f; xn for z, o) + state part (hprev, bias)
             In in[3] = {in_act(p, Lk::sc_xc), in_act(p, Lk::sc_xn),
@@ -196,7 +207,7 @@ struct XLSTM {
             break;
         }
         case 2:
-            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) sl_output(p, l, b);
+            for (int b = lo; b < hi; b++) sl_output(p, l, b);
             break;
         case 3: {
             In in[1] = {in_act(p, Lk::sc_xn2)};
@@ -266,7 +277,7 @@ struct XLSTM {
             break;
         }
         case 8:
-            for (int b = first_entry(lo); b * PER_ENTRY_UNITS < hi; b++) ml_output(p, l, b);
+            for (int b = lo; b < hi; b++) ml_output(p, l, b);
             break;
         }
     }
