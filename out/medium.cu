@@ -508,22 +508,24 @@ __device__ __forceinline__ float normalised(const In &in, int b, int c, int grou
 }
 
 // Stage columns [c0, c0 + n) of every entry's inputs into xs[NIN][nb][span] (zero past n);
-// input 0 normalised when NORM. 4 float4 loads in flight per thread.
+// input 0 normalised when NORM. STAGE_LOADS float4 loads in flight per thread.
+constexpr int STAGE_LOADS = 8;
+
 template <int NIN, bool NORM>
 __device__ void stage_window(const Params &p, const In (&in)[NIN], int len, int c0, int n, int span, float *xs)
 {
     const int q = span / 4, per_input = p.nb * q, total = NIN * per_input;
     const int groups = NORM ? len / in[0].group : 1;
-    for (int t0 = threadIdx.x; t0 < total; t0 += 4 * THREADS) {
-        float4 x[4];
+    for (int t0 = threadIdx.x; t0 < total; t0 += STAGE_LOADS * THREADS) {
+        float4 x[STAGE_LOADS];
 #pragma unroll
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
             x[r] = t < total && c < n ? ld_act4(in_row(p, in[i], j) + c0 + c) : make_float4(0.f, 0.f, 0.f, 0.f);
         }
 #pragma unroll
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             if (t >= total) continue;
             const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
@@ -944,11 +946,15 @@ struct XLSTM {
             const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
             const bool first = chunk == 0 && rc == 0; // this task writes the new n and m
             float *pend = sc(p, Lk::sc_pend_nv, b) + n * XL_DM;
-            float qn = 0.0f; // q . n_new over the whole head
-            for (int a = lane; a < XL_DM; a += 32) {
-                const float nn = fg * nv[a] + ig * (ld_act(k + a) / sqrtf((float)XL_DM));
-                qn += ld_act(q + a) * nn;
-                if (first) pend[a] = nn;
+            float qn = 0.0f; // q . n_new over the whole head, a float4 per lane at a time
+#pragma unroll 4
+            for (int a = lane * 4; a < XL_DM; a += 128) {
+                const float4 n4 = *(const float4 *)(nv + a), k4 = ld_act4(k + a), q4 = ld_act4(q + a);
+                const float rs = sqrtf((float)XL_DM);
+                const float4 nn = make_float4(fg * n4.x + ig * (k4.x / rs), fg * n4.y + ig * (k4.y / rs),
+                                              fg * n4.z + ig * (k4.z / rs), fg * n4.w + ig * (k4.w / rs));
+                qn += (q4.x * nn.x + q4.y * nn.y) + (q4.z * nn.z + q4.w * nn.w);
+                if (first) *(float4 *)(pend + a) = nn;
             }
             qn = warp_sum(qn);
             if (first && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;

@@ -298,22 +298,24 @@ __device__ __forceinline__ float normalised(const In &in, int b, int c, int grou
 }
 
 // Stage columns [c0, c0 + n) of every entry's inputs into xs[NIN][nb][span] (zero past n);
-// input 0 normalised when NORM. 4 float4 loads in flight per thread.
+// input 0 normalised when NORM. STAGE_LOADS float4 loads in flight per thread.
+constexpr int STAGE_LOADS = 8;
+
 template <int NIN, bool NORM>
 __device__ void stage_window(const Params &p, const In (&in)[NIN], int len, int c0, int n, int span, float *xs)
 {
     const int q = span / 4, per_input = p.nb * q, total = NIN * per_input;
     const int groups = NORM ? len / in[0].group : 1;
-    for (int t0 = threadIdx.x; t0 < total; t0 += 4 * THREADS) {
-        float4 x[4];
+    for (int t0 = threadIdx.x; t0 < total; t0 += STAGE_LOADS * THREADS) {
+        float4 x[STAGE_LOADS];
 #pragma unroll
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
             x[r] = t < total && c < n ? ld_act4(in_row(p, in[i], j) + c0 + c) : make_float4(0.f, 0.f, 0.f, 0.f);
         }
 #pragma unroll
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             if (t >= total) continue;
             const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;

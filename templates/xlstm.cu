@@ -129,11 +129,15 @@ struct XLSTM {
             const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
             const bool first = chunk == 0 && rc == 0; // this task writes the new n and m
             float *pend = sc(p, Lk::sc_pend_nv, b) + n * XL_DM;
-            float qn = 0.0f; // q . n_new over the whole head
-            for (int a = lane; a < XL_DM; a += 32) {
-                const float nn = fg * nv[a] + ig * (ld_act(k + a) / sqrtf((float)XL_DM));
-                qn += ld_act(q + a) * nn;
-                if (first) pend[a] = nn;
+            float qn = 0.0f; // q . n_new over the whole head, a float4 per lane at a time
+#pragma unroll 4
+            for (int a = lane * 4; a < XL_DM; a += 128) {
+                const float4 n4 = *(const float4 *)(nv + a), k4 = ld_act4(k + a), q4 = ld_act4(q + a);
+                const float rs = sqrtf((float)XL_DM);
+                const float4 nn = make_float4(fg * n4.x + ig * (k4.x / rs), fg * n4.y + ig * (k4.y / rs),
+                                              fg * n4.z + ig * (k4.z / rs), fg * n4.w + ig * (k4.w / rs));
+                qn += (q4.x * nn.x + q4.y * nn.y) + (q4.z * nn.z + q4.w * nn.w);
+                if (first) *(float4 *)(pend + a) = nn;
             }
             qn = warp_sum(qn);
             if (first && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
