@@ -495,20 +495,22 @@ __device__ void norm_stats(const Params &p, const In &in, int len)
 }
 
 // The normalised value x of column c of entry b's input (statistics from norm_stats), with
-// weight, bias, skip and gate applied.
-__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x)
+// weight and bias applied, then skip (skip_x: the skip input's value) and gate (gate_x).
+__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x, float skip_x,
+                                            float gate_x)
 {
     const float *stats = norm_stats_smem + 2 * (b * groups + c / in.group);
     float v = (x - stats[0]) * stats[1];
     if (in.nw) v *= __ldg(in.nw + c);
     if (in.nbias) v += __ldg(in.nbias + c);
-    if (in.skip) v += __ldg(in.skip_w + c) * ld_act(in.skip + (long)b * in.skip_stride + c);
-    if (in.gate) v *= siluf(ld_act(in.gate + (long)b * in.gate_stride + c));
+    if (in.skip) v += __ldg(in.skip_w + c) * skip_x;
+    if (in.gate) v *= siluf(gate_x);
     return v;
 }
 
 // Stage columns [c0, c0 + n) of every entry's inputs into xs[NIN][nb][span] (zero past n);
-// input 0 normalised when NORM. STAGE_LOADS float4 loads in flight per thread.
+// input 0 normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their
+// skip and gate inputs) are issued before any is used.
 constexpr int STAGE_LOADS = 8;
 
 template <int NIN, bool NORM>
@@ -516,13 +518,17 @@ __device__ void stage_window(const Params &p, const In (&in)[NIN], int len, int 
 {
     const int q = span / 4, per_input = p.nb * q, total = NIN * per_input;
     const int groups = NORM ? len / in[0].group : 1;
+    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int t0 = threadIdx.x; t0 < total; t0 += STAGE_LOADS * THREADS) {
-        float4 x[STAGE_LOADS];
+        float4 x[STAGE_LOADS], skip[STAGE_LOADS], gate[STAGE_LOADS];
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
-            x[r] = t < total && c < n ? ld_act4(in_row(p, in[i], j) + c0 + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+            const bool load = t < total && c < n, side = NORM && load && i == 0;
+            x[r] = load ? ld_act4(in_row(p, in[i], j) + c0 + c) : zero;
+            skip[r] = side && in[0].skip ? ld_act4(in[0].skip + (long)j * in[0].skip_stride + c0 + c) : zero;
+            gate[r] = side && in[0].gate ? ld_act4(in[0].gate + (long)j * in[0].gate_stride + c0 + c) : zero;
         }
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
@@ -530,10 +536,10 @@ __device__ void stage_window(const Params &p, const In (&in)[NIN], int len, int 
             if (t >= total) continue;
             const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
             if (NORM && i == 0 && c < n) {
-                x[r].x = normalised(in[0], j, c0 + c, groups, x[r].x);
-                x[r].y = normalised(in[0], j, c0 + c + 1, groups, x[r].y);
-                x[r].z = normalised(in[0], j, c0 + c + 2, groups, x[r].z);
-                x[r].w = normalised(in[0], j, c0 + c + 3, groups, x[r].w);
+                x[r].x = normalised(in[0], j, c0 + c, groups, x[r].x, skip[r].x, gate[r].x);
+                x[r].y = normalised(in[0], j, c0 + c + 1, groups, x[r].y, skip[r].y, gate[r].y);
+                x[r].z = normalised(in[0], j, c0 + c + 2, groups, x[r].z, skip[r].z, gate[r].z);
+                x[r].w = normalised(in[0], j, c0 + c + 3, groups, x[r].w, skip[r].w, gate[r].w);
             }
             *(float4 *)(xs + ((long)i * p.nb + j) * span + c) = x[r];
         }
@@ -863,8 +869,9 @@ struct XLSTM {
     }
 
     // A CTA-per-entry phase: a few passes over vectors of H with CTA-wide reductions between
-    // them, latency bound (about 10 us of a CTA, the time it streams about 250 KB).
-    static constexpr long ENTRY_COST = 4L * 256 * 1024;
+    // them, each pass a few dependent L2 round trips: about 40 us of a CTA, the time it
+    // streams about 1 MB.
+    static constexpr long ENTRY_COST = 4L * 1024 * 1024;
 
     // mean and 1/std of n values x[i * step] (i < n) over the CTA (LayerNorm, eps 1e-5)
     __device__ static void layer_stats(const float *x, int n, float &mean, float &rstd)
