@@ -28,6 +28,10 @@ typedef struct {
     int (*save_slot)(engine_t *e, int slot, void *buf, char *err);
     int (*load_slot)(engine_t *e, int slot, const void *buf, char *err);
     void (*destroy)(engine_t *e);
+    /* GPU backends (NULL elsewhere): median milliseconds of the device work of one step on
+     * slots 0..nb-1 with fixed random features, CUDA events around each step after `warmup`
+     * untimed ones. Advances those slots' state. */
+    int (*time_step)(engine_t *e, int nb, int warmup, int iters, double *median_ms, char *err);
 } engine_ops_t;
 
 struct engine {

@@ -2,10 +2,12 @@
  * the weights in one device buffer and every symbol's state in a device arena, one slot
  * per symbol. A batch is split host-side into waves of distinct slots (order kept), one
  * launch per wave, so repeated symbols advance exactly as if fed one at a time. */
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cuda_runtime_api.h>
 
@@ -174,6 +176,9 @@ static void gpu_destroy(engine_t *base)
     free(e);
 }
 
+static int gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *median_ms,
+                         char *err);
+
 static const engine_ops_t gpu_ops = {
     .name = "gpu",
     .step = gpu_step,
@@ -182,6 +187,7 @@ static const engine_ops_t gpu_ops = {
     .save_slot = gpu_save_slot,
     .load_slot = gpu_load_slot,
     .destroy = gpu_destroy,
+    .time_step = gpu_time_step,
 };
 
 /* The weights in the generated layout: rows padded to 4 floats, padding zero. */
@@ -209,22 +215,61 @@ static int device_alloc(void **p, size_t bytes, const char *what, size_t total_n
                   what, bytes, total_needed, free_b, total_b, cudaGetErrorString(rc));
 }
 
+/* Generate the spec's kernel (the same source as stepfuse gen writes) and JIT-load it. */
+static int load_kernel(const spec_t *s, jit_kernel_t *k, char *err)
+{
+    char *src = NULL;
+    size_t len;
+    char file[SPEC_NAME_MAX + 8], yaml[SPEC_NAME_MAX + 8], name[SPEC_NAME_MAX + 16];
+    snprintf(file, sizeof file, "%s.cu", s->name);
+    snprintf(yaml, sizeof yaml, "%s.yaml", s->name);
+    emit_kernel_name(s, name, sizeof name);
+    int rc = emit_kernel(s, yaml, &src, &len, err);
+    if (!rc)
+        rc = jit_load(src, file, name, KERNEL_THREADS, emit_stage_floats(s) * (int)sizeof(float), k, err);
+    free(src);
+    return rc;
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err)
+{
+    if (!gpu_available()) return seterr(err, "gpu: no CUDA device available");
+    char dir[] = "/tmp/stepfuse-jit-XXXXXX", *old = getenv("STEPFUSE_CACHE");
+    char *saved = old ? strdup(old) : NULL;
+    if (!mkdtemp(dir)) return seterr(err, "cannot make a temporary cache folder: %s", strerror(errno));
+    setenv("STEPFUSE_CACHE", dir, 1);
+    jit_kernel_t k;
+    double t0 = seconds_now();
+    int rc = load_kernel(s, &k, err);
+    if (!rc) {
+        *cold_s = seconds_now() - t0;
+        jit_unload(&k);
+        t0 = seconds_now();
+        rc = load_kernel(s, &k, err);
+        *cached_s = seconds_now() - t0;
+        if (!rc) jit_unload(&k);
+    }
+    if (saved) setenv("STEPFUSE_CACHE", saved, 1);
+    else unsetenv("STEPFUSE_CACHE");
+    free(saved);
+    if (remove_tree(dir)) fprintf(stderr, "could not remove %s: %s\n", dir, strerror(errno));
+    return rc;
+}
+
 static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *err)
 {
     if (!gpu_available()) return seterr(err, "gpu: no CUDA device available");
     catalogue_t cat;
     catalogue_build(s, &cat);
     int rc = layout_build(s, &cat, &e->lay, err);
-    char *src = NULL;
-    size_t len;
-    char file[SPEC_NAME_MAX + 8], yaml[SPEC_NAME_MAX + 8], name[SPEC_NAME_MAX + 16];
-    snprintf(file, sizeof file, "%s.cu", s->name);
-    snprintf(yaml, sizeof yaml, "%s.yaml", s->name); /* the same source as stepfuse gen writes */
-    if (!rc) rc = emit_kernel(s, yaml, &src, &len, err);
-    emit_kernel_name(s, name, sizeof name);
-    if (!rc)
-        rc = jit_load(src, file, name, KERNEL_THREADS, emit_stage_floats(s) * (int)sizeof(float), &e->k, err);
-    free(src);
+    if (!rc) rc = load_kernel(s, &e->k, err);
     const size_t wbytes = (size_t)e->lay.weight_floats * sizeof(float);
     const size_t sbytes = (size_t)e->base.max_symbols * slot_bytes(e);
     const size_t abytes = (size_t)e->lay.scratch_floats * sizeof(float);
@@ -337,7 +382,7 @@ int gpu_copy_bandwidth(double *bytes_per_s, char *err)
     return rc;
 }
 
-int engine_gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *median_ms, char *err)
+static int gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *median_ms, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
     if (nb < 1 || nb > base->max_batch || nb > base->max_symbols)
