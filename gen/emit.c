@@ -106,8 +106,7 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
         emit_stage_floats(s));
     put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",
         max_i(1, max_i(s->xlstm.mlstm_num_heads, s->retnet.num_heads)));
-    put(b, "constexpr int MAX_HEAD = %d;   // longest head vector staged per warp\n",
-        max_i(s->d.mlstm_head, s->d.retnet_head));
+    put(b, "constexpr int STATE_ROWS = %d;  // rows of a state matrix per warp task\n", KERNEL_STATE_ROWS);
     put(b, "constexpr long WEIGHT_FLOATS = %lld, SLOT_FLOATS = %lld, SCRATCH_FLOATS = %lld;\n",
         (long long)c->lay->weight_floats, (long long)c->lay->slot_floats,
         (long long)c->lay->scratch_floats);

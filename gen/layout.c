@@ -74,6 +74,8 @@ static void state_regions(const spec_t *s, layout_t *l)
     l->slot_floats = base;
 }
 
+static int64_t row_chunks(int rows) { return (rows + KERNEL_STATE_ROWS - 1) / KERNEL_STATE_ROWS; }
+
 /* Activations of each tower: [max_batch][floats] each. */
 static void scratch_regions(const spec_t *s, layout_t *l)
 {
@@ -90,8 +92,10 @@ static void scratch_regions(const spec_t *s, layout_t *l)
         const int64_t E = s->d.mlstm_inner, NH = s->xlstm.mlstm_num_heads;
         static const char *h_sized[] = {"xt", "xn", "xc", "sh", "so", "xn2", "ym"};
         for (size_t i = 0; i < ARRAY_LEN(h_sized); i++) SC(TOWER_XLSTM, h_sized[i], H);
-        static const char *e_sized[] = {"xm", "xc2", "xg", "sh2", "pend_nv"};
+        static const char *e_sized[] = {"xm", "xc2", "xg", "pend_nv", "sh2"};
         for (size_t i = 0; i < ARRAY_LEN(e_sized); i++) SC(TOWER_XLSTM, e_sized[i], E);
+        SC(TOWER_XLSTM, "sh2_part", E * row_chunks(s->d.mlstm_head)); /* partial sums of sh2 */
+        SC(TOWER_XLSTM, "sh2_count", NH); /* tasks done per head (unsigned), back to 0 after */
         SC(TOWER_XLSTM, "qkv", 3 * E);
         SC(TOWER_XLSTM, "ipf", 2 * NH);
         SC(TOWER_XLSTM, "pend_m", NH);
@@ -108,6 +112,8 @@ static void scratch_regions(const spec_t *s, layout_t *l)
     {
         static const char *names[] = {"q", "k", "v", "g", "o"};
         for (size_t i = 0; i < ARRAY_LEN(names); i++) SC(TOWER_RETNET, names[i], H);
+        SC(TOWER_RETNET, "o_part", H * row_chunks(s->d.retnet_head)); /* partial sums of o */
+        SC(TOWER_RETNET, "o_count", s->retnet.num_heads); /* tasks done per head (unsigned) */
     }
     {
         static const char *names[] = {"gate", "xc", "y"};

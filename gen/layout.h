@@ -13,6 +13,10 @@
 #include "spec.h"
 
 #define LAYOUT_NAME_MAX 48
+
+/* Rows of a RetNet or mLSTM state matrix one warp task updates: the retrievals of a head
+ * come out as ceil(head size / KERNEL_STATE_ROWS) partial sums, added where they are read. */
+#define KERNEL_STATE_ROWS 32
 #define LAYOUT_MAX_REGIONS 24
 
 /* A named piece of state (per block) or scratch (per tower). */

@@ -24,8 +24,8 @@ constexpr int MAX_BATCH = 64, BT = 8, THREADS = 256, WARPS = THREADS / 32;
 constexpr int ROW_UNROLL = 8; // weight float4 per lane in flight per projection row
 constexpr int STAGE_FLOATS = 3072; // dynamic shared memory: staged projection inputs
 constexpr int MAX_GROUPS = 4; // most normalisation groups of one input
-constexpr int MAX_HEAD = 32;   // longest head vector staged per warp
-constexpr long WEIGHT_FLOATS = 408340, SLOT_FLOATS = 47768, SCRATCH_FLOATS = 209920;
+constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
+constexpr long WEIGHT_FLOATS = 408340, SLOT_FLOATS = 47768, SCRATCH_FLOATS = 222720;
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
 struct Buf {
@@ -106,11 +106,13 @@ struct L_xlstm {
     static constexpr Buf sc_xm = {69632, 128};
     static constexpr Buf sc_xc2 = {77824, 128};
     static constexpr Buf sc_xg = {86016, 128};
-    static constexpr Buf sc_sh2 = {94208, 128};
-    static constexpr Buf sc_pend_nv = {102400, 128};
-    static constexpr Buf sc_qkv = {110592, 384};
-    static constexpr Buf sc_ipf = {135168, 8};
-    static constexpr Buf sc_pend_m = {135680, 4};
+    static constexpr Buf sc_pend_nv = {94208, 128};
+    static constexpr Buf sc_sh2 = {102400, 128};
+    static constexpr Buf sc_sh2_part = {110592, 128};
+    static constexpr Buf sc_sh2_count = {118784, 4};
+    static constexpr Buf sc_qkv = {119040, 384};
+    static constexpr Buf sc_ipf = {143616, 8};
+    static constexpr Buf sc_pend_m = {144128, 4};
 };
 
 struct L_mamba2 {
@@ -148,12 +150,12 @@ struct L_mamba2 {
     static constexpr long st_ssm = 1152;
     static constexpr Buf sc_u = {10240, 64};
     static constexpr Buf sc_ap = {14336, 96};
-    static constexpr Buf sc_xs = {135936, 128};
-    static constexpr Buf sc_z = {144128, 128};
-    static constexpr Buf sc_bv = {152320, 128};
-    static constexpr Buf sc_cv = {160512, 128};
-    static constexpr Buf sc_dt = {168704, 4};
-    static constexpr Buf sc_yz = {168960, 128};
+    static constexpr Buf sc_xs = {144384, 128};
+    static constexpr Buf sc_z = {152576, 128};
+    static constexpr Buf sc_bv = {160768, 128};
+    static constexpr Buf sc_cv = {168960, 128};
+    static constexpr Buf sc_dt = {177152, 4};
+    static constexpr Buf sc_yz = {177408, 128};
 };
 
 struct L_retnet {
@@ -181,11 +183,13 @@ struct L_retnet {
     static constexpr long st_R = 8;
     static constexpr Buf sc_u = {20480, 64};
     static constexpr Buf sc_ap = {24576, 96};
-    static constexpr Buf sc_q = {177152, 64};
-    static constexpr Buf sc_k = {181248, 64};
-    static constexpr Buf sc_v = {185344, 64};
-    static constexpr Buf sc_g = {189440, 64};
-    static constexpr Buf sc_o = {193536, 64};
+    static constexpr Buf sc_q = {185600, 64};
+    static constexpr Buf sc_k = {189696, 64};
+    static constexpr Buf sc_v = {193792, 64};
+    static constexpr Buf sc_g = {197888, 64};
+    static constexpr Buf sc_o = {201984, 64};
+    static constexpr Buf sc_o_part = {206080, 64};
+    static constexpr Buf sc_o_count = {210176, 4};
 };
 
 struct L_hawk {
@@ -213,9 +217,9 @@ struct L_hawk {
     static constexpr long st_h = 192;
     static constexpr Buf sc_u = {30720, 64};
     static constexpr Buf sc_ap = {34816, 96};
-    static constexpr Buf sc_gate = {197632, 64};
-    static constexpr Buf sc_xc = {201728, 64};
-    static constexpr Buf sc_y = {205824, 64};
+    static constexpr Buf sc_gate = {210432, 64};
+    static constexpr Buf sc_xc = {214528, 64};
+    static constexpr Buf sc_y = {218624, 64};
 };
 
 struct Params {
@@ -232,7 +236,7 @@ struct Params {
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
 // template would be one copy per instantiation).
 __shared__ float norm_stats_smem[BT * MAX_GROUPS * 2];        // [entry][group][mean, 1/std]
-__shared__ float warp_vecs[WARPS][2][MAX_HEAD];                // per warp: two head vectors
+__shared__ float warp_vecs[WARPS][2][STATE_ROWS];              // per warp: two row vectors
 extern __shared__ float4 stage_smem4[];                         // STAGE_FLOATS: staged inputs
 #define stage_smem ((float *)stage_smem4)
 
@@ -331,22 +335,22 @@ template <int K> __device__ __forceinline__ float conv_step(const float *w, floa
 }
 
 // ---- rank-one update of a state matrix -------------------------------------------------------
-// A lane owns four columns of a row-major [rows][cols] state matrix (S points at its first
-// column in row 0): S[i][j] = f * S[i][j] + a[i] * v[j], and it returns
-// sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in groups of 8 with
-// all loads of a group issued before any use.
-template <int ROWS, int COLS>
-__device__ __forceinline__ float4 outer_update(float *S, float f, const float *a, float4 v, const float *q)
+// A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
+// (S points at its first column in the first row): S[i][j] = f * S[i][j] + a[i] * v[j],
+// and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
+// groups of 8 with all loads of a group issued before any use.
+template <int COLS>
+__device__ __forceinline__ float4 outer_update(float *S, int rows, float f, const float *a, float4 v, const float *q)
 {
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int i0 = 0; i0 < ROWS; i0 += 8) {
+    for (int i0 = 0; i0 < rows; i0 += 8) {
         float4 r[8];
 #pragma unroll
         for (int u = 0; u < 8; u++)
-            if (i0 + u < ROWS) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
+            if (i0 + u < rows) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
-            if (i0 + u < ROWS) {
+            if (i0 + u < rows) {
                 const float ai = a[i0 + u], qi = q[i0 + u];
                 r[u].x = f * r[u].x + ai * v.x;
                 r[u].y = f * r[u].y + ai * v.y;
@@ -361,6 +365,35 @@ __device__ __forceinline__ float4 outer_update(float *S, float f, const float *a
         }
     }
     return acc;
+}
+
+// ---- partial sums of a head's retrieval -------------------------------------------------------
+// The `tasks` warp tasks of one (entry, head) each wrote their part (a row chunk's partial
+// sum) at part + rc * part_stride; the last task to finish, counted on *count, adds the
+// `parts` parts in a fixed order into out[0 .. n) and resets the count. The result does not
+// depend on which task finishes last. Called by all lanes of the warp.
+__device__ void sum_parts_when_last(unsigned *count, int tasks, const float *part, int part_stride, int parts,
+                                    float *out, int n)
+{
+    const int lane = threadIdx.x & 31;
+    __threadfence(); // this task's part is visible before it is counted
+    __syncwarp();
+    unsigned last = 0;
+    if (lane == 0) last = atomicAdd(count, 1u) == (unsigned)tasks - 1;
+    if (!__shfl_sync(0xffffffffu, last, 0)) return;
+    __threadfence();
+    for (int c = lane * 4; c < n; c += 128) {
+        float4 sum = ld_act4(part + c);
+        for (int r = 1; r < parts; r++) {
+            const float4 y = ld_act4(part + (long)r * part_stride + c);
+            sum.x += y.x;
+            sum.y += y.y;
+            sum.z += y.z;
+            sum.w += y.w;
+        }
+        *(float4 *)(out + c) = sum;
+    }
+    if (lane == 0) atomicExch(count, 0u);
 }
 
 // ---- inputs of a projection ----------------------------------------------------------------
@@ -654,7 +687,8 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 // phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]                           2 NH rows
-// phase 6: per (entry, head n, 128 columns): gates, C update, h = num / max(|q.n|, e^-m)
+// phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
+//          as one partial sum per 32 rows, added up by the head's last task to finish
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
 // phase 7: ym = proj_down((GroupNorm(sh2) + skip * xc2) * silu(xg)) + so          H rows
 // phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
@@ -662,7 +696,8 @@ struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
     static constexpr int PHASES = 9;
-    static constexpr int ML_CHUNKS = (XL_DM + 127) / 128; // 128-column chunks of a head's C
+    static constexpr int ML_CHUNKS = (XL_DM + 127) / 128;             // 128-column chunks of a head's C
+    static constexpr int ML_RC = (XL_DM + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of h
 
     __device__ static int units(int phase, int nb)
     {
@@ -672,7 +707,7 @@ struct XLSTM {
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
         case 5: return XL_NH; // each row gives ip and fp of one head
-        case 6: return nb * XL_NH * ML_CHUNKS;
+        case 6: return nb * XL_NH * ML_CHUNKS * ML_RC;
         case 7: return H;
         }
         return 0;
@@ -746,42 +781,48 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
     }
 
-    // one warp per (entry, head, 128 columns): a lane owns 4 columns of C
+    // one warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
         float *qs = warp_vecs[warp][0], *ks = warp_vecs[warp][1];
         for (int t = lo + warp; t < hi; t += WARPS) {
-            const int b = t / (XL_NH * ML_CHUNKS), n = (t / ML_CHUNKS) % XL_NH, chunk = t % ML_CHUNKS;
-            const int j = chunk * 128 + lane * 4;
+            const int b = t / (XL_NH * ML_CHUNKS * ML_RC), n = (t / (ML_CHUNKS * ML_RC)) % XL_NH;
+            const int chunk = (t / ML_RC) % ML_CHUNKS, rc = t % ML_RC;
+            const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
             const float *qkv = sc(p, Lk::sc_qkv, b), *ipf = sc(p, Lk::sc_ipf, b);
             const float ip = ld_act(ipf + n), fp = ld_act(ipf + XL_NH + n);
             const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
             const float lf = logsigmoidf(fp), mnew = fmaxf(ip, m + lf);
             const float ig = expf(ip - mnew), fg = expf(lf + m - mnew);
             const float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
+            const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
+            const bool first = chunk == 0 && rc == 0; // this task writes the new n and m
             float *pend = sc(p, Lk::sc_pend_nv, b) + n * XL_DM;
-            __syncwarp();
-            float qn = 0.0f;
+            float qn = 0.0f; // q . n_new over the whole head
             for (int a = lane; a < XL_DM; a += 32) {
-                const float q = ld_act(qkv + n * XL_DM + a);
-                const float kk = ld_act(qkv + XL_E + n * XL_DM + a) / sqrtf((float)XL_DM);
-                const float nn = fg * nv[a] + ig * kk;
-                qs[a] = q;
-                ks[a] = ig * kk; // C gains (ig * kk[a]) * v[b]
-                qn += q * nn;
-                if (chunk == 0) pend[a] = nn;
+                const float nn = fg * nv[a] + ig * (ld_act(k + a) / sqrtf((float)XL_DM));
+                qn += ld_act(q + a) * nn;
+                if (first) pend[a] = nn;
             }
             qn = warp_sum(qn);
-            if (chunk == 0 && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
+            if (first && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
             __syncwarp();
-            if (j >= XL_DM) continue;
-            const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
-            float *C = st<Lk>(p, b, l, Lk::st_m_C) + (long)n * XL_DM * XL_DM + j;
-            const float4 num = outer_update<XL_DM, XL_DM>(C, fg, ks, v, qs);
-            const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
-            *(float4 *)(sc(p, Lk::sc_sh2, b) + n * XL_DM + j) =
-                make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
+            if (lane < rows) {
+                qs[lane] = ld_act(q + i0 + lane);
+                ks[lane] = ig * (ld_act(k + i0 + lane) / sqrtf((float)XL_DM)); // C gains (ig * kk[a]) * v[b]
+            }
+            __syncwarp();
+            float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
+            if (j < XL_DM) {
+                const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
+                float *C = st<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
+                const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
+                const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
+                *(float4 *)(part + rc * XL_E + j) = make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
+            }
+            sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E, ML_RC,
+                                sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM);
         }
     }
 
@@ -1017,20 +1058,22 @@ struct Mamba2 {
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
-// phase 1: per (entry, head n, 128 columns j): rotate q, k by pos; R[n,:,j] update;
-//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1)          one warp per 128 columns
+// phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
+//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum per 32 rows,
+//          added up by the head's last task to finish
 // phase 2: u += out_proj(silu(g) * RMSNorm_per_head(o; 1e-6)); commits scale and pos
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
     static constexpr int PHASES = 3;
-    static constexpr int CHUNKS = (RN_D + 127) / 128; // 128-column chunks of a head's R
+    static constexpr int CHUNKS = (RN_D + 127) / 128;             // 128-column chunks of a head's R
+    static constexpr int RC = (RN_D + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of o
 
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
         case 0: return 4 * H;
-        case 1: return nb * RN_NH * CHUNKS;
+        case 1: return nb * RN_NH * CHUNKS * RC;
         }
         return H;
     }
@@ -1056,33 +1099,37 @@ struct RetNet {
             }
             break;
         }
-        case 1: { // one warp per (entry, head, 128 columns): a lane owns 4 columns of R
+        case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R)
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
             for (int t = lo + warp; t < hi; t += WARPS) {
-                const int b = t / (RN_NH * CHUNKS), n = (t / CHUNKS) % RN_NH, j = (t % CHUNKS) * 128 + lane * 4;
+                const int b = t / (RN_NH * CHUNKS * RC), n = (t / (CHUNKS * RC)) % RN_NH;
+                const int j = (t / RC) % CHUNKS * 128 + lane * 4, rc = t % RC;
+                const int i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, RN_D - i0);
                 const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
                 const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
-                const float *angle = p.w + wb<Lk>(l, Lk::b_layer_angle);
                 __syncwarp();
-                for (int i = lane; i < RN_D; i += 32) {
+                if (lane < rows) { // rotate this task's rows of q and k by pos
                     // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
-                    const float th = (float)pos * angle[i], c = cosf(th), s = sinf(th);
-                    const int partner = i ^ 1;
-                    const float sign = (i & 1) ? 1.0f : -1.0f;
-                    qr[i] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
-                    kr[i] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                    const int i = i0 + lane, partner = i ^ 1;
+                    const float th = (float)pos * p.w[wb<Lk>(l, Lk::b_layer_angle) + i];
+                    const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
+                    qr[lane] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
+                    kr[lane] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
                 }
                 __syncwarp();
-                if (j >= RN_D) continue;
-                const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
-                const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
-                const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
-                float *R = st<Lk>(p, b, l, Lk::st_R) + (long)n * RN_D * RN_D + j;
-                const float4 o = outer_update<RN_D, RN_D>(R, decay, kr, v, qr);
-                const float root = sqrtf(scale);
-                const float4 out = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
-                *(float4 *)(sc(p, Lk::sc_o, b) + n * RN_D + j) = out;
+                float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
+                if (j < RN_D) {
+                    const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
+                    const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
+                    const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
+                    float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
+                    const float4 o = outer_update<RN_D>(R, rows, decay, kr, v, qr);
+                    const float root = sqrtf(scale);
+                    *(float4 *)(part + rc * H + j) = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
+                }
+                sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
+                                    sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
             }
             break;
         }

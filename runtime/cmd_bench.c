@@ -20,8 +20,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: stepfuse bench --spec S --weights W [options]\n\n"
                "Times the fused step (CUDA events around each launch, median after warm-up) for\n"
                "each batch size, on distinct symbols with random features; reports the time, the\n"
-               "bytes a step must move (weights once plus each symbol's state read and written)\n"
-               "and the achieved bandwidth.\n\n"
+               "bytes a step must move (weights once plus each symbol's state read and written),\n"
+               "the achieved bandwidth, and the floor: those bytes over the device's measured\n"
+               "device-to-device copy bandwidth.\n\n"
                "options:\n"
                "  --batch LIST     comma-separated batch sizes (default 1,50)\n"
                "  --iters N        timed steps per batch size (default 20; 5 warm-up steps)\n"
@@ -147,8 +148,16 @@ int cmd_bench(int argc, char **argv)
         printf("%s: %s\n", s.name, info);
         const double wbytes = 4.0 * (double)w.cat.total_numel;
         const double sbytes = (double)e->ops->state_bytes(e);
-        printf("%6s %12s %14s %10s\n", "batch", "median ms", "bytes moved", "GB/s");
-        for (const char *p = batches; *p;) {
+        double copy_bw = 0;
+        if (gpu_copy_bandwidth(&copy_bw, err)) {
+            fprintf(stderr, "stepfuse bench: %s\n", err);
+            rc = 1;
+        } else {
+            printf("device-to-device copy: %.0f GB/s (read + written)\n", copy_bw * 1e-9);
+        }
+        printf("%6s %12s %14s %10s %10s %10s\n", "batch", "median ms", "bytes moved", "GB/s", "floor ms",
+               "x floor");
+        for (const char *p = batches; *p && !rc;) {
             const int nb = atoi(p);
             double ms;
             if (engine_gpu_time_step(e, nb, 5, iters, &ms, err)) {
@@ -156,8 +165,9 @@ int cmd_bench(int argc, char **argv)
                 rc = 1;
                 break;
             }
-            const double bytes = wbytes + 2.0 * nb * sbytes;
-            printf("%6d %12.4f %14.4e %10.1f\n", nb, ms, bytes, bytes / (ms * 1e-3) * 1e-9);
+            const double bytes = wbytes + 2.0 * nb * sbytes, floor_ms = copy_bw > 0 ? bytes / copy_bw * 1e3 : 0;
+            printf("%6d %12.4f %14.4e %10.1f %10.4f %10.2f\n", nb, ms, bytes, bytes / (ms * 1e-3) * 1e-9, floor_ms,
+                   floor_ms > 0 ? ms / floor_ms : 0);
             p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p);
         }
         engine_destroy(e);

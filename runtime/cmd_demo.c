@@ -1,19 +1,17 @@
 /* stepfuse demo: the replay server and the serving loop on loopback, over the recorded
  * 1,000-request stream, then the replay's report. On a GPU: the full-size spec with
  * generated weights; without one: the cpu backend on a small spec. */
-#include <cuda_runtime_api.h>
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli_args.h"
 #include "commands.h"
 #include "csv_stream.h"
 #include "engine.h"
+#include "engine_gpu.h"
 #include "progress.h"
 #include "loopback.h"
 #include "replay.h"
@@ -53,12 +51,6 @@ static void usage(FILE *f)
             WEIGHTS_SEED);
 }
 
-static int gpu_count(void)
-{
-    int n = 0;
-    return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
-}
-
 /* A repository file: relative to the working directory, else to the binary (bin/..). */
 static const char *repo_file(const char *rel, char *buf, size_t len)
 {
@@ -77,45 +69,6 @@ static const char *repo_file(const char *rel, char *buf, size_t len)
     return rel; /* let the loader name it in its error */
 }
 
-static int mkdirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        int rc = mkdir(path, 0755);
-        *p = '/';
-        if (rc && errno != EEXIST) return -1;
-    }
-    return mkdir(path, 0755) && errno != EEXIST ? -1 : 0;
-}
-
-static void cache_dir(const char *given, char *buf, size_t len)
-{
-    const char *env;
-    if (given) snprintf(buf, len, "%s", given);
-    else if ((env = getenv("STEPFUSE_CACHE")) && *env) snprintf(buf, len, "%s", env);
-    else if ((env = getenv("XDG_CACHE_HOME")) && *env) snprintf(buf, len, "%s/stepfuse", env);
-    else if ((env = getenv("HOME")) && *env) snprintf(buf, len, "%s/.cache/stepfuse", env);
-    else snprintf(buf, len, "/tmp/stepfuse-cache");
-}
-
-/* Load the cached generated weights of the spec, generating them first if needed. */
-static int cached_weights(const spec_t *spec, const char *dir, weights_t *w, char *err)
-{
-    char path[PATH_MAX + 128], dir_copy[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s-seed%d.safetensors", dir, spec->name, WEIGHTS_SEED);
-    if (access(path, R_OK) == 0) {
-        if (weights_load(path, spec, w, err) == 0) return 0;
-        fprintf(stderr, "stepfuse demo: cached weights unusable (%s); generating them again\n",
-                err);
-    }
-    snprintf(dir_copy, sizeof dir_copy, "%s", dir);
-    if (mkdirs(dir_copy)) return seterr(err, "cannot create cache directory %s: %s", dir, strerror(errno));
-    fprintf(stderr, "stepfuse demo: generating weights for spec %s into %s\n", spec->name, path);
-    if (weights_generate(spec, WEIGHTS_SEED, path, PROGRESS_AUTO, err)) return -1;
-    return weights_load(path, spec, w, err);
-}
-
 typedef struct {
     spec_t spec;
     weights_t w;
@@ -128,7 +81,7 @@ static int open_model(const char *spec_path, const char *backend, const char *ca
 {
     memset(m, 0, sizeof *m);
     if (spec_load(spec_path, &m->spec, err)) return -1;
-    if (cached_weights(&m->spec, cache, &m->w, err)) return -1;
+    if (weights_cached(&m->spec, WEIGHTS_SEED, cache, &m->w, err)) return -1;
     engine_options_t eo = {.backend = backend};
     m->engine = engine_create(&m->spec, &m->w, &eo, err);
     if (!m->engine) {
@@ -173,15 +126,14 @@ int cmd_demo(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    int gpus = gpu_count();
+    const int gpus = gpu_available();
     if (!strcmp(backend, "gpu") && !gpus) {
         fprintf(stderr, "stepfuse demo: --backend gpu, but no CUDA device is visible\n");
         return 1;
     }
     int auto_backend = !strcmp(backend, "auto");
     if (auto_backend) backend = gpus ? "gpu" : "cpu";
-    char err[ERR_MAX], cache[PATH_MAX], spec_buf[PATH_MAX + 8], data_buf[PATH_MAX + 8];
-    cache_dir(cache_arg, cache, sizeof cache);
+    char err[ERR_MAX], spec_buf[PATH_MAX + 8], data_buf[PATH_MAX + 8];
     const char *data = repo_file(data_arg, data_buf, sizeof data_buf);
 
     csv_stream_t s;
@@ -193,12 +145,12 @@ int cmd_demo(int argc, char **argv)
     const char *spec_path = spec_arg ? spec_arg
                                      : repo_file(strcmp(backend, "gpu") ? CPU_SPEC : GPU_SPEC,
                                                  spec_buf, sizeof spec_buf);
-    int rc = open_model(spec_path, backend, cache, &m, err);
+    int rc = open_model(spec_path, backend, cache_arg, &m, err);
     if (rc && auto_backend && !strcmp(backend, "gpu") && !spec_arg) {
         fprintf(stderr, "stepfuse demo: gpu backend unavailable (%s); using the cpu backend\n", err);
         backend = "cpu";
         spec_path = repo_file(CPU_SPEC, spec_buf, sizeof spec_buf);
-        rc = open_model(spec_path, backend, cache, &m, err);
+        rc = open_model(spec_path, backend, cache_arg, &m, err);
     }
     if (rc) {
         fprintf(stderr, "stepfuse demo: %s\n", err);

@@ -304,6 +304,39 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+int gpu_copy_bandwidth(double *bytes_per_s, char *err)
+{
+    const size_t bytes = (size_t)1 << 30;
+    void *a = NULL, *b = NULL;
+    cudaEvent_t ev[2] = {0};
+    double ms[5];
+    int rc = 0;
+    cudaError_t c = cudaMalloc(&a, bytes);
+    if (c == cudaSuccess) c = cudaMalloc(&b, bytes);
+    if (c == cudaSuccess) c = cudaMemset(a, 1, bytes);
+    if (c == cudaSuccess) c = cudaEventCreate(&ev[0]);
+    if (c == cudaSuccess) c = cudaEventCreate(&ev[1]);
+    for (int i = -1; i < 5 && c == cudaSuccess; i++) { /* one untimed warm-up copy */
+        float t = 0;
+        c = cudaEventRecord(ev[0], 0);
+        if (c == cudaSuccess) c = cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0);
+        if (c == cudaSuccess) c = cudaEventRecord(ev[1], 0);
+        if (c == cudaSuccess) c = cudaEventSynchronize(ev[1]);
+        if (c == cudaSuccess) c = cudaEventElapsedTime(&t, ev[0], ev[1]);
+        if (i >= 0) ms[i] = t;
+    }
+    if (c != cudaSuccess) rc = seterr(err, "gpu: measuring copy bandwidth: %s", cudaGetErrorString(c));
+    else {
+        qsort(ms, 5, sizeof *ms, cmp_double);
+        *bytes_per_s = 2.0 * (double)bytes / (ms[2] * 1e-3);
+    }
+    if (ev[0]) cudaEventDestroy(ev[0]);
+    if (ev[1]) cudaEventDestroy(ev[1]);
+    cudaFree(a);
+    cudaFree(b);
+    return rc;
+}
+
 int engine_gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *median_ms, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;

@@ -17,4 +17,8 @@ void engine_gpu_describe(const engine_t *e, char *out, size_t size);
 int engine_gpu_time_step(engine_t *e, int nb, int warmup, int iters, double *median_ms,
                          char *err);
 
+/* Device-to-device copy bandwidth in bytes/s, counting bytes read plus written (median of
+ * 5 copies of 1 GiB): the memory floor of a step is its bytes over this. */
+int gpu_copy_bandwidth(double *bytes_per_s, char *err);
+
 #endif

@@ -12,28 +12,6 @@
 #include "nvrtc_build.h"
 #include "util.h"
 
-void jit_cache_dir(char *out, size_t size)
-{
-    const char *v;
-    if ((v = getenv("STEPFUSE_CACHE")) && *v) snprintf(out, size, "%s", v);
-    else if ((v = getenv("XDG_CACHE_HOME")) && *v) snprintf(out, size, "%s/stepfuse", v);
-    else snprintf(out, size, "%s/.cache/stepfuse", (v = getenv("HOME")) && *v ? v : "/tmp");
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char p[4096];
-    snprintf(p, sizeof p, "%s", path);
-    for (char *c = p + 1; *c; c++)
-        if (*c == '/') {
-            *c = '\0';
-            if (mkdir(p, 0777) && errno != EEXIST) return -1;
-            *c = '/';
-        }
-    return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
-}
-
 /* Two FNV-1a 64-bit hashes with different seeds: a 128-bit key. */
 static void hash_update(uint64_t h[2], const char *data, size_t len)
 {
@@ -96,7 +74,7 @@ int jit_cubin(const char *src, const char *file, const char *arch, void **cubin,
     for (int i = 0; i < nopts; i++) hash_update(h, opts[i], strlen(opts[i]));
     hash_update(h, version, strlen(version));
     hash_update(h, arch, strlen(arch));
-    jit_cache_dir(dir, sizeof dir);
+    cache_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/%.*s-%s-%016llx%016llx.cubin", dir,
              (int)(strchr(file, '.') ? strchr(file, '.') - file : (long)strlen(file)), file, arch,
              (unsigned long long)h[0], (unsigned long long)h[1]);

@@ -18,12 +18,8 @@ typedef struct {
     int from_cache;      /* the cubin came from the disk cache */
 } jit_kernel_t;
 
-/* Folder of the cubin cache: $STEPFUSE_CACHE, else $XDG_CACHE_HOME/stepfuse, else
- * $HOME/.cache/stepfuse. */
-void jit_cache_dir(char *out, size_t size);
-
 /* Cubin for src (named `file` in messages) and arch, from the cache or compiled and
- * stored there (atomically: written to a temporary name, then renamed). The key hashes
+ * stored in cache_dir() (atomically: written to a temporary name, then renamed). The key hashes
  * source, options, NVRTC version and arch. *cubin is malloc'd. */
 int jit_cubin(const char *src, const char *file, const char *arch, void **cubin, size_t *size,
               int *from_cache, char *err);

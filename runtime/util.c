@@ -1,6 +1,8 @@
 #include "util.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 int seterr(char *err, const char *fmt, ...)
 {
@@ -29,4 +31,25 @@ void *xcalloc_at(size_t n, size_t m, const char *file, int line)
         abort();
     }
     return p;
+}
+
+void cache_dir(char *out, size_t size)
+{
+    const char *v;
+    if ((v = getenv("STEPFUSE_CACHE")) && *v) snprintf(out, size, "%s", v);
+    else if ((v = getenv("XDG_CACHE_HOME")) && *v) snprintf(out, size, "%s/stepfuse", v);
+    else snprintf(out, size, "%s/.cache/stepfuse", (v = getenv("HOME")) && *v ? v : "/tmp");
+}
+
+int make_dirs(const char *path)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *c = p + 1; *c; c++)
+        if (*c == '/') {
+            *c = '\0';
+            if (mkdir(p, 0777) && errno != EEXIST) return -1;
+            *c = '/';
+        }
+    return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
 }

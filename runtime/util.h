@@ -18,6 +18,13 @@ __attribute__((format(printf, 2, 3))) int seterr(char *err, const char *fmt, ...
 void *xmalloc_at(size_t n, const char *file, int line);
 void *xcalloc_at(size_t n, size_t m, const char *file, int line);
 
+/* Folder for cubins and generated weights: $STEPFUSE_CACHE, else $XDG_CACHE_HOME/stepfuse,
+ * else $HOME/.cache/stepfuse. */
+void cache_dir(char *out, size_t size);
+
+/* mkdir -p; 0 or -1 with errno set. */
+int make_dirs(const char *path);
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

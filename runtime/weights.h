@@ -33,4 +33,8 @@ int weights_generate(const spec_t *s, uint64_t seed, const char *path, int progr
 int weights_generate_threads(const spec_t *s, uint64_t seed, const char *path, int progress,
                              int threads, char *err);
 
+/* Weights generated from (spec, seed), kept as <dir>/<spec name>-seed<N>.safetensors
+ * (dir NULL: cache_dir()): loaded when present and valid, else generated there first. */
+int weights_cached(const spec_t *s, uint64_t seed, const char *dir, weights_t *w, char *err);
+
 #endif

@@ -27,7 +27,7 @@ struct Params {
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
 // template would be one copy per instantiation).
 __shared__ float norm_stats_smem[BT * MAX_GROUPS * 2];        // [entry][group][mean, 1/std]
-__shared__ float warp_vecs[WARPS][2][MAX_HEAD];                // per warp: two head vectors
+__shared__ float warp_vecs[WARPS][2][STATE_ROWS];              // per warp: two row vectors
 extern __shared__ float4 stage_smem4[];                         // STAGE_FLOATS: staged inputs
 #define stage_smem ((float *)stage_smem4)
 
@@ -126,22 +126,22 @@ template <int K> __device__ __forceinline__ float conv_step(const float *w, floa
 }
 
 // ---- rank-one update of a state matrix -------------------------------------------------------
-// A lane owns four columns of a row-major [rows][cols] state matrix (S points at its first
-// column in row 0): S[i][j] = f * S[i][j] + a[i] * v[j], and it returns
-// sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in groups of 8 with
-// all loads of a group issued before any use.
-template <int ROWS, int COLS>
-__device__ __forceinline__ float4 outer_update(float *S, float f, const float *a, float4 v, const float *q)
+// A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
+// (S points at its first column in the first row): S[i][j] = f * S[i][j] + a[i] * v[j],
+// and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
+// groups of 8 with all loads of a group issued before any use.
+template <int COLS>
+__device__ __forceinline__ float4 outer_update(float *S, int rows, float f, const float *a, float4 v, const float *q)
 {
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int i0 = 0; i0 < ROWS; i0 += 8) {
+    for (int i0 = 0; i0 < rows; i0 += 8) {
         float4 r[8];
 #pragma unroll
         for (int u = 0; u < 8; u++)
-            if (i0 + u < ROWS) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
+            if (i0 + u < rows) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
-            if (i0 + u < ROWS) {
+            if (i0 + u < rows) {
                 const float ai = a[i0 + u], qi = q[i0 + u];
                 r[u].x = f * r[u].x + ai * v.x;
                 r[u].y = f * r[u].y + ai * v.y;
@@ -156,6 +156,35 @@ __device__ __forceinline__ float4 outer_update(float *S, float f, const float *a
         }
     }
     return acc;
+}
+
+// ---- partial sums of a head's retrieval -------------------------------------------------------
+// The `tasks` warp tasks of one (entry, head) each wrote their part (a row chunk's partial
+// sum) at part + rc * part_stride; the last task to finish, counted on *count, adds the
+// `parts` parts in a fixed order into out[0 .. n) and resets the count. The result does not
+// depend on which task finishes last. Called by all lanes of the warp.
+__device__ void sum_parts_when_last(unsigned *count, int tasks, const float *part, int part_stride, int parts,
+                                    float *out, int n)
+{
+    const int lane = threadIdx.x & 31;
+    __threadfence(); // this task's part is visible before it is counted
+    __syncwarp();
+    unsigned last = 0;
+    if (lane == 0) last = atomicAdd(count, 1u) == (unsigned)tasks - 1;
+    if (!__shfl_sync(0xffffffffu, last, 0)) return;
+    __threadfence();
+    for (int c = lane * 4; c < n; c += 128) {
+        float4 sum = ld_act4(part + c);
+        for (int r = 1; r < parts; r++) {
+            const float4 y = ld_act4(part + (long)r * part_stride + c);
+            sum.x += y.x;
+            sum.y += y.y;
+            sum.z += y.z;
+            sum.w += y.w;
+        }
+        *(float4 *)(out + c) = sum;
+    }
+    if (lane == 0) atomicExch(count, 0u);
 }
 
 // ---- inputs of a projection ----------------------------------------------------------------

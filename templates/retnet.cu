@@ -1,20 +1,22 @@
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
-// phase 1: per (entry, head n, 128 columns j): rotate q, k by pos; R[n,:,j] update;
-//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1)          one warp per 128 columns
+// phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
+//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum per 32 rows,
+//          added up by the head's last task to finish
 // phase 2: u += out_proj(silu(g) * RMSNorm_per_head(o; 1e-6)); commits scale and pos
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
     static constexpr int PHASES = 3;
-    static constexpr int CHUNKS = (RN_D + 127) / 128; // 128-column chunks of a head's R
+    static constexpr int CHUNKS = (RN_D + 127) / 128;             // 128-column chunks of a head's R
+    static constexpr int RC = (RN_D + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of o
 
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
         case 0: return 4 * H;
-        case 1: return nb * RN_NH * CHUNKS;
+        case 1: return nb * RN_NH * CHUNKS * RC;
         }
         return H;
     }
@@ -40,33 +42,37 @@ struct RetNet {
             }
             break;
         }
-        case 1: { // one warp per (entry, head, 128 columns): a lane owns 4 columns of R
+        case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R)
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
             for (int t = lo + warp; t < hi; t += WARPS) {
-                const int b = t / (RN_NH * CHUNKS), n = (t / CHUNKS) % RN_NH, j = (t % CHUNKS) * 128 + lane * 4;
+                const int b = t / (RN_NH * CHUNKS * RC), n = (t / (CHUNKS * RC)) % RN_NH;
+                const int j = (t / RC) % CHUNKS * 128 + lane * 4, rc = t % RC;
+                const int i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, RN_D - i0);
                 const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
                 const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
-                const float *angle = p.w + wb<Lk>(l, Lk::b_layer_angle);
                 __syncwarp();
-                for (int i = lane; i < RN_D; i += 32) {
+                if (lane < rows) { // rotate this task's rows of q and k by pos
                     // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
-                    const float th = (float)pos * angle[i], c = cosf(th), s = sinf(th);
-                    const int partner = i ^ 1;
-                    const float sign = (i & 1) ? 1.0f : -1.0f;
-                    qr[i] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
-                    kr[i] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                    const int i = i0 + lane, partner = i ^ 1;
+                    const float th = (float)pos * p.w[wb<Lk>(l, Lk::b_layer_angle) + i];
+                    const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
+                    qr[lane] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
+                    kr[lane] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
                 }
                 __syncwarp();
-                if (j >= RN_D) continue;
-                const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
-                const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
-                const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
-                float *R = st<Lk>(p, b, l, Lk::st_R) + (long)n * RN_D * RN_D + j;
-                const float4 o = outer_update<RN_D, RN_D>(R, decay, kr, v, qr);
-                const float root = sqrtf(scale);
-                const float4 out = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
-                *(float4 *)(sc(p, Lk::sc_o, b) + n * RN_D + j) = out;
+                float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
+                if (j < RN_D) {
+                    const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
+                    const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
+                    const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
+                    float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
+                    const float4 o = outer_update<RN_D>(R, rows, decay, kr, v, qr);
+                    const float root = sqrtf(scale);
+                    *(float4 *)(part + rc * H + j) = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
+                }
+                sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
+                                    sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
             }
             break;
         }

@@ -6,7 +6,8 @@
 // phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]                           2 NH rows
-// phase 6: per (entry, head n, 128 columns): gates, C update, h = num / max(|q.n|, e^-m)
+// phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
+//          as one partial sum per 32 rows, added up by the head's last task to finish
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
 // phase 7: ym = proj_down((GroupNorm(sh2) + skip * xc2) * silu(xg)) + so          H rows
 // phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
@@ -14,7 +15,8 @@ struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
     static constexpr int PHASES = 9;
-    static constexpr int ML_CHUNKS = (XL_DM + 127) / 128; // 128-column chunks of a head's C
+    static constexpr int ML_CHUNKS = (XL_DM + 127) / 128;             // 128-column chunks of a head's C
+    static constexpr int ML_RC = (XL_DM + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of h
 
     __device__ static int units(int phase, int nb)
     {
@@ -24,7 +26,7 @@ struct XLSTM {
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
         case 5: return XL_NH; // each row gives ip and fp of one head
-        case 6: return nb * XL_NH * ML_CHUNKS;
+        case 6: return nb * XL_NH * ML_CHUNKS * ML_RC;
         case 7: return H;
         }
         return 0;
@@ -98,42 +100,48 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
     }
 
-    // one warp per (entry, head, 128 columns): a lane owns 4 columns of C
+    // one warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
         float *qs = warp_vecs[warp][0], *ks = warp_vecs[warp][1];
         for (int t = lo + warp; t < hi; t += WARPS) {
-            const int b = t / (XL_NH * ML_CHUNKS), n = (t / ML_CHUNKS) % XL_NH, chunk = t % ML_CHUNKS;
-            const int j = chunk * 128 + lane * 4;
+            const int b = t / (XL_NH * ML_CHUNKS * ML_RC), n = (t / (ML_CHUNKS * ML_RC)) % XL_NH;
+            const int chunk = (t / ML_RC) % ML_CHUNKS, rc = t % ML_RC;
+            const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
             const float *qkv = sc(p, Lk::sc_qkv, b), *ipf = sc(p, Lk::sc_ipf, b);
             const float ip = ld_act(ipf + n), fp = ld_act(ipf + XL_NH + n);
             const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
             const float lf = logsigmoidf(fp), mnew = fmaxf(ip, m + lf);
             const float ig = expf(ip - mnew), fg = expf(lf + m - mnew);
             const float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
+            const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
+            const bool first = chunk == 0 && rc == 0; // this task writes the new n and m
             float *pend = sc(p, Lk::sc_pend_nv, b) + n * XL_DM;
-            __syncwarp();
-            float qn = 0.0f;
+            float qn = 0.0f; // q . n_new over the whole head
             for (int a = lane; a < XL_DM; a += 32) {
-                const float q = ld_act(qkv + n * XL_DM + a);
-                const float kk = ld_act(qkv + XL_E + n * XL_DM + a) / sqrtf((float)XL_DM);
-                const float nn = fg * nv[a] + ig * kk;
-                qs[a] = q;
-                ks[a] = ig * kk; // C gains (ig * kk[a]) * v[b]
-                qn += q * nn;
-                if (chunk == 0) pend[a] = nn;
+                const float nn = fg * nv[a] + ig * (ld_act(k + a) / sqrtf((float)XL_DM));
+                qn += ld_act(q + a) * nn;
+                if (first) pend[a] = nn;
             }
             qn = warp_sum(qn);
-            if (chunk == 0 && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
+            if (first && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
             __syncwarp();
-            if (j >= XL_DM) continue;
-            const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
-            float *C = st<Lk>(p, b, l, Lk::st_m_C) + (long)n * XL_DM * XL_DM + j;
-            const float4 num = outer_update<XL_DM, XL_DM>(C, fg, ks, v, qs);
-            const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
-            *(float4 *)(sc(p, Lk::sc_sh2, b) + n * XL_DM + j) =
-                make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
+            if (lane < rows) {
+                qs[lane] = ld_act(q + i0 + lane);
+                ks[lane] = ig * (ld_act(k + i0 + lane) / sqrtf((float)XL_DM)); // C gains (ig * kk[a]) * v[b]
+            }
+            __syncwarp();
+            float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
+            if (j < XL_DM) {
+                const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
+                float *C = st<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
+                const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
+                const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
+                *(float4 *)(part + rc * XL_E + j) = make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
+            }
+            sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E, ML_RC,
+                                sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM);
         }
     }
 
