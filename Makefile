@@ -4,7 +4,7 @@ CC ?= gcc
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Igen -Iruntime -Ibuild -I$(CUDA)/include
 LDLIBS = -lyaml -ljansson -lm -lpthread \
-         -L$(CUDA)/lib64 -lnvrtc -lcudart_static -ldl -lrt -Wl,-rpath,$(CUDA)/lib64
+         -L$(CUDA)/lib64 -lnvrtc -lcublas -lcudart_static -ldl -lrt -Wl,-rpath,$(CUDA)/lib64
 
 LIB_SRC := $(sort $(wildcard gen/*.c) $(filter-out runtime/main.c,$(wildcard runtime/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=build/%.o) build/templates.o

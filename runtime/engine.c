@@ -15,9 +15,10 @@ engine_t *engine_create(const spec_t *s, const weights_t *w, const engine_option
     } backends[] = {
         {"cpu", engine_cpu_create},
         {"gpu", engine_gpu_create},
+        {"cublas", engine_cublas_create},
     };
     for (size_t i = 0; i < ARRAY_LEN(backends); i++)
         if (!strcmp(o->backend, backends[i].name)) return backends[i].create(s, w, o, err);
-    seterr(err, "unknown backend '%s' (expected cpu or gpu)", o->backend);
+    seterr(err, "unknown backend '%s' (expected cpu, gpu or cublas)", o->backend);
     return NULL;
 }

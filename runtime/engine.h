@@ -1,5 +1,6 @@
 /* An engine runs ensemble steps for a batch of requests, each on one symbol's state slot.
- * Backends: "cpu" (the C reference, fp64 or fp32) and "gpu" (the fused kernel).
+ * Backends: "cpu" (the C reference, fp64 or fp32), "gpu" (the fused kernel) and "cublas"
+ * (the unfused GPU step: cuBLAS projections and small kernels, the fused kernel's baseline).
  * A batch may name one slot several times: those requests advance in batch order,
  * exactly as if fed one at a time. */
 #ifndef STEPFUSE_ENGINE_H
@@ -13,7 +14,7 @@
 typedef struct engine engine_t;
 
 typedef struct {
-    const char *backend;   /* "cpu" or "gpu" */
+    const char *backend;   /* "cpu", "gpu" or "cublas" */
     int fp64;              /* cpu backend: compute in float64 (else float32) */
     int max_symbols;       /* state slots; 0 = spec's batch.max_symbols */
 } engine_options_t;
@@ -47,6 +48,8 @@ engine_t *engine_cpu_create(const spec_t *s, const weights_t *w, const engine_op
                             char *err);
 engine_t *engine_gpu_create(const spec_t *s, const weights_t *w, const engine_options_t *o,
                             char *err);
+engine_t *engine_cublas_create(const spec_t *s, const weights_t *w, const engine_options_t *o,
+                               char *err);
 
 static inline int engine_step(engine_t *e, int n, const int *slots, const float *features,
                               double *out, char *err)
