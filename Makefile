@@ -25,7 +25,7 @@ build/templates.c: $(TEMPLATES) Makefile
 	             print "#include \"templates.h\""; print "const template_file_t stepfuse_templates[] = {" } \
 	     FNR == 1 { if (NR > 1) print "    },"; n = FILENAME; sub(/.*\//, "", n); \
 	                printf "    {\"%s\",\n", n } \
-	     { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); gsub(/\?/, "\\?"); printf "     \"%s\\n\"\n", $$0 } \
+	     { gsub(/\\/, "\\\\\\\\"); gsub(/"/, "\\\""); gsub(/\?/, "\\?"); printf "     \"%s\\n\"\n", $$0 } \
 	     END { print "    },"; print "};"; printf "const int stepfuse_template_count = %d;\n", ARGC - 1 }' \
 	    $(TEMPLATES) > $@.tmp && mv $@.tmp $@
 
