@@ -21,9 +21,11 @@ typedef struct {
 
 typedef struct {
     const char *name;
-    /* features: [n, F]; out: [n, 4] in tower order xLSTM, Mamba2, RetNet, Hawk */
-    int (*step)(engine_t *e, int n, const int *slots, const float *features, double *out,
-                char *err);
+    /* One wave: n <= max_batch requests on distinct slots in range (engine_step splits a
+     * batch into such waves). features: [n, F]; out: [n, 4] in tower order xLSTM, Mamba2,
+     * RetNet, Hawk. */
+    int (*step_wave)(engine_t *e, int n, const int *slots, const float *features, double *out,
+                     char *err);
     void (*reset_slot)(engine_t *e, int slot); /* back to the initial state */
     size_t (*state_bytes)(const engine_t *e);  /* one slot's state, as saved */
     int (*save_slot)(engine_t *e, int slot, void *buf, char *err);
@@ -40,7 +42,16 @@ struct engine {
     const spec_t *spec;
     int max_symbols;
     int max_batch;
+    unsigned char *in_wave; /* [max_symbols]: slots of the wave being gathered */
 };
+
+/* Fill the common part of a backend's engine (slots: o->max_symbols, else the spec's). */
+void engine_init(engine_t *e, const engine_ops_t *ops, const spec_t *s,
+                 const engine_options_t *o);
+/* Free the common part; each backend's destroy calls it. */
+void engine_release(engine_t *e);
+/* 0, or -1 with a message when slot is outside [0, max_symbols). */
+int engine_check_slot(const engine_t *e, int slot, char *err);
 
 engine_t *engine_create(const spec_t *s, const weights_t *w, const engine_options_t *o,
                         char *err);
@@ -51,11 +62,10 @@ engine_t *engine_gpu_create(const spec_t *s, const weights_t *w, const engine_op
 engine_t *engine_cublas_create(const spec_t *s, const weights_t *w, const engine_options_t *o,
                                char *err);
 
-static inline int engine_step(engine_t *e, int n, const int *slots, const float *features,
-                              double *out, char *err)
-{
-    return e->ops->step(e, n, slots, features, out, err);
-}
+/* Run a batch: split into waves of distinct slots (order kept, at most max_batch each) so
+ * that repeated symbols advance exactly as if fed one at a time. */
+int engine_step(engine_t *e, int n, const int *slots, const float *features, double *out,
+                char *err);
 static inline void engine_destroy(engine_t *e) { if (e) e->ops->destroy(e); }
 
 #endif

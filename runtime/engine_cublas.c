@@ -99,7 +99,6 @@ typedef struct {
     long long slot_floats;
     float *h_feats, *h_out, *h_init; /* pinned [max_batch][F], [max_batch][4]; slot image */
     int *h_slots;
-    unsigned char *in_wave; /* [max_symbols] */
 } cublas_engine_t;
 
 #define BLAS_WORKSPACE (32u << 20) /* cuBLAS workspace set explicitly: graph capture allocates none */
@@ -359,16 +358,10 @@ static int enqueue_step(cublas_engine_t *e, int nb, char *err)
 
 static size_t slot_bytes(const cublas_engine_t *e) { return (size_t)e->slot_floats * sizeof(float); }
 
-static int check_slot(const cublas_engine_t *e, int slot, char *err)
+/* engine_ops_t.step_wave: nb requests on distinct slots; out [nb][4] doubles. */
+static int cublas_wave(engine_t *base, int nb, const int *slots, const float *features, double *out, char *err)
 {
-    if (slot < 0 || slot >= e->base.max_symbols)
-        return seterr(err, "state slot %d out of range [0, %d)", slot, e->base.max_symbols);
-    return 0;
-}
-
-/* One wave: nb requests on distinct slots; out [nb][4] doubles. */
-static int run_wave(cublas_engine_t *e, int nb, const int *slots, const float *features, double *out, char *err)
-{
+    cublas_engine_t *e = (cublas_engine_t *)base;
     const int F = e->base.spec->num_features;
     memcpy(e->h_slots, slots, (size_t)nb * sizeof(int));
     memcpy(e->h_feats, features, (size_t)nb * F * sizeof(float));
@@ -391,24 +384,6 @@ static int run_wave(cublas_engine_t *e, int nb, const int *slots, const float *f
     return 0;
 }
 
-static int cublas_step(engine_t *base, int n, const int *slots, const float *features, double *out, char *err)
-{
-    cublas_engine_t *e = (cublas_engine_t *)base;
-    const int F = base->spec->num_features;
-    for (int r = 0; r < n; r++)
-        if (check_slot(e, slots[r], err)) return -1;
-    int rc = 0;
-    for (int i = 0; i < n && !rc;) {
-        /* a wave: the longest run of requests on distinct slots, at most max_batch */
-        int nb = 0;
-        while (i + nb < n && nb < base->max_batch && !e->in_wave[slots[i + nb]]) e->in_wave[slots[i + nb++]] = 1;
-        rc = run_wave(e, nb, slots + i, features + (size_t)i * F, out + 4 * (size_t)i, err);
-        for (int r = 0; r < nb; r++) e->in_wave[slots[i + r]] = 0;
-        i += nb;
-    }
-    return rc;
-}
-
 static void cublas_reset_slot(engine_t *base, int slot)
 {
     cublas_engine_t *e = (cublas_engine_t *)base;
@@ -421,7 +396,7 @@ static size_t cublas_state_bytes(const engine_t *base) { return slot_bytes((cons
 static int cublas_save_slot(engine_t *base, int slot, void *buf, char *err)
 {
     cublas_engine_t *e = (cublas_engine_t *)base;
-    OK(check_slot(e, slot, err));
+    OK(engine_check_slot(&e->base, slot, err));
     CU(cudaMemcpy(buf, e->d_state + (size_t)slot * e->slot_floats, slot_bytes(e), cudaMemcpyDeviceToHost));
     return 0;
 }
@@ -429,7 +404,7 @@ static int cublas_save_slot(engine_t *base, int slot, void *buf, char *err)
 static int cublas_load_slot(engine_t *base, int slot, const void *buf, char *err)
 {
     cublas_engine_t *e = (cublas_engine_t *)base;
-    OK(check_slot(e, slot, err));
+    OK(engine_check_slot(&e->base, slot, err));
     CU(cudaMemcpy(e->d_state + (size_t)slot * e->slot_floats, buf, slot_bytes(e), cudaMemcpyHostToDevice));
     return 0;
 }
@@ -453,7 +428,7 @@ static void cublas_destroy(engine_t *base)
     if (e->lib) cudaLibraryUnload(e->lib);
     for (int k = 0; k < NUM_TOWERS; k++) free(e->towers[k].blocks);
     free(e->h_init);
-    free(e->in_wave);
+    engine_release(&e->base);
     free(e);
 }
 
@@ -461,7 +436,7 @@ static int cublas_time_step(engine_t *base, int nb, int warmup, int iters, doubl
 
 static const engine_ops_t cublas_ops = {
     .name = "cublas",
-    .step = cublas_step,
+    .step_wave = cublas_wave,
     .reset_slot = cublas_reset_slot,
     .state_bytes = cublas_state_bytes,
     .save_slot = cublas_save_slot,
@@ -777,11 +752,7 @@ static int create(cublas_engine_t *e, const weights_t *w, char *err)
 engine_t *engine_cublas_create(const spec_t *s, const weights_t *w, const engine_options_t *o, char *err)
 {
     cublas_engine_t *e = xcalloc(1, sizeof *e);
-    e->base.ops = &cublas_ops;
-    e->base.spec = s;
-    e->base.max_symbols = o->max_symbols > 0 ? o->max_symbols : s->batch.max_symbols;
-    e->base.max_batch = s->batch.max_batch;
-    e->in_wave = xcalloc((size_t)e->base.max_symbols, 1);
+    engine_init(&e->base, &cublas_ops, s, o);
     if (create(e, w, err)) {
         cublas_destroy(&e->base);
         return NULL;

@@ -42,7 +42,6 @@ typedef struct {
     unsigned *d_bar;
     float *h_feats, *h_out, *h_init; /* pinned [max_batch][F4], [max_batch][4]; slot image */
     int *h_slots;
-    unsigned char *in_wave; /* [max_symbols] */
 } gpu_engine_t;
 
 #define CU(call, what)                                                                       \
@@ -59,17 +58,11 @@ int gpu_available(void)
 
 static size_t slot_bytes(const gpu_engine_t *e) { return (size_t)e->lay.slot_floats * sizeof(float); }
 
-static int check_slot(const gpu_engine_t *e, int slot, char *err)
+/* engine_ops_t.step_wave: one launch over nb requests on distinct slots; out: [nb][4]. */
+static int gpu_wave(engine_t *base, int nb, const int *slots, const float *features, double *out,
+                    char *err)
 {
-    if (slot < 0 || slot >= e->base.max_symbols)
-        return seterr(err, "state slot %d out of range [0, %d)", slot, e->base.max_symbols);
-    return 0;
-}
-
-/* One launch over nb requests on distinct slots; out: [nb][4] doubles. */
-static int launch_wave(gpu_engine_t *e, int nb, const int *slots, const float *features, double *out,
-                       char *err)
-{
+    gpu_engine_t *e = (gpu_engine_t *)base;
     const int F = e->base.spec->num_features;
     for (int r = 0; r < nb; r++) {
         e->h_slots[r] = slots[r];
@@ -106,24 +99,6 @@ static int launch_wave(gpu_engine_t *e, int nb, const int *slots, const float *f
     return 0;
 }
 
-static int gpu_step(engine_t *base, int n, const int *slots, const float *features, double *out, char *err)
-{
-    gpu_engine_t *e = (gpu_engine_t *)base;
-    const int F = base->spec->num_features;
-    for (int r = 0; r < n; r++)
-        if (check_slot(e, slots[r], err)) return -1;
-    int rc = 0;
-    for (int i = 0; i < n && !rc;) {
-        /* a wave: the longest run of requests on distinct slots, at most max_batch */
-        int nb = 0;
-        while (i + nb < n && nb < base->max_batch && !e->in_wave[slots[i + nb]]) e->in_wave[slots[i + nb++]] = 1;
-        rc = launch_wave(e, nb, slots + i, features + (size_t)i * F, out + 4 * (size_t)i, err);
-        for (int r = 0; r < nb; r++) e->in_wave[slots[i + r]] = 0;
-        i += nb;
-    }
-    return rc;
-}
-
 static void gpu_reset_slot(engine_t *base, int slot)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
@@ -137,7 +112,7 @@ static size_t gpu_state_bytes(const engine_t *base) { return slot_bytes((const g
 static int gpu_save_slot(engine_t *base, int slot, void *buf, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
-    if (check_slot(e, slot, err)) return -1;
+    if (engine_check_slot(&e->base, slot, err)) return -1;
     CU(cudaMemcpy(buf, e->d_state + (size_t)slot * e->lay.slot_floats, slot_bytes(e), cudaMemcpyDeviceToHost),
        "saving a slot");
     return 0;
@@ -146,7 +121,7 @@ static int gpu_save_slot(engine_t *base, int slot, void *buf, char *err)
 static int gpu_load_slot(engine_t *base, int slot, const void *buf, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
-    if (check_slot(e, slot, err)) return -1;
+    if (engine_check_slot(&e->base, slot, err)) return -1;
     CU(cudaMemcpy(e->d_state + (size_t)slot * e->lay.slot_floats, buf, slot_bytes(e), cudaMemcpyHostToDevice),
        "loading a slot");
     return 0;
@@ -172,7 +147,7 @@ static void gpu_destroy(engine_t *base)
     jit_unload(&e->k);
     layout_free(&e->lay);
     free(e->h_init);
-    free(e->in_wave);
+    engine_release(&e->base);
     free(e);
 }
 
@@ -181,7 +156,7 @@ static int gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *
 
 static const engine_ops_t gpu_ops = {
     .name = "gpu",
-    .step = gpu_step,
+    .step_wave = gpu_wave,
     .reset_slot = gpu_reset_slot,
     .state_bytes = gpu_state_bytes,
     .save_slot = gpu_save_slot,
@@ -320,11 +295,7 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
 engine_t *engine_gpu_create(const spec_t *s, const weights_t *w, const engine_options_t *o, char *err)
 {
     gpu_engine_t *e = xcalloc(1, sizeof *e);
-    e->base.ops = &gpu_ops;
-    e->base.spec = s;
-    e->base.max_symbols = o->max_symbols > 0 ? o->max_symbols : s->batch.max_symbols;
-    e->base.max_batch = s->batch.max_batch;
-    e->in_wave = xcalloc((size_t)e->base.max_symbols, 1);
+    engine_init(&e->base, &gpu_ops, s, o);
     if (create(e, s, w, err)) {
         gpu_destroy(&e->base);
         return NULL;
