@@ -1,12 +1,19 @@
-/* stepfuse bench: time the fused step on the GPU at given batch sizes, and optionally
- * check it against the float64 C reference on a few requests. */
+/* stepfuse bench: the fused step against the memory floor and against the unfused
+ * cuBLAS path, measured in the same run, plus JIT times and device memory.
+ *
+ * floor: bytes a step must move (weights once + every batched symbol's state read and
+ * written) over the device-to-device copy bandwidth measured here. */
 #include <getopt.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda_runtime_api.h>
+
+#include "cli_args.h"
 #include "commands.h"
 #include "compare.h"
 #include "engine.h"
@@ -15,163 +22,347 @@
 #include "util.h"
 #include "weights.h"
 
+#define MAX_BATCHES 16
+#define WEIGHTS_SEED 1
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: stepfuse bench --spec S --weights W [options]\n\n"
-               "Times the fused step (CUDA events around each launch, median after warm-up) for\n"
-               "each batch size, on distinct symbols with random features; reports the time, the\n"
-               "bytes a step must move (weights once plus each symbol's state read and written),\n"
-               "the achieved bandwidth, and the floor: those bytes over the device's measured\n"
-               "device-to-device copy bandwidth.\n\n"
-               "options:\n"
-               "  --batch LIST     comma-separated batch sizes (default 1,50)\n"
-               "  --iters N        timed steps per batch size (default 20; 5 warm-up steps)\n"
-               "  --check N        first run N requests on 2 symbols through the gpu engine and\n"
-               "                   the float64 C reference and print the relative L2 error\n"
-               "  --tolerance T    with --check: exit 1 if any tower's error exceeds T (1e-4)\n"
-               "  -h, --help       this text\n");
+    fprintf(f,
+            "usage: stepfuse bench --spec S [--weights W] [options]\n\n"
+            "Times one ensemble step on the GPU for each batch size (distinct symbols, random\n"
+            "features; CUDA events around the step's device work, median after warm-up) for\n"
+            "the fused kernel and for the unfused path (layer by layer, cuBLAS projections,\n"
+            "the same precision), checks the two against each other from a fresh state, and\n"
+            "reports step time, requests/s, achieved GB/s and the ratio to the memory floor:\n"
+            "the bytes a step must move (weights once, each symbol's state read and written)\n"
+            "over the device-to-device copy bandwidth measured in the same run. Also: cold and\n"
+            "cached JIT time, device memory of each engine.\n\n"
+            "options:\n"
+            "  --weights W      weights (default: generated with seed %d, kept in the cache)\n"
+            "  --batch LIST     comma-separated batch sizes (default 1,8,32,50,64)\n"
+            "  --iters N        timed steps per batch size (default 30, after 5 warm-up steps)\n"
+            "  --baseline B     cublas (default) or none\n"
+            "  --check N        also run N requests on 2 symbols through the fused engine and\n"
+            "                   the float64 C reference (slow at full size: a few per minute)\n"
+            "  --tolerance T    exit 1 if a fused-vs-unfused or --check relative L2 error\n"
+            "                   exceeds T (default 1e-4)\n"
+            "  --json F         also write the results as JSON to F\n"
+            "  -h, --help       this text\n",
+            WEIGHTS_SEED);
 }
 
-static int check_against_reference(const spec_t *s, const weights_t *w, int n, double tolerance, char *err)
+typedef struct {
+    int batch;
+    double fused_ms, unfused_ms; /* unfused_ms < 0: no baseline */
+    double bytes, floor_ms;
+    compare_t diff; /* fused vs unfused on one step from the initial state */
+} bench_row_t;
+
+typedef struct {
+    char device[256];
+    double copy_bw; /* bytes/s, read + written */
+    double jit_cold_s, jit_cached_s;
+    double fused_mem, unfused_mem; /* device bytes held by each engine */
+    double weight_bytes, state_bytes;
+    int nrows;
+    bench_row_t rows[MAX_BATCHES];
+    int checked; /* requests compared with the C reference */
+    compare_t check;
+} bench_t;
+
+static int parse_batches(const char *list, int *out, int *n)
 {
-    const int F = s->num_features;
-    engine_options_t og = {.backend = "gpu", .max_symbols = 2};
-    engine_options_t oc = {.backend = "cpu", .fp64 = 1, .max_symbols = 2};
-    engine_options_t o32 = {.backend = "cpu", .fp64 = 0, .max_symbols = 2};
-    engine_t *gpu = engine_create(s, w, &og, err);
-    if (!gpu) return -1;
-    engine_t *cpu = engine_create(s, w, &oc, err), *cpu32 = cpu ? engine_create(s, w, &o32, err) : NULL;
-    if (!cpu32) {
-        engine_destroy(cpu);
-        engine_destroy(gpu);
-        return -1;
-    }
-    float *feat = xmalloc((size_t)n * F * sizeof *feat);
-    int *slots = xmalloc((size_t)n * sizeof *slots);
-    double *og_out = xmalloc((size_t)n * 4 * sizeof(double)), *oc_out = xmalloc((size_t)n * 4 * sizeof(double));
-    double *o32_out = xmalloc((size_t)n * 4 * sizeof(double));
-    uint64_t x = 0x2545f4914f6cdd1dULL;
-    for (int r = 0; r < n; r++) {
-        slots[r] = r % 2;
-        for (int f = 0; f < F; f++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            feat[(size_t)r * F + f] = (float)((double)(x >> 11) / 9007199254740992.0 * 4.0 - 2.0);
+    *n = 0;
+    for (const char *p = list; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 4096 || (*end && *end != ',') || *n == MAX_BATCHES) {
+            fprintf(stderr, "stepfuse bench: --batch wants up to %d comma-separated sizes "
+                            "1..4096, got '%s'\n", MAX_BATCHES, list);
+            return -1;
         }
+        out[(*n)++] = (int)v;
+        p = *end ? end + 1 : end;
     }
-    int rc = engine_step(gpu, n, slots, feat, og_out, err);
-    for (int r = 0; r < n && !rc; r++) {
-        rc = engine_step(cpu, 1, slots + r, feat + (size_t)r * F, oc_out + 4 * r, err);
-        if (!rc) rc = engine_step(cpu32, 1, slots + r, feat + (size_t)r * F, o32_out + 4 * r, err);
-        fprintf(stderr, "reference request %d/%d done\n", r + 1, n);
+    return *n ? 0 : -1;
+}
+
+static void random_features(float *f, size_t n, uint64_t seed)
+{
+    uint64_t x = seed | 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        f[i] = (float)((double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0);
     }
-    if (!rc) {
-        compare_t c;
-        compare_outputs(og_out, oc_out, (size_t)n, &c);
-        printf("check: %d requests on 2 symbols, gpu fp32 vs C reference fp64\n", n);
-        compare_print(stdout, &c);
-        compare_t c32;
-        compare_outputs(o32_out, oc_out, (size_t)n, &c32);
-        printf("for scale, C reference fp32 vs fp64:\n");
-        compare_print(stdout, &c32);
-        for (int r = 0; r < n; r++)
-            printf("  request %d: gpu %+.6e %+.6e %+.6e %+.6e | ref %+.6e %+.6e %+.6e %+.6e\n", r, og_out[4 * r],
-                   og_out[4 * r + 1], og_out[4 * r + 2], og_out[4 * r + 3], oc_out[4 * r], oc_out[4 * r + 1],
-                   oc_out[4 * r + 2], oc_out[4 * r + 3]);
-        if (compare_worst(&c) > tolerance)
-            rc = seterr(err, "gpu differs from the reference by %.3e > %.1e", compare_worst(&c), tolerance);
+}
+
+static double device_used(void)
+{
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    return (double)(total_b - free_b);
+}
+
+/* One step of slots 0..nb-1 from their initial state on both engines, compared. */
+static int cross_check(engine_t *a, engine_t *b, int nb, compare_t *c, char *err)
+{
+    const int F = a->spec->num_features;
+    float *feat = xmalloc((size_t)nb * F * sizeof *feat);
+    int *slots = xmalloc((size_t)nb * sizeof *slots);
+    double *oa = xmalloc((size_t)nb * 4 * sizeof *oa), *ob = xmalloc((size_t)nb * 4 * sizeof *ob);
+    random_features(feat, (size_t)nb * F, 0x9e3779b97f4a7c15ULL + (uint64_t)nb);
+    for (int r = 0; r < nb; r++) {
+        slots[r] = r;
+        a->ops->reset_slot(a, r);
+        b->ops->reset_slot(b, r);
     }
+    int rc = engine_step(a, nb, slots, feat, oa, err);
+    if (!rc) rc = engine_step(b, nb, slots, feat, ob, err);
+    if (!rc) compare_outputs(oa, ob, (size_t)nb, c);
     free(feat);
     free(slots);
-    free(og_out);
-    free(oc_out);
-    free(o32_out);
-    engine_destroy(gpu);
+    free(oa);
+    free(ob);
+    return rc;
+}
+
+/* n requests alternating over 2 slots: the fused engine in one batch (so the engine
+ * splits it into waves), the float64 C reference one at a time. */
+static int check_reference(const spec_t *s, const weights_t *w, engine_t *gpu, int n,
+                           compare_t *c, char *err)
+{
+    engine_options_t oc = {.backend = "cpu", .fp64 = 1, .max_symbols = 2};
+    engine_t *cpu = engine_create(s, w, &oc, err);
+    if (!cpu) return -1;
+    const int F = s->num_features;
+    float *feat = xmalloc((size_t)n * F * sizeof *feat);
+    int *slots = xmalloc((size_t)n * sizeof *slots);
+    double *og = xmalloc((size_t)n * 4 * sizeof *og), *oc_ = xmalloc((size_t)n * 4 * sizeof *oc_);
+    random_features(feat, (size_t)n * F, 0x2545f4914f6cdd1dULL);
+    for (int r = 0; r < n; r++) slots[r] = r % 2;
+    gpu->ops->reset_slot(gpu, 0);
+    gpu->ops->reset_slot(gpu, 1);
+    int rc = engine_step(gpu, n, slots, feat, og, err);
+    for (int r = 0; r < n && !rc; r++) {
+        rc = engine_step(cpu, 1, slots + r, feat + (size_t)r * F, oc_ + 4 * r, err);
+        fprintf(stderr, "\rC reference: request %d of %d", r + 1, n);
+    }
+    fprintf(stderr, "\n");
+    if (!rc) compare_outputs(og, oc_, (size_t)n, c);
+    free(feat);
+    free(slots);
+    free(og);
+    free(oc_);
     engine_destroy(cpu);
-    engine_destroy(cpu32);
+    return rc;
+}
+
+static void print_table(const spec_t *s, const bench_t *b)
+{
+    printf("%s on %s: weights %.3f GB (%s), state %.1f MB per symbol\n", s->name, b->device,
+           b->weight_bytes * 1e-9, precision_name(s->precision.weights), b->state_bytes * 1e-6);
+    printf("device-to-device copy %.0f GB/s; JIT cold %.1f s, cached %.3f s; device memory: "
+           "fused %.2f GB, unfused %.2f GB\n\n",
+           b->copy_bw * 1e-9, b->jit_cold_s, b->jit_cached_s, b->fused_mem * 1e-9,
+           b->unfused_mem * 1e-9);
+    printf("%5s %10s %9s %8s %10s %10s %9s %8s %11s %11s\n", "batch", "fused ms", "floor ms",
+           "% floor", "fused GB/s", "fused req/s", "unfused ms", "x faster", "rel diff",
+           "max abs");
+    for (int i = 0; i < b->nrows; i++) {
+        const bench_row_t *r = &b->rows[i];
+        printf("%5d %10.3f %9.3f %7.1f%% %10.0f %10.0f", r->batch, r->fused_ms, r->floor_ms,
+               100 * r->floor_ms / r->fused_ms, r->bytes / (r->fused_ms * 1e-3) * 1e-9,
+               r->batch / (r->fused_ms * 1e-3));
+        if (r->unfused_ms >= 0)
+            printf(" %9.3f %8.2f %11.2e %11.2e\n", r->unfused_ms, r->unfused_ms / r->fused_ms,
+                   compare_worst(&r->diff), r->diff.max_abs_all);
+        else
+            printf(" %9s %8s %11s %11s\n", "-", "-", "-", "-");
+    }
+    if (b->checked) {
+        printf("\nfused vs C reference float64, %d requests on 2 symbols:\n", b->checked);
+        compare_print(stdout, &b->check);
+    }
+}
+
+static json_t *compare_json(const compare_t *c)
+{
+    json_t *towers = json_object();
+    for (int k = 0; k < NUM_TOWERS; k++)
+        json_object_set_new(towers, tower_names[k],
+                            json_pack("{s:f,s:f}", "rel_l2", c->rel_l2[k], "max_abs", c->max_abs[k]));
+    return json_pack("{s:f,s:f,s:I,s:o}", "rel_l2", c->rel_l2_all, "max_abs", c->max_abs_all,
+                     "nonfinite", (json_int_t)c->nonfinite, "towers", towers);
+}
+
+static int write_json(const char *path, const spec_t *s, const bench_t *b, char *err)
+{
+    json_t *rows = json_array();
+    for (int i = 0; i < b->nrows; i++) {
+        const bench_row_t *r = &b->rows[i];
+        json_t *row = json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "batch", r->batch, "fused_ms",
+                                r->fused_ms, "floor_ms", r->floor_ms, "floor_fraction",
+                                r->floor_ms / r->fused_ms, "bytes", r->bytes, "fused_gb_s",
+                                r->bytes / (r->fused_ms * 1e-3) * 1e-9, "fused_req_s",
+                                r->batch / (r->fused_ms * 1e-3));
+        if (r->unfused_ms >= 0) {
+            json_object_set_new(row, "unfused_ms", json_real(r->unfused_ms));
+            json_object_set_new(row, "x_faster_than_unfused", json_real(r->unfused_ms / r->fused_ms));
+            json_object_set_new(row, "fused_vs_unfused", compare_json(&r->diff));
+        }
+        json_array_append_new(rows, row);
+    }
+    json_t *doc = json_pack("{s:s,s:s,s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:o}", "spec", s->name,
+                            "device", b->device, "weights_precision",
+                            precision_name(s->precision.weights), "copy_gb_s", b->copy_bw * 1e-9,
+                            "weight_bytes", b->weight_bytes, "state_bytes_per_symbol",
+                            b->state_bytes, "jit_cold_s", b->jit_cold_s, "jit_cached_s",
+                            b->jit_cached_s, "fused_device_bytes", b->fused_mem,
+                            "unfused_device_bytes", b->unfused_mem, "batches", rows);
+    if (b->checked) {
+        json_object_set_new(doc, "reference_requests", json_integer(b->checked));
+        json_object_set_new(doc, "fused_vs_reference_fp64", compare_json(&b->check));
+    }
+    int rc = json_dump_file(doc, path, JSON_INDENT(2)) ? seterr(err, "cannot write %s", path) : 0;
+    json_decref(doc);
+    return rc;
+}
+
+static int run(const spec_t *s, const weights_t *w, const int *batches, int nb,
+               const char *baseline, int iters, int check, bench_t *b, char *err)
+{
+    int max_b = 1;
+    for (int i = 0; i < nb; i++) max_b = batches[i] > max_b ? batches[i] : max_b;
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
+        return seterr(err, "no CUDA device: the benchmark needs a GPU");
+    snprintf(b->device, sizeof b->device, "%s", prop.name);
+    if (gpu_copy_bandwidth(&b->copy_bw, err)) return -1;
+    if (gpu_jit_time(s, &b->jit_cold_s, &b->jit_cached_s, err)) return -1;
+
+    const double before = device_used();
+    engine_options_t o = {.backend = "gpu", .max_symbols = max_b};
+    engine_t *fused = engine_create(s, w, &o, err), *unfused = NULL;
+    if (!fused) return -1;
+    b->fused_mem = device_used() - before;
+    if (max_b > fused->max_batch) {
+        engine_destroy(fused);
+        return seterr(err, "batch %d exceeds the spec's max_batch %d", max_b, fused->max_batch);
+    }
+    if (strcmp(baseline, "none")) {
+        o.backend = baseline;
+        unfused = engine_create(s, w, &o, err);
+        if (!unfused) {
+            engine_destroy(fused);
+            return -1;
+        }
+        b->unfused_mem = device_used() - before - b->fused_mem;
+    }
+    b->weight_bytes = 4.0 * (double)w->cat.total_numel *
+                      (s->precision.weights == PRECISION_BF16 ? 0.5 : 1.0);
+    b->state_bytes = (double)fused->ops->state_bytes(fused);
+    int rc = 0;
+    for (int i = 0; i < nb && !rc; i++) {
+        bench_row_t *r = &b->rows[b->nrows++];
+        r->batch = batches[i];
+        r->bytes = b->weight_bytes + 2.0 * r->batch * b->state_bytes;
+        r->floor_ms = r->bytes / b->copy_bw * 1e3;
+        r->unfused_ms = -1;
+        if (unfused) rc = cross_check(fused, unfused, r->batch, &r->diff, err);
+        if (!rc) rc = fused->ops->time_step(fused, r->batch, 5, iters, &r->fused_ms, err);
+        if (!rc && unfused)
+            rc = unfused->ops->time_step(unfused, r->batch, 5, iters, &r->unfused_ms, err);
+        fprintf(stderr, "batch %d: fused %.3f ms\n", r->batch, r->fused_ms);
+    }
+    if (!rc && check) {
+        rc = check_reference(s, w, fused, check, &b->check, err);
+        b->checked = rc ? 0 : check;
+    }
+    engine_destroy(unfused);
+    engine_destroy(fused);
     return rc;
 }
 
 int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"spec", required_argument, 0, 's'},  {"weights", required_argument, 0, 'w'},
-        {"batch", required_argument, 0, 'b'}, {"iters", required_argument, 0, 'i'},
-        {"check", required_argument, 0, 'c'}, {"tolerance", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
-    const char *spec_path = NULL, *weights_path = NULL, *batches = "1,50";
-    int iters = 20, check = 0, c;
+        {"spec", required_argument, 0, 's'},     {"weights", required_argument, 0, 'w'},
+        {"batch", required_argument, 0, 'b'},    {"iters", required_argument, 0, 'i'},
+        {"baseline", required_argument, 0, 'B'}, {"check", required_argument, 0, 'c'},
+        {"tolerance", required_argument, 0, 't'}, {"json", required_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    static const char *const baselines[] = {"cublas", "none", NULL};
+    const char *spec_path = NULL, *weights_path = NULL, *batch_list = "1,8,32,50,64";
+    const char *baseline = "cublas", *json_path = NULL;
+    int iters = 30, check = 0, c;
     double tolerance = 1e-4;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': spec_path = optarg; break;
         case 'w': weights_path = optarg; break;
-        case 'b': batches = optarg; break;
-        case 'i': iters = atoi(optarg); break;
-        case 'c': check = atoi(optarg); break;
-        case 't': tolerance = atof(optarg); break;
+        case 'b': batch_list = optarg; break;
+        case 'j': json_path = optarg; break;
+        case 'i':
+            if (arg_int("bench", "--iters", optarg, 1, &iters)) return 2;
+            break;
+        case 'c':
+            if (arg_int("bench", "--check", optarg, 0, &check)) return 2;
+            break;
+        case 't':
+            if (arg_double("bench", "--tolerance", optarg, 0, &tolerance)) return 2;
+            break;
+        case 'B':
+            if (arg_choice("bench", "--baseline", optarg, baselines)) return 2;
+            baseline = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!spec_path || !weights_path || iters < 1 || check < 0) {
-        fprintf(stderr, "stepfuse bench: --spec and --weights are required (and --iters >= 1)\n");
+    int batches[MAX_BATCHES], nb;
+    if (!spec_path || optind < argc) {
+        fprintf(stderr, "stepfuse bench: --spec is required (and takes no other arguments)\n");
         usage(stderr);
         return 2;
     }
+    if (parse_batches(batch_list, batches, &nb)) return 2;
+
     char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX];
     spec_t s;
     weights_t w;
-    if (spec_load(spec_path, &s, err) || weights_load(weights_path, &s, &w, err)) {
+    if (spec_load(spec_path, &s, err)) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    int rc = 0;
-    if (check && check_against_reference(&s, &w, check, tolerance, err)) {
+    if (!gpu_available()) {
+        fprintf(stderr, "stepfuse bench: no CUDA device: the benchmark needs a GPU\n");
+        return 1;
+    }
+    if (weights_path ? weights_load(weights_path, &s, &w, err)
+                     : weights_cached(&s, WEIGHTS_SEED, NULL, &w, err)) {
         fprintf(stderr, "stepfuse bench: %s\n", err);
-        rc = 1;
+        return 1;
     }
-    int max_nb = 1;
-    for (const char *p = batches; *p;) {
-        int nb = atoi(p);
-        if (nb > max_nb) max_nb = nb;
-        p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p);
-    }
-    engine_options_t o = {.backend = "gpu", .max_symbols = max_nb};
-    engine_t *e = engine_create(&s, &w, &o, err);
-    if (!e) {
+    bench_t *b = xcalloc(1, sizeof *b);
+    int rc = run(&s, &w, batches, nb, baseline, iters, check, b, err);
+    if (rc) fprintf(stderr, "stepfuse bench: %s\n", err);
+    if (b->nrows) print_table(&s, b);
+    if (b->nrows && json_path && write_json(json_path, &s, b, err)) {
         fprintf(stderr, "stepfuse bench: %s\n", err);
-        rc = 1;
+        rc = -1;
     }
-    if (e) {
-        char info[256];
-        engine_gpu_describe(e, info, sizeof info);
-        printf("%s: %s\n", s.name, info);
-        const double wbytes = 4.0 * (double)w.cat.total_numel;
-        const double sbytes = (double)e->ops->state_bytes(e);
-        double copy_bw = 0;
-        if (gpu_copy_bandwidth(&copy_bw, err)) {
-            fprintf(stderr, "stepfuse bench: %s\n", err);
-            rc = 1;
-        } else {
-            printf("device-to-device copy: %.0f GB/s (read + written)\n", copy_bw * 1e-9);
+    for (int i = 0; i < b->nrows && !rc; i++)
+        if (b->rows[i].unfused_ms >= 0 && !(compare_worst(&b->rows[i].diff) <= tolerance)) {
+            fprintf(stderr, "stepfuse bench: batch %d: fused and unfused differ by %.3e > %.1e\n",
+                    b->rows[i].batch, compare_worst(&b->rows[i].diff), tolerance);
+            rc = -1;
         }
-        printf("%6s %12s %14s %10s %10s %10s\n", "batch", "median ms", "bytes moved", "GB/s", "floor ms",
-               "x floor");
-        for (const char *p = batches; *p && !rc;) {
-            const int nb = atoi(p);
-            double ms;
-            if (engine_gpu_time_step(e, nb, 5, iters, &ms, err)) {
-                fprintf(stderr, "stepfuse bench: %s\n", err);
-                rc = 1;
-                break;
-            }
-            const double bytes = wbytes + 2.0 * nb * sbytes, floor_ms = copy_bw > 0 ? bytes / copy_bw * 1e3 : 0;
-            printf("%6d %12.4f %14.4e %10.1f %10.4f %10.2f\n", nb, ms, bytes, bytes / (ms * 1e-3) * 1e-9, floor_ms,
-                   floor_ms > 0 ? ms / floor_ms : 0);
-            p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p);
-        }
-        engine_destroy(e);
+    if (!rc && b->checked && !(compare_worst(&b->check) <= tolerance)) {
+        fprintf(stderr, "stepfuse bench: fused differs from the C reference by %.3e > %.1e\n",
+                compare_worst(&b->check), tolerance);
+        rc = -1;
     }
+    free(b);
     weights_free(&w);
-    return rc;
+    return rc ? 1 : 0;
 }

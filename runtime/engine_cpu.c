@@ -23,21 +23,14 @@ static void *slot_state(cpu_engine_t *e, int slot)
     return e->slots[slot];
 }
 
-static int check_slot(const cpu_engine_t *e, int slot, char *err)
+/* engine_ops_t.step_wave: the reference, one request after the other. */
+static int cpu_wave(engine_t *base, int n, const int *slots, const float *features, double *out,
+                    char *err)
 {
-    if (slot < 0 || slot >= e->base.max_symbols)
-        return seterr(err, "state slot %d out of range [0, %d)", slot, e->base.max_symbols);
-    return 0;
-}
-
-static int cpu_step(engine_t *base, int n, const int *slots, const float *features,
-                    double *out, char *err)
-{
+    (void)err;
     cpu_engine_t *e = (cpu_engine_t *)base;
     const int F = base->spec->num_features;
     for (int r = 0; r < n; r++)
-        if (check_slot(e, slots[r], err)) return -1;
-    for (int r = 0; r < n; r++) /* in batch order: repeated slots advance sequentially */
         ref_step(e->model, slot_state(e, slots[r]), features + (size_t)r * F, out + 4 * r);
     return 0;
 }
@@ -57,7 +50,7 @@ static size_t cpu_state_bytes(const engine_t *base)
 static int cpu_save_slot(engine_t *base, int slot, void *buf, char *err)
 {
     cpu_engine_t *e = (cpu_engine_t *)base;
-    if (check_slot(e, slot, err)) return -1;
+    if (engine_check_slot(&e->base, slot, err)) return -1;
     memcpy(buf, slot_state(e, slot), e->state_bytes);
     return 0;
 }
@@ -65,7 +58,7 @@ static int cpu_save_slot(engine_t *base, int slot, void *buf, char *err)
 static int cpu_load_slot(engine_t *base, int slot, const void *buf, char *err)
 {
     cpu_engine_t *e = (cpu_engine_t *)base;
-    if (check_slot(e, slot, err)) return -1;
+    if (engine_check_slot(&e->base, slot, err)) return -1;
     memcpy(slot_state(e, slot), buf, e->state_bytes);
     return 0;
 }
@@ -76,12 +69,13 @@ static void cpu_destroy(engine_t *base)
     for (int i = 0; i < base->max_symbols; i++) free(e->slots[i]);
     free(e->slots);
     ref_destroy(e->model);
+    engine_release(base);
     free(e);
 }
 
 static const engine_ops_t cpu_ops = {
     .name = "cpu",
-    .step = cpu_step,
+    .step_wave = cpu_wave,
     .reset_slot = cpu_reset_slot,
     .state_bytes = cpu_state_bytes,
     .save_slot = cpu_save_slot,
@@ -94,10 +88,7 @@ engine_t *engine_cpu_create(const spec_t *s, const weights_t *w, const engine_op
 {
     (void)err;
     cpu_engine_t *e = xcalloc(1, sizeof *e);
-    e->base.ops = &cpu_ops;
-    e->base.spec = s;
-    e->base.max_symbols = o->max_symbols > 0 ? o->max_symbols : s->batch.max_symbols;
-    e->base.max_batch = s->batch.max_batch;
+    engine_init(&e->base, &cpu_ops, s, o);
     e->model = ref_create(s, w, o->fp64 ? REF_FP64 : REF_FP32);
     e->state_bytes = ref_state_bytes(e->model);
     e->slots = xcalloc((size_t)e->base.max_symbols, sizeof *e->slots);

@@ -2,10 +2,12 @@
  * the weights in one device buffer and every symbol's state in a device arena, one slot
  * per symbol. A batch is split host-side into waves of distinct slots (order kept), one
  * launch per wave, so repeated symbols advance exactly as if fed one at a time. */
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cuda_runtime_api.h>
 
@@ -40,7 +42,6 @@ typedef struct {
     unsigned *d_bar;
     float *h_feats, *h_out, *h_init; /* pinned [max_batch][F4], [max_batch][4]; slot image */
     int *h_slots;
-    unsigned char *in_wave; /* [max_symbols] */
 } gpu_engine_t;
 
 #define CU(call, what)                                                                       \
@@ -57,17 +58,11 @@ int gpu_available(void)
 
 static size_t slot_bytes(const gpu_engine_t *e) { return (size_t)e->lay.slot_floats * sizeof(float); }
 
-static int check_slot(const gpu_engine_t *e, int slot, char *err)
+/* engine_ops_t.step_wave: one launch over nb requests on distinct slots; out: [nb][4]. */
+static int gpu_wave(engine_t *base, int nb, const int *slots, const float *features, double *out,
+                    char *err)
 {
-    if (slot < 0 || slot >= e->base.max_symbols)
-        return seterr(err, "state slot %d out of range [0, %d)", slot, e->base.max_symbols);
-    return 0;
-}
-
-/* One launch over nb requests on distinct slots; out: [nb][4] doubles. */
-static int launch_wave(gpu_engine_t *e, int nb, const int *slots, const float *features, double *out,
-                       char *err)
-{
+    gpu_engine_t *e = (gpu_engine_t *)base;
     const int F = e->base.spec->num_features;
     for (int r = 0; r < nb; r++) {
         e->h_slots[r] = slots[r];
@@ -104,24 +99,6 @@ static int launch_wave(gpu_engine_t *e, int nb, const int *slots, const float *f
     return 0;
 }
 
-static int gpu_step(engine_t *base, int n, const int *slots, const float *features, double *out, char *err)
-{
-    gpu_engine_t *e = (gpu_engine_t *)base;
-    const int F = base->spec->num_features;
-    for (int r = 0; r < n; r++)
-        if (check_slot(e, slots[r], err)) return -1;
-    int rc = 0;
-    for (int i = 0; i < n && !rc;) {
-        /* a wave: the longest run of requests on distinct slots, at most max_batch */
-        int nb = 0;
-        while (i + nb < n && nb < base->max_batch && !e->in_wave[slots[i + nb]]) e->in_wave[slots[i + nb++]] = 1;
-        rc = launch_wave(e, nb, slots + i, features + (size_t)i * F, out + 4 * (size_t)i, err);
-        for (int r = 0; r < nb; r++) e->in_wave[slots[i + r]] = 0;
-        i += nb;
-    }
-    return rc;
-}
-
 static void gpu_reset_slot(engine_t *base, int slot)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
@@ -135,7 +112,7 @@ static size_t gpu_state_bytes(const engine_t *base) { return slot_bytes((const g
 static int gpu_save_slot(engine_t *base, int slot, void *buf, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
-    if (check_slot(e, slot, err)) return -1;
+    if (engine_check_slot(&e->base, slot, err)) return -1;
     CU(cudaMemcpy(buf, e->d_state + (size_t)slot * e->lay.slot_floats, slot_bytes(e), cudaMemcpyDeviceToHost),
        "saving a slot");
     return 0;
@@ -144,7 +121,7 @@ static int gpu_save_slot(engine_t *base, int slot, void *buf, char *err)
 static int gpu_load_slot(engine_t *base, int slot, const void *buf, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
-    if (check_slot(e, slot, err)) return -1;
+    if (engine_check_slot(&e->base, slot, err)) return -1;
     CU(cudaMemcpy(e->d_state + (size_t)slot * e->lay.slot_floats, buf, slot_bytes(e), cudaMemcpyHostToDevice),
        "loading a slot");
     return 0;
@@ -170,18 +147,22 @@ static void gpu_destroy(engine_t *base)
     jit_unload(&e->k);
     layout_free(&e->lay);
     free(e->h_init);
-    free(e->in_wave);
+    engine_release(&e->base);
     free(e);
 }
 
+static int gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *median_ms,
+                         char *err);
+
 static const engine_ops_t gpu_ops = {
     .name = "gpu",
-    .step = gpu_step,
+    .step_wave = gpu_wave,
     .reset_slot = gpu_reset_slot,
     .state_bytes = gpu_state_bytes,
     .save_slot = gpu_save_slot,
     .load_slot = gpu_load_slot,
     .destroy = gpu_destroy,
+    .time_step = gpu_time_step,
 };
 
 /* The weights in the generated layout: rows padded to 4 floats, padding zero. */
@@ -209,22 +190,61 @@ static int device_alloc(void **p, size_t bytes, const char *what, size_t total_n
                   what, bytes, total_needed, free_b, total_b, cudaGetErrorString(rc));
 }
 
+/* Generate the spec's kernel (the same source as stepfuse gen writes) and JIT-load it. */
+static int load_kernel(const spec_t *s, jit_kernel_t *k, char *err)
+{
+    char *src = NULL;
+    size_t len;
+    char file[SPEC_NAME_MAX + 8], yaml[SPEC_NAME_MAX + 8], name[SPEC_NAME_MAX + 16];
+    snprintf(file, sizeof file, "%s.cu", s->name);
+    snprintf(yaml, sizeof yaml, "%s.yaml", s->name);
+    emit_kernel_name(s, name, sizeof name);
+    int rc = emit_kernel(s, yaml, &src, &len, err);
+    if (!rc)
+        rc = jit_load(src, file, name, KERNEL_THREADS, emit_dynamic_smem_floats(s) * (int)sizeof(float), k, err);
+    free(src);
+    return rc;
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err)
+{
+    if (!gpu_available()) return seterr(err, "gpu: no CUDA device available");
+    char dir[] = "/tmp/stepfuse-jit-XXXXXX", *old = getenv("STEPFUSE_CACHE");
+    char *saved = old ? strdup(old) : NULL;
+    if (!mkdtemp(dir)) return seterr(err, "cannot make a temporary cache folder: %s", strerror(errno));
+    setenv("STEPFUSE_CACHE", dir, 1);
+    jit_kernel_t k;
+    double t0 = seconds_now();
+    int rc = load_kernel(s, &k, err);
+    if (!rc) {
+        *cold_s = seconds_now() - t0;
+        jit_unload(&k);
+        t0 = seconds_now();
+        rc = load_kernel(s, &k, err);
+        *cached_s = seconds_now() - t0;
+        if (!rc) jit_unload(&k);
+    }
+    if (saved) setenv("STEPFUSE_CACHE", saved, 1);
+    else unsetenv("STEPFUSE_CACHE");
+    free(saved);
+    if (remove_tree(dir)) fprintf(stderr, "could not remove %s: %s\n", dir, strerror(errno));
+    return rc;
+}
+
 static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *err)
 {
     if (!gpu_available()) return seterr(err, "gpu: no CUDA device available");
     catalogue_t cat;
     catalogue_build(s, &cat);
     int rc = layout_build(s, &cat, &e->lay, err);
-    char *src = NULL;
-    size_t len;
-    char file[SPEC_NAME_MAX + 8], yaml[SPEC_NAME_MAX + 8], name[SPEC_NAME_MAX + 16];
-    snprintf(file, sizeof file, "%s.cu", s->name);
-    snprintf(yaml, sizeof yaml, "%s.yaml", s->name); /* the same source as stepfuse gen writes */
-    if (!rc) rc = emit_kernel(s, yaml, &src, &len, err);
-    emit_kernel_name(s, name, sizeof name);
-    if (!rc)
-        rc = jit_load(src, file, name, KERNEL_THREADS, emit_dynamic_smem_floats(s) * (int)sizeof(float), &e->k, err);
-    free(src);
+    if (!rc) rc = load_kernel(s, &e->k, err);
     const size_t wbytes = (size_t)e->lay.weight_floats * sizeof(float);
     const size_t sbytes = (size_t)e->base.max_symbols * slot_bytes(e);
     const size_t abytes = (size_t)e->lay.scratch_floats * sizeof(float);
@@ -275,11 +295,7 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
 engine_t *engine_gpu_create(const spec_t *s, const weights_t *w, const engine_options_t *o, char *err)
 {
     gpu_engine_t *e = xcalloc(1, sizeof *e);
-    e->base.ops = &gpu_ops;
-    e->base.spec = s;
-    e->base.max_symbols = o->max_symbols > 0 ? o->max_symbols : s->batch.max_symbols;
-    e->base.max_batch = s->batch.max_batch;
-    e->in_wave = xcalloc((size_t)e->base.max_symbols, 1);
+    engine_init(&e->base, &gpu_ops, s, o);
     if (create(e, s, w, err)) {
         gpu_destroy(&e->base);
         return NULL;
@@ -337,7 +353,7 @@ int gpu_copy_bandwidth(double *bytes_per_s, char *err)
     return rc;
 }
 
-int engine_gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *median_ms, char *err)
+static int gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *median_ms, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
     if (nb < 1 || nb > base->max_batch || nb > base->max_symbols)

@@ -1,5 +1,5 @@
-/* GPU engine extras beyond engine.h: whether a device is present, and timing of the
- * fused step for the bench command and notes. */
+/* GPU extras beyond engine.h: whether a device is present, the fused kernel's launch
+ * shape, and the device's copy bandwidth (the memory floor of a step). */
 #ifndef STEPFUSE_ENGINE_GPU_H
 #define STEPFUSE_ENGINE_GPU_H
 
@@ -11,14 +11,12 @@ int gpu_available(void);
 /* Launch shape and resources of a gpu engine's kernel, one line. */
 void engine_gpu_describe(const engine_t *e, char *out, size_t size);
 
-/* Median time in milliseconds of `iters` fused steps (CUDA events around each launch,
- * after `warmup` untimed ones) on slots 0..nb-1 with fixed random features. Advances
- * the state of those slots. */
-int engine_gpu_time_step(engine_t *e, int nb, int warmup, int iters, double *median_ms,
-                         char *err);
-
 /* Device-to-device copy bandwidth in bytes/s, counting bytes read plus written (median of
  * 5 copies of 1 GiB): the memory floor of a step is its bytes over this. */
 int gpu_copy_bandwidth(double *bytes_per_s, char *err);
+
+/* Seconds to generate and JIT-load the spec's kernel with an empty cubin cache (NVRTC
+ * compiles) and again with the cubin cached; uses a temporary cache folder. */
+int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err);
 
 #endif

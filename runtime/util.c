@@ -1,7 +1,9 @@
 #include "util.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 int seterr(char *err, const char *fmt, ...)
@@ -52,4 +54,15 @@ int make_dirs(const char *path)
             *c = '/';
         }
     return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int remove_tree(const char *path)
+{
+    return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -25,6 +25,9 @@ void cache_dir(char *out, size_t size);
 /* mkdir -p; 0 or -1 with errno set. */
 int make_dirs(const char *path);
 
+/* rm -rf of a folder this program made; 0 or -1 with errno set. */
+int remove_tree(const char *path);
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -17,6 +17,7 @@
 #include "model.h"
 #include "nvrtc_build.h"
 #include "spec.h"
+#include "templates.h"
 #include "util.h"
 
 typedef struct {
@@ -238,4 +239,20 @@ Test(gen, cubin_cache, .timeout = 300)
     rmdir(dir);
     free(a);
     free(b);
+}
+
+/* The templates embedded in the binary are the files in templates/, byte for byte (the
+ * Makefile's escaping of backslashes, quotes and trigraph marks included). */
+Test(gen, embedded_templates_equal_the_files)
+{
+    cr_assert_gt(stepfuse_template_count, 0);
+    for (int i = 0; i < stepfuse_template_count; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "templates/%s", stepfuse_templates[i].name);
+        size_t len;
+        char *text = read_all(path, &len);
+        cr_assert_not_null(text, "cannot read %s", path);
+        cr_expect_str_eq(stepfuse_templates[i].text, text, "%s differs from its embedded copy", path);
+        free(text);
+    }
 }

@@ -1,6 +1,5 @@
-/* The fused kernel on a GPU (each test skips where there is none): the golden streams
- * within 1e-5 relative L2 per tower (an fp32 implementation lands near 1e-6), batching
- * invariance with repeated symbols, outputs poisoned before every launch and all written
+/* The fused kernel on a GPU (each test skips where there is none; the golden streams are in
+ * test_golden.c): batching invariance with repeated symbols, outputs poisoned before every launch and all written
  * (the engine checks it), a long run against the C reference, slot save/load, and the
  * out-of-memory message. Each test makes its own CUDA context; keep them small. */
 #include <criterion/criterion.h>
@@ -15,85 +14,6 @@
 #include "stream.h"
 #include "testutil.h"
 #include "util.h"
-
-#define SKIP_WITHOUT_GPU()                                   \
-    do {                                                     \
-        if (!gpu_available()) cr_skip_test("no CUDA device"); \
-    } while (0)
-
-typedef struct {
-    spec_t spec;
-    weights_t w;
-    request_stream_t s;
-} golden_t;
-
-static void golden_load(const char *case_name, golden_t *g)
-{
-    char err[SPEC_ERR_MAX], path[256];
-    snprintf(path, sizeof path, "specs/%s.yaml", case_name);
-    cr_assert_eq(spec_load(path, &g->spec, err), 0, "%s", err);
-    snprintf(path, sizeof path, "golden/%s/weights.safetensors", case_name);
-    cr_assert_eq(weights_load(shared_path(path), &g->spec, &g->w, err), 0, "%s", err);
-    snprintf(path, sizeof path, "golden/%s/io.safetensors", case_name);
-    cr_assert_eq(stream_load(shared_path(path), g->spec.num_features, &g->s, err), 0, "%s", err);
-}
-
-static void golden_free(golden_t *g)
-{
-    stream_free(&g->s);
-    weights_free(&g->w);
-}
-
-static engine_t *make_engine(const golden_t *g, const char *backend, int fp64, int max_symbols)
-{
-    char err[ERR_MAX];
-    engine_options_t o = {.backend = backend, .fp64 = fp64, .max_symbols = max_symbols};
-    engine_t *e = engine_create(&g->spec, &g->w, &o, err);
-    cr_assert_not_null(e, "%s", err);
-    return e;
-}
-
-static double *run_stream(engine_t *e, const request_stream_t *s, int batch)
-{
-    char err[ERR_MAX];
-    double *out = xmalloc((size_t)s->n * 4 * sizeof *out);
-    for (int i = 0; i < 4 * s->n; i++) out[i] = NAN;
-    cr_assert_eq(stream_run(e, s, batch, out, err), 0, "%s", err);
-    return out;
-}
-
-typedef struct {
-    char case_name[16];
-} case_t;
-
-ParameterizedTestParameters(gpu, golden)
-{
-    static case_t cases[] = {{"small"}, {"medium"}, {"long"}};
-    return cr_make_param_array(case_t, cases, sizeof cases / sizeof cases[0]);
-}
-
-/* The whole stream in batches of the spec's max_batch (repeated symbols go in waves). */
-ParameterizedTest(case_t *c, gpu, golden, .timeout = 300)
-{
-    SKIP_WITHOUT_GPU();
-    golden_t g;
-    golden_load(c->case_name, &g);
-    engine_t *e = make_engine(&g, "gpu", 0, g.s.num_symbols);
-    char info[256];
-    engine_gpu_describe(e, info, sizeof info);
-    double *out = run_stream(e, &g.s, g.spec.batch.max_batch);
-    compare_t cmp;
-    compare_outputs(out, g.s.expected, (size_t)g.s.n, &cmp);
-    cr_log_info("gpu %s (%s): rel L2 %.3e %.3e %.3e %.3e (all %.3e), max abs %.3e", c->case_name, info,
-                cmp.rel_l2[0], cmp.rel_l2[1], cmp.rel_l2[2], cmp.rel_l2[3], cmp.rel_l2_all, cmp.max_abs_all);
-    cr_expect_eq(cmp.nonfinite, 0, "%zu outputs not finite", cmp.nonfinite);
-    for (int k = 0; k < NUM_TOWERS; k++)
-        cr_expect_leq(cmp.rel_l2[k], 1e-5, "%s tower %s: rel L2 %.3e > 1e-5", c->case_name, tower_names[k],
-                      cmp.rel_l2[k]);
-    free(out);
-    engine_destroy(e);
-    golden_free(&g);
-}
 
 static double max_rel_diff(const double *a, const double *b, int n)
 {
@@ -114,7 +34,7 @@ Test(gpu, batching_invariance, .timeout = 300)
     char err[ERR_MAX];
     golden_load("long", &g);
     const request_stream_t *s = &g.s;
-    engine_t *e = make_engine(&g, "gpu", 0, s->num_symbols);
+    engine_t *e = make_engine(&g.spec, &g.w, "gpu", 0, s->num_symbols);
     double *single = run_stream(e, s, 1);
     double *batched = xmalloc((size_t)s->n * 4 * sizeof *batched);
     uint64_t x = 12345;
@@ -150,8 +70,8 @@ Test(gpu, long_run_matches_reference, .timeout = 600)
     golden_load("small", &g);
     enum { STEPS = 2000 };
     const int F = g.spec.num_features;
-    engine_t *gpu = make_engine(&g, "gpu", 0, 2);
-    engine_t *ref = make_engine(&g, "cpu", 1, 2);
+    engine_t *gpu = make_engine(&g.spec, &g.w, "gpu", 0, 2);
+    engine_t *ref = make_engine(&g.spec, &g.w, "cpu", 1, 2);
     float *feat = xmalloc((size_t)F * sizeof *feat);
     double *out_g = xmalloc(STEPS * 4 * sizeof(double)), *out_r = xmalloc(STEPS * 4 * sizeof(double));
     const int slot = 1;
@@ -184,7 +104,7 @@ Test(gpu, save_load_reset, .timeout = 300)
     golden_t g;
     char err[ERR_MAX];
     golden_load("small", &g);
-    engine_t *e = make_engine(&g, "gpu", 0, 4);
+    engine_t *e = make_engine(&g.spec, &g.w, "gpu", 0, 4);
     const int F = g.spec.num_features, slot = 2;
     const size_t bytes = e->ops->state_bytes(e);
     void *saved = xmalloc(bytes), *fresh = xmalloc(bytes);

@@ -1,7 +1,11 @@
 #include "testutil.h"
 
+#include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "util.h"
 
 const char *shared_path(const char *rel)
 {
@@ -9,4 +13,47 @@ const char *shared_path(const char *rel)
     const char *root = getenv("STEPFUSE_SHARED");
     snprintf(buf, sizeof buf, "%s/%s", root && *root ? root : "../shared", rel);
     return buf;
+}
+
+void golden_load(const char *case_name, golden_t *g)
+{
+    char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX], path[256];
+    snprintf(path, sizeof path, "specs/%s.yaml", case_name);
+    cr_assert_eq(spec_load(path, &g->spec, err), 0, "%s", err);
+    snprintf(path, sizeof path, "golden/%s/weights.safetensors", case_name);
+    cr_assert_eq(weights_load(shared_path(path), &g->spec, &g->w, err), 0, "%s", err);
+    snprintf(path, sizeof path, "golden/%s/io.safetensors", case_name);
+    cr_assert_eq(stream_load(shared_path(path), g->spec.num_features, &g->s, err), 0, "%s", err);
+}
+
+void golden_free(golden_t *g)
+{
+    stream_free(&g->s);
+    weights_free(&g->w);
+}
+
+engine_t *make_engine(const spec_t *s, const weights_t *w, const char *backend, int fp64,
+                      int max_symbols)
+{
+    char err[ERR_MAX];
+    engine_options_t o = {.backend = backend, .fp64 = fp64, .max_symbols = max_symbols};
+    engine_t *e = engine_create(s, w, &o, err);
+    cr_assert_not_null(e, "%s", err);
+    return e;
+}
+
+double *run_stream(engine_t *e, const request_stream_t *s, int batch)
+{
+    char err[ERR_MAX];
+    double *out = xmalloc((size_t)s->n * 4 * sizeof *out);
+    for (int i = 0; i < 4 * s->n; i++) out[i] = NAN;
+    cr_assert_eq(stream_run(e, s, batch, out, err), 0, "%s", err);
+    return out;
+}
+
+size_t count_nonfinite(const double *v, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(v[i]);
+    return bad;
 }

@@ -4,8 +4,38 @@
 
 #include <stddef.h>
 
+#include "engine.h"
+#include "spec.h"
+#include "stream.h"
+#include "weights.h"
+
 /* Path of a file under the shared data folder: $STEPFUSE_SHARED (default ../shared,
  * relative to the repository root where the tests run). Returns a static buffer. */
 const char *shared_path(const char *rel);
+
+/* Tests that need a CUDA device skip cleanly without one. */
+#define SKIP_WITHOUT_GPU()                                    \
+    do {                                                      \
+        if (!gpu_available()) cr_skip_test("no CUDA device"); \
+    } while (0)
+
+/* A golden case: specs/<case>.yaml, its weights and request stream from the shared data. */
+typedef struct {
+    spec_t spec;
+    weights_t w;
+    request_stream_t s;
+} golden_t;
+
+void golden_load(const char *case_name, golden_t *g);
+void golden_free(golden_t *g);
+
+/* An engine or a failed assertion with the engine's message. */
+engine_t *make_engine(const spec_t *s, const weights_t *w, const char *backend, int fp64,
+                      int max_symbols);
+
+/* Outputs [n, 4] of the stream in batches of `batch`, NaN-poisoned first (free them). */
+double *run_stream(engine_t *e, const request_stream_t *s, int batch);
+
+size_t count_nonfinite(const double *v, size_t n);
 
 #endif
