@@ -143,6 +143,22 @@ Test(gen, rejects_sizes_the_kernel_cannot_load)
     cr_expect(strstr(err, "hidden_size = 66") != NULL, "message: %s", err);
 }
 
+/* The projections stage a window of every entry's inputs in shared memory: a max_batch
+ * whose smallest window does not fit is refused by name; the largest that fits is taken. */
+Test(gen, rejects_a_batch_the_staging_cannot_hold)
+{
+    spec_t s;
+    load_spec("specs/small.yaml", &s);
+    char err[ERR_MAX] = "", *src = NULL;
+    size_t len;
+    s.batch.max_batch = STAGE_FLOATS / (3 * 128) + 1;
+    cr_assert_eq(emit_kernel(&s, "big.yaml", &src, &len, err), -1);
+    cr_expect(strstr(err, "max_batch") != NULL, "message: %s", err);
+    s.batch.max_batch = STAGE_FLOATS / (3 * 128);
+    cr_assert_eq(emit_kernel(&s, "big.yaml", &src, &len, err), 0, "%s", err);
+    free(src);
+}
+
 /* Every tensor, state region and activation starts on 16 bytes; the sLSTM m starts at
  * -infinity and everything else at zero. */
 Test(gen, layout_is_aligned_and_initialised)
