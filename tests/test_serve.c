@@ -326,6 +326,10 @@ Test(serve, bad_inputs_are_refused_and_others_served)
         big,
         r8,
         "{\"message_type\":\"error\",\"error\":\"too slow\",\"details\":\"p99 above 50 ms\"}\n",
+        /* the answers, then hang up and wait for the client to come back: it has then
+         * read every line above */
+        "@wait 3",
+        "@close",
     };
     script_server_t s = {.script = script, .count = ARRAY_LEN(script), .expect = 3};
     client_t c;
