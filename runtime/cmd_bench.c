@@ -42,10 +42,14 @@ static void usage(FILE *f)
             "  --batch LIST     comma-separated batch sizes (default 1,8,32,50,64)\n"
             "  --iters N        timed steps per batch size (default 30, after 5 warm-up steps)\n"
             "  --baseline B     cublas (default) or none\n"
-            "  --check N        also run N requests on 2 symbols through the fused engine and\n"
-            "                   the float64 C reference (slow at full size: a few per minute)\n"
-            "  --tolerance T    exit 1 if a fused-vs-unfused or --check relative L2 error\n"
-            "                   exceeds T (default 1e-4)\n"
+            "  --check N        also run N requests on up to 4 symbols through both GPU engines\n"
+            "                   and the float64 C reference (slow at full size: seconds each)\n"
+            "  --tolerance T    exit 1 if a --check relative L2 error exceeds T (default 1e-4)\n"
+            "  --cross-tolerance T\n"
+            "                   exit 1 if fused and unfused differ by more than T (default\n"
+            "                   1e-3: two fp32 engines differ by up to ~1e-4 in RetNet at full\n"
+            "                   size, whose first step normalises q.k per head, ill-conditioned\n"
+            "                   where it cancels; a defect differs at order 1)\n"
             "  --json F         also write the results as JSON to F\n"
             "  -h, --help       this text\n",
             WEIGHTS_SEED);
@@ -67,7 +71,8 @@ typedef struct {
     int nrows;
     bench_row_t rows[MAX_BATCHES];
     int checked; /* requests compared with the C reference */
-    compare_t check;
+    int nchecked;       /* engines compared with it: fused, then unfused */
+    compare_t check[2];
 } bench_t;
 
 static int parse_batches(const char *list, int *out, int *n)
@@ -126,12 +131,14 @@ static int cross_check(engine_t *a, engine_t *b, int nb, compare_t *c, char *err
     return rc;
 }
 
-/* n requests alternating over 2 slots: the fused engine in one batch (so the engine
- * splits it into waves), the float64 C reference one at a time. */
-static int check_reference(const spec_t *s, const weights_t *w, engine_t *gpu, int n,
-                           compare_t *c, char *err)
+/* n requests over min(n, 4) symbols in turn through each GPU engine in one batch (the
+ * engine splits it into waves of distinct symbols) and through the float64 C reference one
+ * at a time; c[i]: engine i against the reference. */
+static int check_reference(const spec_t *s, const weights_t *w, engine_t *const *gpu, int ngpu,
+                           int n, compare_t *c, char *err)
 {
-    engine_options_t oc = {.backend = "cpu", .fp64 = 1, .max_symbols = 2};
+    const int nsym = n < 4 ? n : 4;
+    engine_options_t oc = {.backend = "cpu", .fp64 = 1, .max_symbols = nsym};
     engine_t *cpu = engine_create(s, w, &oc, err);
     if (!cpu) return -1;
     const int F = s->num_features;
@@ -139,16 +146,18 @@ static int check_reference(const spec_t *s, const weights_t *w, engine_t *gpu, i
     int *slots = xmalloc((size_t)n * sizeof *slots);
     double *og = xmalloc((size_t)n * 4 * sizeof *og), *oc_ = xmalloc((size_t)n * 4 * sizeof *oc_);
     random_features(feat, (size_t)n * F, 0x2545f4914f6cdd1dULL);
-    for (int r = 0; r < n; r++) slots[r] = r % 2;
-    gpu->ops->reset_slot(gpu, 0);
-    gpu->ops->reset_slot(gpu, 1);
-    int rc = engine_step(gpu, n, slots, feat, og, err);
+    for (int r = 0; r < n; r++) slots[r] = r % nsym;
+    int rc = 0;
     for (int r = 0; r < n && !rc; r++) {
         rc = engine_step(cpu, 1, slots + r, feat + (size_t)r * F, oc_ + 4 * r, err);
         fprintf(stderr, "\rC reference: request %d of %d", r + 1, n);
     }
     fprintf(stderr, "\n");
-    if (!rc) compare_outputs(og, oc_, (size_t)n, c);
+    for (int i = 0; i < ngpu && !rc; i++) {
+        for (int k = 0; k < nsym; k++) gpu[i]->ops->reset_slot(gpu[i], k);
+        rc = engine_step(gpu[i], n, slots, feat, og, err);
+        if (!rc) compare_outputs(og, oc_, (size_t)n, &c[i]);
+    }
     free(feat);
     free(slots);
     free(og);
@@ -179,9 +188,10 @@ static void print_table(const spec_t *s, const bench_t *b)
         else
             printf(" %9s %8s %11s %11s\n", "-", "-", "-", "-");
     }
-    if (b->checked) {
-        printf("\nfused vs C reference float64, %d requests on 2 symbols:\n", b->checked);
-        compare_print(stdout, &b->check);
+    for (int i = 0; i < b->nchecked; i++) {
+        printf("\n%s vs C reference float64, %d requests on %d symbols:\n",
+               i ? "unfused" : "fused", b->checked, b->checked < 4 ? b->checked : 4);
+        compare_print(stdout, &b->check[i]);
     }
 }
 
@@ -219,9 +229,11 @@ static int write_json(const char *path, const spec_t *s, const bench_t *b, char 
                             b->state_bytes, "jit_cold_s", b->jit_cold_s, "jit_cached_s",
                             b->jit_cached_s, "fused_device_bytes", b->fused_mem,
                             "unfused_device_bytes", b->unfused_mem, "batches", rows);
-    if (b->checked) {
+    if (b->nchecked) {
         json_object_set_new(doc, "reference_requests", json_integer(b->checked));
-        json_object_set_new(doc, "fused_vs_reference_fp64", compare_json(&b->check));
+        json_object_set_new(doc, "fused_vs_reference_fp64", compare_json(&b->check[0]));
+        if (b->nchecked > 1)
+            json_object_set_new(doc, "unfused_vs_reference_fp64", compare_json(&b->check[1]));
     }
     int rc = json_dump_file(doc, path, JSON_INDENT(2)) ? seterr(err, "cannot write %s", path) : 0;
     json_decref(doc);
@@ -275,8 +287,10 @@ static int run(const spec_t *s, const weights_t *w, const int *batches, int nb,
         fprintf(stderr, "batch %d: fused %.3f ms\n", r->batch, r->fused_ms);
     }
     if (!rc && check) {
-        rc = check_reference(s, w, fused, check, &b->check, err);
+        engine_t *const engines[2] = {fused, unfused};
+        rc = check_reference(s, w, engines, unfused ? 2 : 1, check, b->check, err);
         b->checked = rc ? 0 : check;
+        b->nchecked = rc ? 0 : unfused ? 2 : 1;
     }
     engine_destroy(unfused);
     engine_destroy(fused);
@@ -290,12 +304,13 @@ int cmd_bench(int argc, char **argv)
         {"batch", required_argument, 0, 'b'},    {"iters", required_argument, 0, 'i'},
         {"baseline", required_argument, 0, 'B'}, {"check", required_argument, 0, 'c'},
         {"tolerance", required_argument, 0, 't'}, {"json", required_argument, 0, 'j'},
+        {"cross-tolerance", required_argument, 0, 'x'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     static const char *const baselines[] = {"cublas", "none", NULL};
     const char *spec_path = NULL, *weights_path = NULL, *batch_list = "1,8,32,50,64";
     const char *baseline = "cublas", *json_path = NULL;
     int iters = 30, check = 0, c;
-    double tolerance = 1e-4;
+    double tolerance = 1e-4, cross_tolerance = 1e-3;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': spec_path = optarg; break;
@@ -310,6 +325,9 @@ int cmd_bench(int argc, char **argv)
             break;
         case 't':
             if (arg_double("bench", "--tolerance", optarg, 0, &tolerance)) return 2;
+            break;
+        case 'x':
+            if (arg_double("bench", "--cross-tolerance", optarg, 0, &cross_tolerance)) return 2;
             break;
         case 'B':
             if (arg_choice("bench", "--baseline", optarg, baselines)) return 2;
@@ -352,16 +370,17 @@ int cmd_bench(int argc, char **argv)
         rc = -1;
     }
     for (int i = 0; i < b->nrows && !rc; i++)
-        if (b->rows[i].unfused_ms >= 0 && !(compare_worst(&b->rows[i].diff) <= tolerance)) {
+        if (b->rows[i].unfused_ms >= 0 && !(compare_worst(&b->rows[i].diff) <= cross_tolerance)) {
             fprintf(stderr, "stepfuse bench: batch %d: fused and unfused differ by %.3e > %.1e\n",
-                    b->rows[i].batch, compare_worst(&b->rows[i].diff), tolerance);
+                    b->rows[i].batch, compare_worst(&b->rows[i].diff), cross_tolerance);
             rc = -1;
         }
-    if (!rc && b->checked && !(compare_worst(&b->check) <= tolerance)) {
-        fprintf(stderr, "stepfuse bench: fused differs from the C reference by %.3e > %.1e\n",
-                compare_worst(&b->check), tolerance);
-        rc = -1;
-    }
+    for (int i = 0; i < b->nchecked && !rc; i++)
+        if (!(compare_worst(&b->check[i]) <= tolerance)) {
+            fprintf(stderr, "stepfuse bench: %s differs from the C reference by %.3e > %.1e\n",
+                    i ? "unfused" : "fused", compare_worst(&b->check[i]), tolerance);
+            rc = -1;
+        }
     free(b);
     weights_free(&w);
     return rc ? 1 : 0;
