@@ -220,9 +220,17 @@ int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err)
     char *saved = old ? strdup(old) : NULL;
     if (!mkdtemp(dir)) return seterr(err, "cannot make a temporary cache folder: %s", strerror(errno));
     setenv("STEPFUSE_CACHE", dir, 1);
+    /* NVRTC keeps compiled code in the CUDA JIT cache (~/.nv/ComputeCache) too: a cold
+     * measurement must not be served from there */
+    char *saved_disable = getenv("CUDA_CACHE_DISABLE") ? strdup(getenv("CUDA_CACHE_DISABLE")) : NULL;
+    setenv("CUDA_CACHE_DISABLE", "1", 1);
     jit_kernel_t k;
     double t0 = seconds_now();
     int rc = load_kernel(s, &k, err);
+    if (!rc && k.from_cache) {
+        jit_unload(&k);
+        rc = seterr(err, "gpu: the kernel came from the empty cache folder %s", dir);
+    }
     if (!rc) {
         *cold_s = seconds_now() - t0;
         jit_unload(&k);
@@ -233,7 +241,10 @@ int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err)
     }
     if (saved) setenv("STEPFUSE_CACHE", saved, 1);
     else unsetenv("STEPFUSE_CACHE");
+    if (saved_disable) setenv("CUDA_CACHE_DISABLE", saved_disable, 1);
+    else unsetenv("CUDA_CACHE_DISABLE");
     free(saved);
+    free(saved_disable);
     if (remove_tree(dir)) fprintf(stderr, "could not remove %s: %s\n", dir, strerror(errno));
     return rc;
 }
