@@ -1,7 +1,8 @@
-/* The fused kernel on a GPU (each test skips where there is none; the golden streams are in
- * test_golden.c): batching invariance with repeated symbols, outputs poisoned before every launch and all written
- * (the engine checks it), a long run against the C reference, slot save/load, and the
- * out-of-memory message. Each test makes its own CUDA context; keep them small. */
+/* The fused kernel on a GPU (each test skips where there is none; golden streams in
+ * test_golden.c, slot save/load in test_engines.c): batching invariance with repeated
+ * symbols, outputs poisoned before every launch and all written (the engine checks it), a
+ * long run against the C reference, and the out-of-memory message. Each test makes its own
+ * CUDA context; keep them small. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <math.h>
@@ -94,37 +95,6 @@ Test(gpu, long_run_matches_reference, .timeout = 600)
     free(out_r);
     engine_destroy(gpu);
     engine_destroy(ref);
-    golden_free(&g);
-}
-
-/* save_slot/load_slot round-trip a symbol's state; reset_slot restores the initial one. */
-Test(gpu, save_load_reset, .timeout = 300)
-{
-    SKIP_WITHOUT_GPU();
-    golden_t g;
-    char err[ERR_MAX];
-    golden_load("small", &g);
-    engine_t *e = make_engine(&g.spec, &g.w, "gpu", 0, 4);
-    const int F = g.spec.num_features, slot = 2;
-    const size_t bytes = e->ops->state_bytes(e);
-    void *saved = xmalloc(bytes), *fresh = xmalloc(bytes);
-    cr_assert_eq(e->ops->save_slot(e, slot, fresh, err), 0, "%s", err);
-    double first[4], a[4], b[4];
-    cr_assert_eq(engine_step(e, 1, &slot, g.s.features, first, err), 0, "%s", err);
-    cr_assert_eq(e->ops->save_slot(e, slot, saved, err), 0, "%s", err);
-    cr_assert_eq(engine_step(e, 1, &slot, g.s.features + F, a, err), 0, "%s", err);
-    cr_assert_eq(e->ops->load_slot(e, slot, saved, err), 0, "%s", err);
-    cr_assert_eq(engine_step(e, 1, &slot, g.s.features + F, b, err), 0, "%s", err);
-    cr_expect_arr_eq(a, b, sizeof a, "replay after load_slot differs");
-    e->ops->reset_slot(e, slot);
-    cr_assert_eq(engine_step(e, 1, &slot, g.s.features, b, err), 0, "%s", err);
-    cr_expect_arr_eq(first, b, sizeof b, "reset_slot did not restore the initial state");
-    cr_expect_neq(memcmp(fresh, saved, bytes), 0, "a step did not change the state");
-    int bad = 99;
-    cr_expect_eq(engine_step(e, 1, &bad, g.s.features, a, err), -1, "slot 99 of 4 accepted");
-    free(saved);
-    free(fresh);
-    engine_destroy(e);
     golden_free(&g);
 }
 

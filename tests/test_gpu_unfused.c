@@ -1,7 +1,7 @@
 /* The unfused GPU step ("cublas" backend; each test but the first skips where there is no
- * GPU; the golden streams are in test_golden.c): its kernels compile with NVRTC; random batchings with repeated
- * symbols follow one at a time, and a batch equals its waves fed separately bit for bit;
- * every output written; slot save/load/reset; and, when
+ * GPU; golden streams in test_golden.c, slot save/load in test_engines.c): its kernels
+ * compile with NVRTC; random batchings with repeated symbols follow one at a time, and a
+ * batch equals its waves fed separately bit for bit; every output written; and, when
  * $STEPFUSE_FULL_WEIGHTS names weights of specs/hackathon.yaml, the full-size model against
  * the fused kernel and the float64 C reference. */
 #include <criterion/criterion.h>
@@ -103,37 +103,6 @@ Test(gpu_unfused, repeated_slots_run_as_ordered_waves, .timeout = 300)
     cr_expect_arr_eq(a, b, sizeof a, "one batch with repeated slots differs from its waves fed separately");
     engine_destroy(one);
     engine_destroy(split);
-    golden_free(&g);
-}
-
-/* save_slot/load_slot round-trip a symbol's state; reset_slot restores the initial one. */
-Test(gpu_unfused, save_load_reset, .timeout = 300)
-{
-    SKIP_WITHOUT_GPU();
-    golden_t g;
-    char err[ERR_MAX];
-    golden_load("small", &g);
-    engine_t *e = make_engine(&g.spec, &g.w, "cublas", 0, 4);
-    const int F = g.spec.num_features, slot = 2;
-    const size_t bytes = e->ops->state_bytes(e);
-    void *saved = xmalloc(bytes), *fresh = xmalloc(bytes);
-    cr_assert_eq(e->ops->save_slot(e, slot, fresh, err), 0, "%s", err);
-    double first[4], a[4], b[4];
-    cr_assert_eq(engine_step(e, 1, &slot, g.s.features, first, err), 0, "%s", err);
-    cr_assert_eq(e->ops->save_slot(e, slot, saved, err), 0, "%s", err);
-    cr_assert_eq(engine_step(e, 1, &slot, g.s.features + F, a, err), 0, "%s", err);
-    cr_assert_eq(e->ops->load_slot(e, slot, saved, err), 0, "%s", err);
-    cr_assert_eq(engine_step(e, 1, &slot, g.s.features + F, b, err), 0, "%s", err);
-    cr_expect_arr_eq(a, b, sizeof a, "replay after load_slot differs");
-    e->ops->reset_slot(e, slot);
-    cr_assert_eq(engine_step(e, 1, &slot, g.s.features, b, err), 0, "%s", err);
-    cr_expect_arr_eq(first, b, sizeof b, "reset_slot did not restore the initial state");
-    cr_expect_neq(memcmp(fresh, saved, bytes), 0, "a step did not change the state");
-    int bad = 99;
-    cr_expect_eq(engine_step(e, 1, &bad, g.s.features, a, err), -1, "slot 99 of 4 accepted");
-    free(saved);
-    free(fresh);
-    engine_destroy(e);
     golden_free(&g);
 }
 
