@@ -387,8 +387,11 @@ static int cublas_wave(engine_t *base, int nb, const int *slots, const float *fe
 static void cublas_reset_slot(engine_t *base, int slot)
 {
     cublas_engine_t *e = (cublas_engine_t *)base;
-    if (slot >= 0 && slot < base->max_symbols)
-        cudaMemcpy(e->d_state + (size_t)slot * e->slot_floats, e->h_init, slot_bytes(e), cudaMemcpyHostToDevice);
+    char err[ERR_MAX];
+    if (slot >= 0 && slot < base->max_symbols &&
+        gpu_copy(e->d_state + (size_t)slot * e->slot_floats, e->h_init, slot_bytes(e), cudaMemcpyHostToDevice,
+                 e->stream, "cublas engine: resetting a slot", err))
+        fprintf(stderr, "%s\n", err);
 }
 
 static size_t cublas_state_bytes(const engine_t *base) { return slot_bytes((const cublas_engine_t *)base); }
@@ -397,16 +400,16 @@ static int cublas_save_slot(engine_t *base, int slot, void *buf, char *err)
 {
     cublas_engine_t *e = (cublas_engine_t *)base;
     OK(engine_check_slot(&e->base, slot, err));
-    CU(cudaMemcpy(buf, e->d_state + (size_t)slot * e->slot_floats, slot_bytes(e), cudaMemcpyDeviceToHost));
-    return 0;
+    return gpu_copy(buf, e->d_state + (size_t)slot * e->slot_floats, slot_bytes(e), cudaMemcpyDeviceToHost,
+                    e->stream, "cublas engine: saving a slot", err);
 }
 
 static int cublas_load_slot(engine_t *base, int slot, const void *buf, char *err)
 {
     cublas_engine_t *e = (cublas_engine_t *)base;
     OK(engine_check_slot(&e->base, slot, err));
-    CU(cudaMemcpy(e->d_state + (size_t)slot * e->slot_floats, buf, slot_bytes(e), cudaMemcpyHostToDevice));
-    return 0;
+    return gpu_copy(e->d_state + (size_t)slot * e->slot_floats, buf, slot_bytes(e), cudaMemcpyHostToDevice,
+                    e->stream, "cublas engine: loading a slot", err);
 }
 
 static void cublas_destroy(engine_t *base)
@@ -814,8 +817,8 @@ static int cublas_time_step(engine_t *base, int nb, int warmup, int iters, doubl
             e->h_feats[(size_t)r * F + f] = (float)((double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0);
         }
     }
-    CU(cudaMemcpy(e->d_slots, e->h_slots, (size_t)nb * sizeof(int), cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(e->a.feats, e->h_feats, (size_t)nb * F * sizeof(float), cudaMemcpyHostToDevice));
+    CU(cudaMemcpyAsync(e->d_slots, e->h_slots, (size_t)nb * sizeof(int), cudaMemcpyHostToDevice, e->stream));
+    CU(cudaMemcpyAsync(e->a.feats, e->h_feats, (size_t)nb * F * sizeof(float), cudaMemcpyHostToDevice, e->stream));
     cudaGraphExec_t exec = NULL;
     OK(capture_step(e, nb, &exec, err));
     double *ms = xmalloc((size_t)iters * sizeof *ms);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cuda_runtime_api.h>
 
@@ -99,12 +100,22 @@ static int gpu_wave(engine_t *base, int nb, const int *slots, const float *featu
     return 0;
 }
 
+int gpu_copy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
+             cudaStream_t stream, const char *what, char *err)
+{
+    CU(cudaMemcpyAsync(dst, src, bytes, kind, stream), what);
+    CU(cudaStreamSynchronize(stream), what);
+    return 0;
+}
+
 static void gpu_reset_slot(engine_t *base, int slot)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
-    if (slot >= 0 && slot < base->max_symbols)
-        cudaMemcpy(e->d_state + (size_t)slot * e->lay.slot_floats, e->h_init, slot_bytes(e),
-                   cudaMemcpyHostToDevice);
+    char err[ERR_MAX];
+    if (slot >= 0 && slot < base->max_symbols &&
+        gpu_copy(e->d_state + (size_t)slot * e->lay.slot_floats, e->h_init, slot_bytes(e),
+                 cudaMemcpyHostToDevice, e->stream, "resetting a slot", err))
+        fprintf(stderr, "%s\n", err);
 }
 
 static size_t gpu_state_bytes(const engine_t *base) { return slot_bytes((const gpu_engine_t *)base); }
@@ -113,18 +124,16 @@ static int gpu_save_slot(engine_t *base, int slot, void *buf, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
     if (engine_check_slot(&e->base, slot, err)) return -1;
-    CU(cudaMemcpy(buf, e->d_state + (size_t)slot * e->lay.slot_floats, slot_bytes(e), cudaMemcpyDeviceToHost),
-       "saving a slot");
-    return 0;
+    return gpu_copy(buf, e->d_state + (size_t)slot * e->lay.slot_floats, slot_bytes(e),
+                    cudaMemcpyDeviceToHost, e->stream, "saving a slot", err);
 }
 
 static int gpu_load_slot(engine_t *base, int slot, const void *buf, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
     if (engine_check_slot(&e->base, slot, err)) return -1;
-    CU(cudaMemcpy(e->d_state + (size_t)slot * e->lay.slot_floats, buf, slot_bytes(e), cudaMemcpyHostToDevice),
-       "loading a slot");
-    return 0;
+    return gpu_copy(e->d_state + (size_t)slot * e->lay.slot_floats, buf, slot_bytes(e),
+                    cudaMemcpyHostToDevice, e->stream, "loading a slot", err);
 }
 
 static void gpu_destroy(engine_t *base)
@@ -190,8 +199,10 @@ static int device_alloc(void **p, size_t bytes, const char *what, size_t total_n
                   what, bytes, total_needed, free_b, total_b, cudaGetErrorString(rc));
 }
 
-/* Generate the spec's kernel (the same source as stepfuse gen writes) and JIT-load it. */
-static int load_kernel(const spec_t *s, jit_kernel_t *k, char *err)
+/* Generate the spec's kernel (the same source as stepfuse gen writes) and JIT-load it.
+ * nonce != 0 appends a device variable holding it: the code differs, so no cache of the
+ * toolkit's (NVRTC serves repeated compiles from ~/.nv/ComputeCache) can answer. */
+static int load_kernel(const spec_t *s, unsigned long long nonce, jit_kernel_t *k, char *err)
 {
     char *src = NULL;
     size_t len;
@@ -200,6 +211,14 @@ static int load_kernel(const spec_t *s, jit_kernel_t *k, char *err)
     snprintf(yaml, sizeof yaml, "%s.yaml", s->name);
     emit_kernel_name(s, name, sizeof name);
     int rc = emit_kernel(s, yaml, &src, &len, err);
+    if (!rc && nonce) {
+        char line[96];
+        const int n = snprintf(line, sizeof line, "__device__ unsigned long long stepfuse_jit_nonce = %lluULL;\n",
+                               nonce);
+        src = realloc(src, len + (size_t)n + 1);
+        if (!src) abort();
+        memcpy(src + len, line, (size_t)n + 1);
+    }
     if (!rc)
         rc = jit_load(src, file, name, KERNEL_THREADS, emit_dynamic_smem_floats(s) * (int)sizeof(float), k, err);
     free(src);
@@ -220,13 +239,10 @@ int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err)
     char *saved = old ? strdup(old) : NULL;
     if (!mkdtemp(dir)) return seterr(err, "cannot make a temporary cache folder: %s", strerror(errno));
     setenv("STEPFUSE_CACHE", dir, 1);
-    /* NVRTC keeps compiled code in the CUDA JIT cache (~/.nv/ComputeCache) too: a cold
-     * measurement must not be served from there */
-    char *saved_disable = getenv("CUDA_CACHE_DISABLE") ? strdup(getenv("CUDA_CACHE_DISABLE")) : NULL;
-    setenv("CUDA_CACHE_DISABLE", "1", 1);
     jit_kernel_t k;
     double t0 = seconds_now();
-    int rc = load_kernel(s, &k, err);
+    const unsigned long long nonce = ((unsigned long long)getpid() << 32) ^ (unsigned long long)(t0 * 1e9);
+    int rc = load_kernel(s, nonce | 1, &k, err);
     if (!rc && k.from_cache) {
         jit_unload(&k);
         rc = seterr(err, "gpu: the kernel came from the empty cache folder %s", dir);
@@ -235,16 +251,13 @@ int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err)
         *cold_s = seconds_now() - t0;
         jit_unload(&k);
         t0 = seconds_now();
-        rc = load_kernel(s, &k, err);
+        rc = load_kernel(s, nonce | 1, &k, err);
         *cached_s = seconds_now() - t0;
         if (!rc) jit_unload(&k);
     }
     if (saved) setenv("STEPFUSE_CACHE", saved, 1);
     else unsetenv("STEPFUSE_CACHE");
-    if (saved_disable) setenv("CUDA_CACHE_DISABLE", saved_disable, 1);
-    else unsetenv("CUDA_CACHE_DISABLE");
     free(saved);
-    free(saved_disable);
     if (remove_tree(dir)) fprintf(stderr, "could not remove %s: %s\n", dir, strerror(errno));
     return rc;
 }
@@ -255,7 +268,7 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     catalogue_t cat;
     catalogue_build(s, &cat);
     int rc = layout_build(s, &cat, &e->lay, err);
-    if (!rc) rc = load_kernel(s, &e->k, err);
+    if (!rc) rc = load_kernel(s, 0, &e->k, err);
     const size_t wbytes = (size_t)e->lay.weight_floats * sizeof(float);
     const size_t sbytes = (size_t)e->base.max_symbols * slot_bytes(e);
     const size_t abytes = (size_t)e->lay.scratch_floats * sizeof(float);
@@ -379,8 +392,10 @@ static int gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *
             e->h_feats[(size_t)r * e->f4 + f] = (float)((double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0);
         }
     }
-    CU(cudaMemcpy(e->d_slots, e->h_slots, (size_t)nb * sizeof(int), cudaMemcpyHostToDevice), "copying slots");
-    CU(cudaMemcpy(e->d_feats, e->h_feats, (size_t)nb * e->f4 * sizeof(float), cudaMemcpyHostToDevice),
+    CU(cudaMemcpyAsync(e->d_slots, e->h_slots, (size_t)nb * sizeof(int), cudaMemcpyHostToDevice, e->stream),
+       "copying slots");
+    CU(cudaMemcpyAsync(e->d_feats, e->h_feats, (size_t)nb * e->f4 * sizeof(float), cudaMemcpyHostToDevice,
+                       e->stream),
        "copying features");
     kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb};
     void *args[] = {&p};

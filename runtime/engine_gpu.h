@@ -3,10 +3,18 @@
 #ifndef STEPFUSE_ENGINE_GPU_H
 #define STEPFUSE_ENGINE_GPU_H
 
+#include <cuda_runtime_api.h>
+
 #include "engine.h"
 
 /* 1 when a CUDA device can be used, else 0 (no driver, no device). */
 int gpu_available(void);
+
+/* Copy in `stream`'s order and wait for it. A plain cudaMemcpy runs on the legacy default
+ * stream, which does not order with the engines' non-blocking streams: a state reset could
+ * land after the next step's kernels read the slot. */
+int gpu_copy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
+             cudaStream_t stream, const char *what, char *err);
 
 /* Launch shape and resources of a gpu engine's kernel, one line. */
 void engine_gpu_describe(const engine_t *e, char *out, size_t size);
@@ -16,7 +24,8 @@ void engine_gpu_describe(const engine_t *e, char *out, size_t size);
 int gpu_copy_bandwidth(double *bytes_per_s, char *err);
 
 /* Seconds to generate and JIT-load the spec's kernel with an empty cubin cache (NVRTC
- * compiles) and again with the cubin cached; uses a temporary cache folder. */
+ * compiles, made to miss the toolkit's own caches too) and again with the cubin cached;
+ * uses a temporary cache folder. */
 int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err);
 
 #endif
