@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cuda_runtime_api.h>
 
@@ -199,10 +198,8 @@ static int device_alloc(void **p, size_t bytes, const char *what, size_t total_n
                   what, bytes, total_needed, free_b, total_b, cudaGetErrorString(rc));
 }
 
-/* Generate the spec's kernel (the same source as stepfuse gen writes) and JIT-load it.
- * nonce != 0 appends a device variable holding it: the code differs, so no cache of the
- * toolkit's (NVRTC serves repeated compiles from ~/.nv/ComputeCache) can answer. */
-static int load_kernel(const spec_t *s, unsigned long long nonce, jit_kernel_t *k, char *err)
+/* Generate the spec's kernel (the same source as stepfuse gen writes) and JIT-load it. */
+static int load_kernel(const spec_t *s, jit_kernel_t *k, char *err)
 {
     char *src = NULL;
     size_t len;
@@ -211,14 +208,6 @@ static int load_kernel(const spec_t *s, unsigned long long nonce, jit_kernel_t *
     snprintf(yaml, sizeof yaml, "%s.yaml", s->name);
     emit_kernel_name(s, name, sizeof name);
     int rc = emit_kernel(s, yaml, &src, &len, err);
-    if (!rc && nonce) {
-        char line[96];
-        const int n = snprintf(line, sizeof line, "__device__ unsigned long long stepfuse_jit_nonce = %lluULL;\n",
-                               nonce);
-        src = realloc(src, len + (size_t)n + 1);
-        if (!src) abort();
-        memcpy(src + len, line, (size_t)n + 1);
-    }
     if (!rc)
         rc = jit_load(src, file, name, KERNEL_THREADS, emit_dynamic_smem_floats(s) * (int)sizeof(float), k, err);
     free(src);
@@ -241,8 +230,7 @@ int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err)
     setenv("STEPFUSE_CACHE", dir, 1);
     jit_kernel_t k;
     double t0 = seconds_now();
-    const unsigned long long nonce = ((unsigned long long)getpid() << 32) ^ (unsigned long long)(t0 * 1e9);
-    int rc = load_kernel(s, nonce | 1, &k, err);
+    int rc = load_kernel(s, &k, err);
     if (!rc && k.from_cache) {
         jit_unload(&k);
         rc = seterr(err, "gpu: the kernel came from the empty cache folder %s", dir);
@@ -251,7 +239,7 @@ int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err)
         *cold_s = seconds_now() - t0;
         jit_unload(&k);
         t0 = seconds_now();
-        rc = load_kernel(s, nonce | 1, &k, err);
+        rc = load_kernel(s, &k, err);
         *cached_s = seconds_now() - t0;
         if (!rc) jit_unload(&k);
     }
@@ -268,7 +256,7 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     catalogue_t cat;
     catalogue_build(s, &cat);
     int rc = layout_build(s, &cat, &e->lay, err);
-    if (!rc) rc = load_kernel(s, 0, &e->k, err);
+    if (!rc) rc = load_kernel(s, &e->k, err);
     const size_t wbytes = (size_t)e->lay.weight_floats * sizeof(float);
     const size_t sbytes = (size_t)e->base.max_symbols * slot_bytes(e);
     const size_t abytes = (size_t)e->lay.scratch_floats * sizeof(float);

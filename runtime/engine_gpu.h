@@ -24,8 +24,7 @@ void engine_gpu_describe(const engine_t *e, char *out, size_t size);
 int gpu_copy_bandwidth(double *bytes_per_s, char *err);
 
 /* Seconds to generate and JIT-load the spec's kernel with an empty cubin cache (NVRTC
- * compiles, made to miss the toolkit's own caches too) and again with the cubin cached;
- * uses a temporary cache folder. */
+ * compiles) and again with the cubin cached; uses a temporary cache folder. */
 int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err);
 
 #endif

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -84,8 +86,24 @@ int nvrtc_build(const char *src, const char *file, const char *arch, nvrtc_build
 {
     memset(b, 0, sizeof *b);
     b->registers = b->shared_bytes = b->stack_bytes = b->spill_stores = b->spill_loads = -1;
+    /* NVRTC (CUDA 12.9+) answers a repeated compile of the same code from its own cache
+     * (~/.nv/ComputeCache where a driver is present), without ptxas and so without the
+     * resource report; a device variable holding a per-build nonce, appended after the
+     * last line, makes every build a real one. The project's cubin cache (jit.c) is what
+     * saves compiles. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    static unsigned builds;
+    const unsigned long long nonce = ((unsigned long long)getpid() << 40) ^
+                                     ((unsigned long long)now.tv_sec << 20) ^
+                                     (unsigned long long)now.tv_nsec ^ builds++;
+    const size_t len = strlen(src);
+    char *text = xmalloc(len + 96);
+    memcpy(text, src, len);
+    snprintf(text + len, 96, "\n__device__ unsigned long long stepfuse_build_nonce = %lluULL;\n", nonce);
     nvrtcProgram prog;
-    nvrtcResult r = nvrtcCreateProgram(&prog, src, file, 0, NULL, NULL);
+    nvrtcResult r = nvrtcCreateProgram(&prog, text, file, 0, NULL, NULL);
+    free(text);
     if (r != NVRTC_SUCCESS)
         return seterr(err, "%s: nvrtcCreateProgram: %s", file, nvrtcGetErrorString(r));
     const char *opts[8];
