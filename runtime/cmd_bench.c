@@ -92,15 +92,6 @@ static int parse_batches(const char *list, int *out, int *n)
     return *n ? 0 : -1;
 }
 
-static void random_features(float *f, size_t n, uint64_t seed)
-{
-    uint64_t x = seed | 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        f[i] = (float)((double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-    }
-}
-
 static double device_used(void)
 {
     size_t free_b = 0, total_b = 0;
@@ -115,7 +106,7 @@ static int cross_check(engine_t *a, engine_t *b, int nb, compare_t *c, char *err
     float *feat = xmalloc((size_t)nb * F * sizeof *feat);
     int *slots = xmalloc((size_t)nb * sizeof *slots);
     double *oa = xmalloc((size_t)nb * 4 * sizeof *oa), *ob = xmalloc((size_t)nb * 4 * sizeof *ob);
-    random_features(feat, (size_t)nb * F, 0x9e3779b97f4a7c15ULL + (uint64_t)nb);
+    random_uniform(feat, (size_t)nb * F, 0x9e3779b97f4a7c15ULL + (uint64_t)nb, -1, 1);
     for (int r = 0; r < nb; r++) {
         slots[r] = r;
         a->ops->reset_slot(a, r);
@@ -145,7 +136,7 @@ static int check_reference(const spec_t *s, const weights_t *w, engine_t *const 
     float *feat = xmalloc((size_t)n * F * sizeof *feat);
     int *slots = xmalloc((size_t)n * sizeof *slots);
     double *og = xmalloc((size_t)n * 4 * sizeof *og), *oc_ = xmalloc((size_t)n * 4 * sizeof *oc_);
-    random_features(feat, (size_t)n * F, 0x2545f4914f6cdd1dULL);
+    random_uniform(feat, (size_t)n * F, 0x2545f4914f6cdd1dULL, -1, 1);
     for (int r = 0; r < n; r++) slots[r] = r % nsym;
     int rc = 0;
     for (int r = 0; r < n && !rc; r++) {

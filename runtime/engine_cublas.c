@@ -765,12 +765,6 @@ engine_t *engine_cublas_create(const spec_t *s, const weights_t *w, const engine
 
 /* ---- timing --------------------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* One timed step (events around it): the enqueued step or the graph's replay. */
 static int timed_step(cublas_engine_t *e, int nb, cudaGraphExec_t graph, float *ms, char *err)
 {
@@ -809,14 +803,8 @@ static int cublas_time_step(engine_t *base, int nb, int warmup, int iters, doubl
         return seterr(err, "batch %d out of range [1, min(max_batch %d, max_symbols %d)]", nb, base->max_batch,
                       base->max_symbols);
     const int F = base->spec->num_features;
-    uint64_t x = 0x9e3779b97f4a7c15ULL;
-    for (int r = 0; r < nb; r++) {
-        e->h_slots[r] = r;
-        for (int f = 0; f < F; f++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            e->h_feats[(size_t)r * F + f] = (float)((double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-        }
-    }
+    for (int r = 0; r < nb; r++) e->h_slots[r] = r;
+    random_uniform(e->h_feats, (size_t)nb * F, 0x9e3779b97f4a7c15ULL, -1, 1);
     CU(cudaMemcpyAsync(e->d_slots, e->h_slots, (size_t)nb * sizeof(int), cudaMemcpyHostToDevice, e->stream));
     CU(cudaMemcpyAsync(e->a.feats, e->h_feats, (size_t)nb * F * sizeof(float), cudaMemcpyHostToDevice, e->stream));
     cudaGraphExec_t exec = NULL;
@@ -828,10 +816,7 @@ static int cublas_time_step(engine_t *base, int nb, int warmup, int iters, doubl
         rc = timed_step(e, nb, exec, &t, err);
         if (!rc && i >= warmup) ms[i - warmup] = t;
     }
-    if (!rc) {
-        qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
-        *median_ms = iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
-    }
+    if (!rc) *median_ms = median(ms, (size_t)iters);
     if (exec) cudaGraphExecDestroy(exec);
     free(ms);
     return rc;

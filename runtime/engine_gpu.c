@@ -58,6 +58,21 @@ int gpu_available(void)
 
 static size_t slot_bytes(const gpu_engine_t *e) { return (size_t)e->lay.slot_floats * sizeof(float); }
 
+/* One cooperative launch of the fused step over the first nb entries of d_slots/d_feats. */
+static cudaError_t launch_fused(gpu_engine_t *e, int nb)
+{
+    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb};
+    void *args[] = {&p};
+    cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
+    cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
+                              .blockDim = {(unsigned)e->k.threads, 1, 1},
+                              .dynamicSmemBytes = (size_t)e->k.dynamic_smem,
+                              .stream = e->stream,
+                              .attrs = &attr,
+                              .numAttrs = 1};
+    return cudaLaunchKernelExC(&cfg, (const void *)e->k.kernel, args);
+}
+
 /* engine_ops_t.step_wave: one launch over nb requests on distinct slots; out: [nb][4]. */
 static int gpu_wave(engine_t *base, int nb, const int *slots, const float *features, double *out,
                     char *err)
@@ -75,16 +90,7 @@ static int gpu_wave(engine_t *base, int nb, const int *slots, const float *featu
        "copying features");
     /* poison: every output must be written by the kernel */
     CU(cudaMemsetAsync(e->d_out, 0xff, (size_t)nb * 4 * sizeof(float), e->stream), "poisoning outputs");
-    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb};
-    void *args[] = {&p};
-    cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
-    cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
-                              .blockDim = {(unsigned)e->k.threads, 1, 1},
-                              .dynamicSmemBytes = (size_t)e->k.dynamic_smem,
-                              .stream = e->stream,
-                              .attrs = &attr,
-                              .numAttrs = 1};
-    CU(cudaLaunchKernelExC(&cfg, (const void *)e->k.kernel, args), "launching the fused step");
+    CU(launch_fused(e, nb), "launching the fused step");
     CU(cudaMemcpyAsync(e->h_out, e->d_out, (size_t)nb * 4 * sizeof(float), cudaMemcpyDeviceToHost, e->stream),
        "copying outputs");
     CU(cudaStreamSynchronize(e->stream), "fused step");
@@ -326,12 +332,6 @@ void engine_gpu_describe(const engine_t *base, char *out, size_t size)
              (double)e->lay.weight_floats * 4e-9, (double)e->lay.slot_floats * 4e-6);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int gpu_copy_bandwidth(double *bytes_per_s, char *err)
 {
     const size_t bytes = (size_t)1 << 30;
@@ -355,8 +355,7 @@ int gpu_copy_bandwidth(double *bytes_per_s, char *err)
     }
     if (c != cudaSuccess) rc = seterr(err, "gpu: measuring copy bandwidth: %s", cudaGetErrorString(c));
     else {
-        qsort(ms, 5, sizeof *ms, cmp_double);
-        *bytes_per_s = 2.0 * (double)bytes / (ms[2] * 1e-3);
+        *bytes_per_s = 2.0 * (double)bytes / (median(ms, 5) * 1e-3);
     }
     if (ev[0]) cudaEventDestroy(ev[0]);
     if (ev[1]) cudaEventDestroy(ev[1]);
@@ -372,33 +371,20 @@ static int gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *
         return seterr(err, "batch %d out of range [1, min(max_batch %d, max_symbols %d)]", nb, base->max_batch,
                       base->max_symbols);
     const int F = base->spec->num_features;
-    uint64_t x = 0x9e3779b97f4a7c15ULL;
     for (int r = 0; r < nb; r++) {
         e->h_slots[r] = r;
-        for (int f = 0; f < F; f++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            e->h_feats[(size_t)r * e->f4 + f] = (float)((double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-        }
+        random_uniform(e->h_feats + (size_t)r * e->f4, (size_t)F, 0x9e3779b97f4a7c15ULL + (uint64_t)r, -1, 1);
     }
     CU(cudaMemcpyAsync(e->d_slots, e->h_slots, (size_t)nb * sizeof(int), cudaMemcpyHostToDevice, e->stream),
        "copying slots");
     CU(cudaMemcpyAsync(e->d_feats, e->h_feats, (size_t)nb * e->f4 * sizeof(float), cudaMemcpyHostToDevice,
                        e->stream),
        "copying features");
-    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb};
-    void *args[] = {&p};
-    cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
-    cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
-                              .blockDim = {(unsigned)e->k.threads, 1, 1},
-                              .dynamicSmemBytes = (size_t)e->k.dynamic_smem,
-                              .stream = e->stream,
-                              .attrs = &attr,
-                              .numAttrs = 1};
     double *ms = xmalloc((size_t)(iters > 0 ? iters : 1) * sizeof *ms);
     int rc = 0;
     for (int i = 0; i < warmup + iters && !rc; i++) {
         cudaError_t c = cudaEventRecord(e->ev[0], e->stream);
-        if (c == cudaSuccess) c = cudaLaunchKernelExC(&cfg, (const void *)e->k.kernel, args);
+        if (c == cudaSuccess) c = launch_fused(e, nb);
         if (c == cudaSuccess) c = cudaEventRecord(e->ev[1], e->stream);
         if (c == cudaSuccess) c = cudaEventSynchronize(e->ev[1]);
         float t = 0;
@@ -406,10 +392,7 @@ static int gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *
         if (c != cudaSuccess) rc = seterr(err, "gpu: timed step: %s", cudaGetErrorString(c));
         else if (i >= warmup) ms[i - warmup] = t;
     }
-    if (!rc) {
-        qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
-        *median_ms = iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
-    }
+    if (!rc) *median_ms = median(ms, (size_t)iters);
     free(ms);
     return rc;
 }

@@ -3,6 +3,7 @@
 #define STEPFUSE_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -27,6 +28,13 @@ int make_dirs(const char *path);
 
 /* rm -rf of a folder this program made; 0 or -1 with errno set. */
 int remove_tree(const char *path);
+
+/* n values uniform in [lo, hi) from a xorshift64 stream started at seed (nonzero):
+ * deterministic inputs for benchmarks and tests. */
+void random_uniform(float *v, size_t n, uint64_t seed, double lo, double hi);
+
+/* Median of n > 0 values; sorts v. */
+double median(double *v, size_t n);
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -32,31 +32,19 @@ Test(gpu, batching_invariance, .timeout = 300)
 {
     SKIP_WITHOUT_GPU();
     golden_t g;
-    char err[ERR_MAX];
     golden_load("long", &g);
     const request_stream_t *s = &g.s;
     engine_t *e = make_engine(&g.spec, &g.w, "gpu", 0, s->num_symbols);
     double *single = run_stream(e, s, 1);
-    double *batched = xmalloc((size_t)s->n * 4 * sizeof *batched);
     uint64_t x = 12345;
     for (int trial = 0; trial < 3; trial++) {
-        for (int k = 0; k < s->num_symbols; k++) e->ops->reset_slot(e, k);
-        for (int i = 0; i < 4 * s->n; i++) batched[i] = NAN;
-        for (int i = 0; i < s->n;) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            int nb = 1 + (int)(x % 24);
-            if (nb > s->n - i) nb = s->n - i;
-            cr_assert_eq(engine_step(e, nb, s->slot + i, s->features + (size_t)i * s->num_features,
-                                     batched + 4 * (size_t)i, err),
-                         0, "%s", err);
-            i += nb;
-        }
+        double *batched = run_random_batches(e, s, &x);
         const double d = max_rel_diff(batched, single, 4 * s->n);
         cr_log_info("batching trial %d: max difference %.3e", trial, d);
         cr_expect_leq(d, 1e-6, "random batching differs from one at a time by %.3e", d);
+        free(batched);
     }
     free(single);
-    free(batched);
     engine_destroy(e);
     golden_free(&g);
 }

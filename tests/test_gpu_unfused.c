@@ -44,26 +44,14 @@ Test(gpu_unfused, batching_matches_one_at_a_time, .timeout = 300)
 {
     SKIP_WITHOUT_GPU();
     golden_t g;
-    char err[ERR_MAX];
     golden_load("long", &g);
     const request_stream_t *s = &g.s;
     engine_t *e = make_engine(&g.spec, &g.w, "cublas", 0, s->num_symbols);
     double *single = run_stream(e, s, 1);
     cr_expect_eq(count_nonfinite(single, 4 * s->n), 0, "one at a time: outputs not finite");
-    double *batched = xmalloc((size_t)s->n * 4 * sizeof *batched);
     uint64_t x = 12345;
     for (int trial = 0; trial < 3; trial++) {
-        for (int k = 0; k < s->num_symbols; k++) e->ops->reset_slot(e, k);
-        for (int i = 0; i < 4 * s->n; i++) batched[i] = NAN;
-        for (int i = 0; i < s->n;) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            int nb = 1 + (int)(x % 24);
-            if (nb > s->n - i) nb = s->n - i;
-            cr_assert_eq(engine_step(e, nb, s->slot + i, s->features + (size_t)i * s->num_features,
-                                     batched + 4 * (size_t)i, err),
-                         0, "%s", err);
-            i += nb;
-        }
+        double *batched = run_random_batches(e, s, &x);
         compare_t cmp;
         compare_outputs(batched, single, (size_t)s->n, &cmp);
         cr_log_info("cublas batching trial %d: rel L2 %.3e %.3e %.3e %.3e, max abs %.3e", trial, cmp.rel_l2[0],
@@ -72,9 +60,9 @@ Test(gpu_unfused, batching_matches_one_at_a_time, .timeout = 300)
         for (int k = 0; k < NUM_TOWERS; k++)
             cr_expect_leq(cmp.rel_l2[k], 1e-5, "trial %d tower %s: batched vs one at a time rel L2 %.3e", trial,
                           tower_names[k], cmp.rel_l2[k]);
+        free(batched);
     }
     free(single);
-    free(batched);
     engine_destroy(e);
     golden_free(&g);
 }
@@ -127,14 +115,8 @@ Test(gpu_unfused, full_size_matches_fused, .timeout = 600)
     float *feat = xmalloc((size_t)REQS * F * sizeof *feat);
     int slots[REQS];
     double ou[4 * REQS], of[4 * REQS], oref[4 * REF_REQS];
-    uint64_t x = 0x2545f4914f6cdd1dULL;
-    for (int r = 0; r < REQS; r++) {
-        slots[r] = r % 2;
-        for (int f = 0; f < F; f++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            feat[(size_t)r * F + f] = (float)((double)(x >> 11) / 9007199254740992.0 * 4.0 - 2.0);
-        }
-    }
+    for (int r = 0; r < REQS; r++) slots[r] = r % 2;
+    random_uniform(feat, (size_t)REQS * F, 0x2545f4914f6cdd1dULL, -2, 2);
     for (int i = 0; i < 4 * REQS; i++) ou[i] = of[i] = NAN;
     cr_assert_eq(engine_step(unf, REQS, slots, feat, ou, err), 0, "%s", err);
     cr_assert_eq(engine_step(fused, REQS, slots, feat, of, err), 0, "%s", err);

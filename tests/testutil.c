@@ -51,6 +51,24 @@ double *run_stream(engine_t *e, const request_stream_t *s, int batch)
     return out;
 }
 
+double *run_random_batches(engine_t *e, const request_stream_t *s, uint64_t *x)
+{
+    char err[ERR_MAX];
+    double *out = xmalloc((size_t)s->n * 4 * sizeof *out);
+    for (int i = 0; i < 4 * s->n; i++) out[i] = NAN;
+    for (int k = 0; k < s->num_symbols; k++) e->ops->reset_slot(e, k);
+    for (int i = 0; i < s->n;) {
+        *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+        int nb = 1 + (int)(*x % 24);
+        if (nb > s->n - i) nb = s->n - i;
+        cr_assert_eq(engine_step(e, nb, s->slot + i, s->features + (size_t)i * s->num_features,
+                                 out + 4 * (size_t)i, err),
+                     0, "%s", err);
+        i += nb;
+    }
+    return out;
+}
+
 size_t count_nonfinite(const double *v, size_t n)
 {
     size_t bad = 0;

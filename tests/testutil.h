@@ -3,6 +3,7 @@
 #define STEPFUSE_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "engine.h"
 #include "spec.h"
@@ -35,6 +36,11 @@ engine_t *make_engine(const spec_t *s, const weights_t *w, const char *backend, 
 
 /* Outputs [n, 4] of the stream in batches of `batch`, NaN-poisoned first (free them). */
 double *run_stream(engine_t *e, const request_stream_t *s, int batch);
+
+/* Outputs [n, 4] of the stream from every slot's initial state, cut into batches of 1..24
+ * requests drawn from the xorshift state *x (repeated symbols inside batches), poisoned
+ * with NaN first (free them). */
+double *run_random_batches(engine_t *e, const request_stream_t *s, uint64_t *x);
 
 size_t count_nonfinite(const double *v, size_t n);
 
