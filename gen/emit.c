@@ -7,10 +7,12 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "layout.h"
 #include "model.h"
+#include "stage_table.h"
 #include "templates.h"
 #include "util.h"
 
@@ -47,8 +49,6 @@ typedef struct {
 } ctx_t;
 
 static const char *const tower_struct[NUM_TOWERS] = {"L_xlstm", "L_mamba2", "L_retnet", "L_hawk"};
-static const int layer_phases[NUM_TOWERS] = {XLSTM_LAYER_PHASES, MAMBA2_LAYER_PHASES,
-                                             RETNET_LAYER_PHASES, HAWK_LAYER_PHASES};
 
 void emit_kernel_name(const spec_t *s, char *out, size_t size)
 {
@@ -165,37 +165,28 @@ static void emit_layout(sbuf_t *b, const ctx_t *c)
     }
 }
 
-/* Stage table: shared input stages, then per block a window of W slots in which each tower
- * spreads its phases (its layer phases, then the MLP's two) evenly, then output_proj. */
+/* The stage table (stage_table.c) as STAGES[NUM_STAGES][4] = {phase, block}. */
 static void emit_stage_table(sbuf_t *b, const ctx_t *c)
 {
-    const int L = c->s->tower_depth;
-    int W = 0;
-    for (int k = 0; k < NUM_TOWERS; k++) W = max_i(W, layer_phases[k] + 2);
-    const int stages = 2 + L * W + 1;
+    static const char *const shared[] = {"PH_IN_UP", "PH_IN_DOWN", "PH_MLP_UP", "PH_MLP_DOWN", "PH_OUT"};
+    const int stages = stage_count(c->s);
+    stage_entry_t *table = stage_table(c->s);
     put(b, "constexpr int XLSTM_PHASES = %d, MAMBA2_PHASES = %d, RETNET_PHASES = %d, HAWK_PHASES = %d;\n",
-        layer_phases[0], layer_phases[1], layer_phases[2], layer_phases[3]);
+        tower_layer_phases[0], tower_layer_phases[1], tower_layer_phases[2], tower_layer_phases[3]);
     put(b, "constexpr int NUM_STAGES = %d; // %d grid barriers per step\n", stages, stages - 1);
     put(b, "__constant__ StageEntry STAGES[NUM_STAGES][4] = {\n");
-    put(b, "    {{PH_IN_UP, 0}, {PH_IN_UP, 0}, {PH_IN_UP, 0}, {PH_IN_UP, 0}},\n");
-    put(b, "    {{PH_IN_DOWN, 0}, {PH_IN_DOWN, 0}, {PH_IN_DOWN, 0}, {PH_IN_DOWN, 0}},\n");
-    for (int l = 0; l < L; l++)
-        for (int slot = 0; slot < W; slot++) {
-            put(b, "    {");
-            for (int k = 0; k < NUM_TOWERS; k++) {
-                const int n = layer_phases[k] + 2;
-                int phase = -1;
-                for (int i = 0; i < n; i++)
-                    if (i * W / n == slot) phase = i;
-                const char *sep = k + 1 < NUM_TOWERS ? ", " : "";
-                if (phase < 0) put(b, "{-1, %d}%s", l, sep);
-                else if (phase == n - 2) put(b, "{PH_MLP_UP, %d}%s", l, sep);
-                else if (phase == n - 1) put(b, "{PH_MLP_DOWN, %d}%s", l, sep);
-                else put(b, "{%d, %d}%s", phase, l, sep);
-            }
-            put(b, "},\n");
+    for (int st = 0; st < stages; st++) {
+        put(b, "    {");
+        for (int k = 0; k < NUM_TOWERS; k++) {
+            const stage_entry_t e = table[st * NUM_TOWERS + k];
+            const char *sep = k + 1 < NUM_TOWERS ? ", " : "";
+            if (e.phase >= PHASE_IN_UP) put(b, "{%s, %d}%s", shared[e.phase - PHASE_IN_UP], e.block, sep);
+            else put(b, "{%d, %d}%s", e.phase, e.block, sep);
         }
-    put(b, "    {{PH_OUT, 0}, {PH_OUT, 0}, {PH_OUT, 0}, {PH_OUT, 0}},\n};\n");
+        put(b, "},\n");
+    }
+    put(b, "};\n");
+    free(table);
 }
 
 typedef struct {

@@ -232,6 +232,7 @@ struct Params {
     float *out;                  // [nb][4] in tower order
     unsigned *bar;               // grid barrier {arrived, generation}, zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
+    unsigned long long *trace;   // nullptr, or per-stage times (kernel.cu, trace_at)
 };
 
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
@@ -1505,8 +1506,34 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
     }
 }
 
+// Per-stage trace (p.trace non-null; the normal path pays one uniform branch per stage):
+// thread 0 of each CTA writes %globaltimer (ns, one clock for all SMs) to
+// p.trace[(row * gridDim.x + blockIdx.x) * 2 + i]: row 0 = {step start, step start}, row
+// s + 1 = {stage s done by every warp of the CTA, grid barrier released} (the last stage has
+// no barrier: released right after done). (NUM_STAGES + 1) * gridDim.x * 2 values.
+__device__ __forceinline__ unsigned long long global_ns()
+{
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+__device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row, int i)
+{
+    return p.trace[(row * gridDim.x + blockIdx.x) * 2 + i];
+}
+
+__device__ __forceinline__ void traced_barrier(const Params &p, int s)
+{
+    __syncthreads();
+    if (threadIdx.x == 0) trace_at(p, s + 1, 0) = global_ns();
+    if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
+    if (threadIdx.x == 0) trace_at(p, s + 1, 1) = global_ns();
+}
+
 extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
+    if (p.trace && threadIdx.x == 0) trace_at(p, 0, 0) = trace_at(p, 0, 1) = global_ns();
     for (int s = 0; s < NUM_STAGES; s++) {
         int units[4];
         long cost[4], total = 0;
@@ -1525,7 +1552,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
                 tower_run(p, k, STAGES[s][k].phase, STAGES[s][k].block, lo, hi);
             base += units[k] * cost[k];
         }
-        if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
+        if (p.trace) traced_barrier(p, s);
+        else if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     }
 }
 

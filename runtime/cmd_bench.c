@@ -19,6 +19,8 @@
 #include "engine.h"
 #include "engine_gpu.h"
 #include "spec.h"
+#include "stage_table.h"
+#include "step_trace.h"
 #include "util.h"
 #include "weights.h"
 
@@ -50,7 +52,11 @@ static void usage(FILE *f)
             "                   1e-3: two fp32 engines differ by up to ~1e-4 in RetNet at full\n"
             "                   size, whose first step normalises q.k per head, ill-conditioned\n"
             "                   where it cancels; a defect differs at order 1)\n"
-            "  --json F         also write the results as JSON to F\n"
+            "  --trace B        after the timed steps, one step at batch B with the kernel's\n"
+            "                   per-stage trace (%%globaltimer per CTA around each grid barrier):\n"
+            "                   a table of every stage (slowest and median CTA work, barrier\n"
+            "                   wait, span) and where the step's time goes by phase\n"
+            "  --json F         also write the results (and the trace) as JSON to F\n"
             "  -h, --help       this text\n",
             WEIGHTS_SEED);
 }
@@ -70,6 +76,9 @@ typedef struct {
     double weight_bytes, state_bytes;
     int nrows;
     bench_row_t rows[MAX_BATCHES];
+    int trace_batch;      /* 0: no trace */
+    int traced;           /* trace holds a report */
+    trace_report_t trace;
     int checked; /* requests compared with the C reference */
     int nchecked;       /* engines compared with it: fused, then unfused */
     compare_t check[2];
@@ -184,6 +193,7 @@ static void print_table(const spec_t *s, const bench_t *b)
                i ? "unfused" : "fused", b->checked, b->checked < 4 ? b->checked : 4);
         compare_print(stdout, &b->check[i]);
     }
+    if (b->traced) trace_report_print(stdout, &b->trace, b->trace_batch);
 }
 
 static json_t *compare_json(const compare_t *c)
@@ -220,6 +230,7 @@ static int write_json(const char *path, const spec_t *s, const bench_t *b, char 
                             b->state_bytes, "jit_cold_s", b->jit_cold_s, "jit_cached_s",
                             b->jit_cached_s, "fused_device_bytes", b->fused_mem,
                             "unfused_device_bytes", b->unfused_mem, "batches", rows);
+    if (b->traced) json_object_set_new(doc, "trace", trace_report_json(&b->trace, b->trace_batch));
     if (b->nchecked) {
         json_object_set_new(doc, "reference_requests", json_integer(b->checked));
         json_object_set_new(doc, "fused_vs_reference_fp64", compare_json(&b->check[0]));
@@ -231,11 +242,25 @@ static int write_json(const char *path, const spec_t *s, const bench_t *b, char 
     return rc;
 }
 
+/* One traced step of the fused engine at batch nb and its report. */
+static int trace_step(engine_t *fused, int nb, trace_report_t *r, char *err)
+{
+    step_trace_t tr;
+    if (gpu_trace_step(fused, nb, NULL, &tr, err)) return -1;
+    stage_entry_t *table = stage_table(fused->spec);
+    const int rc = trace_report_build(&tr, table, r, err);
+    free(table);
+    step_trace_free(&tr);
+    fprintf(stderr, "batch %d: traced step %.3f ms\n", nb, rc ? 0.0 : r->step * 1e-3);
+    return rc;
+}
+
 static int run(const spec_t *s, const weights_t *w, const int *batches, int nb,
                const char *baseline, int iters, int check, bench_t *b, char *err)
 {
     int max_b = 1;
     for (int i = 0; i < nb; i++) max_b = batches[i] > max_b ? batches[i] : max_b;
+    if (b->trace_batch > max_b) max_b = b->trace_batch;
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
         return seterr(err, "no CUDA device: the benchmark needs a GPU");
@@ -277,6 +302,8 @@ static int run(const spec_t *s, const weights_t *w, const int *batches, int nb,
             rc = unfused->ops->time_step(unfused, r->batch, 5, iters, &r->unfused_ms, err);
         fprintf(stderr, "batch %d: fused %.3f ms\n", r->batch, r->fused_ms);
     }
+    if (!rc && b->trace_batch) rc = trace_step(fused, b->trace_batch, &b->trace, err);
+    b->traced = !rc && b->trace_batch;
     if (!rc && check) {
         engine_t *const engines[2] = {fused, unfused};
         rc = check_reference(s, w, engines, unfused ? 2 : 1, check, b->check, err);
@@ -295,12 +322,12 @@ int cmd_bench(int argc, char **argv)
         {"batch", required_argument, 0, 'b'},    {"iters", required_argument, 0, 'i'},
         {"baseline", required_argument, 0, 'B'}, {"check", required_argument, 0, 'c'},
         {"tolerance", required_argument, 0, 't'}, {"json", required_argument, 0, 'j'},
-        {"cross-tolerance", required_argument, 0, 'x'},
+        {"cross-tolerance", required_argument, 0, 'x'}, {"trace", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     static const char *const baselines[] = {"cublas", "none", NULL};
     const char *spec_path = NULL, *weights_path = NULL, *batch_list = "1,8,32,50,64";
     const char *baseline = "cublas", *json_path = NULL;
-    int iters = 30, check = 0, c;
+    int iters = 30, check = 0, trace_batch = 0, c;
     double tolerance = 1e-4, cross_tolerance = 1e-3;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -313,6 +340,9 @@ int cmd_bench(int argc, char **argv)
             break;
         case 'c':
             if (arg_int("bench", "--check", optarg, 0, &check)) return 2;
+            break;
+        case 'T':
+            if (arg_int("bench", "--trace", optarg, 1, &trace_batch)) return 2;
             break;
         case 't':
             if (arg_double("bench", "--tolerance", optarg, 0, &tolerance)) return 2;
@@ -353,6 +383,7 @@ int cmd_bench(int argc, char **argv)
         return 1;
     }
     bench_t *b = xcalloc(1, sizeof *b);
+    b->trace_batch = trace_batch;
     int rc = run(&s, &w, batches, nb, baseline, iters, check, b, err);
     if (rc) fprintf(stderr, "stepfuse bench: %s\n", err);
     if (b->nrows) print_table(&s, b);
@@ -372,6 +403,7 @@ int cmd_bench(int argc, char **argv)
                     i ? "unfused" : "fused", compare_worst(&b->check[i]), tolerance);
             rc = -1;
         }
+    trace_report_free(&b->trace);
     free(b);
     weights_free(&w);
     return rc ? 1 : 0;

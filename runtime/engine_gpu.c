@@ -16,6 +16,7 @@
 #include "jit.h"
 #include "layout.h"
 #include "model.h"
+#include "stage_table.h"
 #include "util.h"
 
 /* Must match struct Params in templates/common.cu. */
@@ -28,6 +29,7 @@ typedef struct {
     float *out;
     unsigned *bar;
     int nb;
+    unsigned long long *trace;
 } kernel_params_t;
 
 typedef struct {
@@ -58,10 +60,11 @@ int gpu_available(void)
 
 static size_t slot_bytes(const gpu_engine_t *e) { return (size_t)e->lay.slot_floats * sizeof(float); }
 
-/* One cooperative launch of the fused step over the first nb entries of d_slots/d_feats. */
-static cudaError_t launch_fused(gpu_engine_t *e, int nb)
+/* One cooperative launch of the fused step over the first nb entries of d_slots/d_feats;
+ * d_trace: NULL, or [(stages + 1) * grid * 2] for the per-stage times (step_trace.h). */
+static cudaError_t launch_fused(gpu_engine_t *e, int nb, unsigned long long *d_trace)
 {
-    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb};
+    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, d_trace};
     void *args[] = {&p};
     cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
     cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
@@ -73,11 +76,9 @@ static cudaError_t launch_fused(gpu_engine_t *e, int nb)
     return cudaLaunchKernelExC(&cfg, (const void *)e->k.kernel, args);
 }
 
-/* engine_ops_t.step_wave: one launch over nb requests on distinct slots; out: [nb][4]. */
-static int gpu_wave(engine_t *base, int nb, const int *slots, const float *features, double *out,
-                    char *err)
+/* Slots [nb] and features [nb][F] to the device, in the engine stream's order. */
+static int upload_inputs(gpu_engine_t *e, int nb, const int *slots, const float *features, char *err)
 {
-    gpu_engine_t *e = (gpu_engine_t *)base;
     const int F = e->base.spec->num_features;
     for (int r = 0; r < nb; r++) {
         e->h_slots[r] = slots[r];
@@ -88,9 +89,16 @@ static int gpu_wave(engine_t *base, int nb, const int *slots, const float *featu
     CU(cudaMemcpyAsync(e->d_feats, e->h_feats, (size_t)nb * e->f4 * sizeof(float), cudaMemcpyHostToDevice,
                        e->stream),
        "copying features");
+    return 0;
+}
+
+/* One launch over the nb uploaded requests (distinct slots); out: [nb][4]; d_trace as for
+ * launch_fused. */
+static int wave(gpu_engine_t *e, int nb, double *out, unsigned long long *d_trace, char *err)
+{
     /* poison: every output must be written by the kernel */
     CU(cudaMemsetAsync(e->d_out, 0xff, (size_t)nb * 4 * sizeof(float), e->stream), "poisoning outputs");
-    CU(launch_fused(e, nb), "launching the fused step");
+    CU(launch_fused(e, nb, d_trace), "launching the fused step");
     CU(cudaMemcpyAsync(e->h_out, e->d_out, (size_t)nb * 4 * sizeof(float), cudaMemcpyDeviceToHost, e->stream),
        "copying outputs");
     CU(cudaStreamSynchronize(e->stream), "fused step");
@@ -103,6 +111,15 @@ static int gpu_wave(engine_t *base, int nb, const int *slots, const float *featu
         out[r] = (double)e->h_out[r];
     }
     return 0;
+}
+
+/* engine_ops_t.step_wave */
+static int gpu_wave(engine_t *base, int nb, const int *slots, const float *features, double *out,
+                    char *err)
+{
+    gpu_engine_t *e = (gpu_engine_t *)base;
+    if (upload_inputs(e, nb, slots, features, err)) return -1;
+    return wave(e, nb, out, NULL, err);
 }
 
 int gpu_copy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
@@ -364,27 +381,45 @@ int gpu_copy_bandwidth(double *bytes_per_s, char *err)
     return rc;
 }
 
+void gpu_bench_inputs(int nb, int num_features, int *slots, float *features)
+{
+    for (int r = 0; r < nb; r++) {
+        slots[r] = r;
+        random_uniform(features + (size_t)r * num_features, (size_t)num_features,
+                       0x9e3779b97f4a7c15ULL + (uint64_t)r, -1, 1);
+    }
+}
+
+static int check_bench_batch(const engine_t *e, int nb, char *err)
+{
+    if (nb < 1 || nb > e->max_batch || nb > e->max_symbols)
+        return seterr(err, "batch %d out of range [1, min(max_batch %d, max_symbols %d)]", nb, e->max_batch,
+                      e->max_symbols);
+    return 0;
+}
+
+/* The timed and traced steps' inputs (gpu_bench_inputs) to the device. */
+static int upload_bench_inputs(gpu_engine_t *e, int nb, char *err)
+{
+    const int F = e->base.spec->num_features;
+    int *slots = xmalloc((size_t)nb * sizeof *slots);
+    float *features = xmalloc((size_t)nb * F * sizeof *features);
+    gpu_bench_inputs(nb, F, slots, features);
+    int rc = upload_inputs(e, nb, slots, features, err);
+    free(slots);
+    free(features);
+    return rc;
+}
+
 static int gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *median_ms, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
-    if (nb < 1 || nb > base->max_batch || nb > base->max_symbols)
-        return seterr(err, "batch %d out of range [1, min(max_batch %d, max_symbols %d)]", nb, base->max_batch,
-                      base->max_symbols);
-    const int F = base->spec->num_features;
-    for (int r = 0; r < nb; r++) {
-        e->h_slots[r] = r;
-        random_uniform(e->h_feats + (size_t)r * e->f4, (size_t)F, 0x9e3779b97f4a7c15ULL + (uint64_t)r, -1, 1);
-    }
-    CU(cudaMemcpyAsync(e->d_slots, e->h_slots, (size_t)nb * sizeof(int), cudaMemcpyHostToDevice, e->stream),
-       "copying slots");
-    CU(cudaMemcpyAsync(e->d_feats, e->h_feats, (size_t)nb * e->f4 * sizeof(float), cudaMemcpyHostToDevice,
-                       e->stream),
-       "copying features");
+    if (check_bench_batch(base, nb, err) || upload_bench_inputs(e, nb, err)) return -1;
     double *ms = xmalloc((size_t)(iters > 0 ? iters : 1) * sizeof *ms);
     int rc = 0;
     for (int i = 0; i < warmup + iters && !rc; i++) {
         cudaError_t c = cudaEventRecord(e->ev[0], e->stream);
-        if (c == cudaSuccess) c = launch_fused(e, nb);
+        if (c == cudaSuccess) c = launch_fused(e, nb, NULL);
         if (c == cudaSuccess) c = cudaEventRecord(e->ev[1], e->stream);
         if (c == cudaSuccess) c = cudaEventSynchronize(e->ev[1]);
         float t = 0;
@@ -394,5 +429,29 @@ static int gpu_time_step(engine_t *base, int nb, int warmup, int iters, double *
     }
     if (!rc) *median_ms = median(ms, (size_t)iters);
     free(ms);
+    return rc;
+}
+
+int gpu_trace_step(engine_t *base, int nb, double *out, step_trace_t *tr, char *err)
+{
+    if (strcmp(base->ops->name, "gpu"))
+        return seterr(err, "a per-stage trace needs the gpu engine, not %s", base->ops->name);
+    gpu_engine_t *e = (gpu_engine_t *)base;
+    if (check_bench_batch(base, nb, err) || upload_bench_inputs(e, nb, err)) return -1;
+    tr->stages = stage_count(base->spec);
+    tr->ctas = e->k.grid;
+    const size_t bytes = (size_t)(tr->stages + 1) * (size_t)tr->ctas * 2 * sizeof *tr->t;
+    tr->t = xmalloc(bytes);
+    double *outs = out ? out : xmalloc((size_t)nb * 4 * sizeof *outs);
+    unsigned long long *d_trace = NULL;
+    int rc = device_alloc((void **)&d_trace, bytes, "the trace", bytes, err);
+    /* zero: a time the kernel did not write shows as missing */
+    if (!rc && cudaMemsetAsync(d_trace, 0, bytes, e->stream) != cudaSuccess)
+        rc = seterr(err, "gpu: clearing the trace");
+    if (!rc) rc = wave(e, nb, outs, d_trace, err);
+    if (!rc) rc = gpu_copy(tr->t, d_trace, bytes, cudaMemcpyDeviceToHost, e->stream, "copying the trace", err);
+    cudaFree(d_trace);
+    if (rc) step_trace_free(tr);
+    if (outs != out) free(outs);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include "engine.h"
+#include "step_trace.h"
 
 /* 1 when a CUDA device can be used, else 0 (no driver, no device). */
 int gpu_available(void);
@@ -26,5 +27,14 @@ int gpu_copy_bandwidth(double *bytes_per_s, char *err);
 /* Seconds to generate and JIT-load the spec's kernel with an empty cubin cache (NVRTC
  * compiles) and again with the cubin cached; uses a temporary cache folder. */
 int gpu_jit_time(const spec_t *s, double *cold_s, double *cached_s, char *err);
+
+/* The inputs of the timed and traced steps of a batch of nb: slots 0..nb-1, features
+ * [nb][num_features] uniform in [-1, 1), fixed per entry. */
+void gpu_bench_inputs(int nb, int num_features, int *slots, float *features);
+
+/* One step of gpu engine e on the bench inputs of a batch of nb with the kernel's per-stage
+ * trace on (advances slots 0..nb-1 like the timed step); out: [nb][4] or NULL. *tr gets the
+ * trace (free with step_trace_free). */
+int gpu_trace_step(engine_t *e, int nb, double *out, step_trace_t *tr, char *err);
 
 #endif

@@ -22,6 +22,7 @@ struct Params {
     float *out;                  // [nb][4] in tower order
     unsigned *bar;               // grid barrier {arrived, generation}, zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
+    unsigned long long *trace;   // nullptr, or per-stage times (kernel.cu, trace_at)
 };
 
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a

@@ -1,0 +1,188 @@
+/* The per-stage trace report (see step_trace.h). */
+#include "step_trace.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void step_trace_free(step_trace_t *t)
+{
+    free(t->t);
+    t->t = NULL;
+}
+
+void trace_report_free(trace_report_t *r)
+{
+    free(r->table);
+    free(r->stage);
+    free(r->phase);
+    memset(r, 0, sizeof *r);
+}
+
+/* Every time written, and each CTA's times in order (start, then done and released of
+ * every stage). */
+static int check_trace(const step_trace_t *t, char *err)
+{
+    for (int c = 0; c < t->ctas; c++) {
+        unsigned long long prev = 0;
+        for (int row = 0; row <= t->stages; row++)
+            for (int i = 0; i < 2; i++) {
+                const unsigned long long v = t->t[((size_t)row * t->ctas + c) * 2 + i];
+                const char *what = row == 0 ? "its start" : i == 0 ? "its work done" : "its release";
+                if (v == 0) return seterr(err, "trace: CTA %d wrote no time for %s of stage %d", c, what, row - 1);
+                if (v < prev)
+                    return seterr(err, "trace: CTA %d: %s of stage %d (%llu ns) is before its previous time (%llu ns)",
+                                  c, what, row - 1, v, prev);
+                prev = v;
+            }
+    }
+    return 0;
+}
+
+static int by_share_desc(const void *a, const void *b)
+{
+    const double x = ((const phase_time_t *)a)->share, y = ((const phase_time_t *)b)->share;
+    return (x < y) - (x > y);
+}
+
+/* Phase summary: each stage's work_max counts in full for each active phase of it, its
+ * span in equal shares. */
+static void summarise_phases(trace_report_t *r)
+{
+    r->phase = xcalloc((size_t)r->stages * NUM_TOWERS, sizeof *r->phase);
+    for (int s = 0; s < r->stages; s++) {
+        const stage_entry_t *e = r->table + (size_t)s * NUM_TOWERS;
+        const char *names[NUM_TOWERS];
+        int active = 0;
+        for (int k = 0; k < NUM_TOWERS; k++) {
+            if (e[k].phase == PHASE_IDLE) continue;
+            const char *name = phase_name(k, e[k].phase);
+            int seen = 0; /* in_up, in_down and out: one name for the four towers */
+            for (int j = 0; j < active; j++) seen |= !strcmp(names[j], name);
+            if (!seen) names[active++] = name;
+        }
+        for (int j = 0; j < active; j++) {
+            int p = 0;
+            while (p < r->nphases && strcmp(r->phase[p].name, names[j])) p++;
+            if (p == r->nphases) r->phase[r->nphases++].name = names[j];
+            r->phase[p].stages++;
+            r->phase[p].work += r->stage[s].work_max;
+            r->phase[p].share += r->stage[s].span / active;
+        }
+    }
+    qsort(r->phase, (size_t)r->nphases, sizeof *r->phase, by_share_desc);
+}
+
+int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_report_t *r, char *err)
+{
+    memset(r, 0, sizeof *r);
+    if (t->stages < 1 || t->ctas < 1) return seterr(err, "trace: empty (%d stages, %d CTAs)", t->stages, t->ctas);
+    if (check_trace(t, err)) return -1;
+    const int S = t->stages, C = t->ctas;
+    /* time of CTA c at row, i, in us after the first start */
+    unsigned long long t0 = t->t[0], start_max = t->t[0];
+    for (int c = 0; c < C; c++) {
+        const unsigned long long v = t->t[(size_t)c * 2];
+        if (v < t0) t0 = v;
+        if (v > start_max) start_max = v;
+    }
+#define AT(row, c, i) (1e-3 * (double)(t->t[((size_t)(row) * C + (c)) * 2 + (i)] - t0))
+    r->stages = S;
+    r->ctas = C;
+    r->table = xmalloc((size_t)S * NUM_TOWERS * sizeof *r->table);
+    memcpy(r->table, table, (size_t)S * NUM_TOWERS * sizeof *r->table);
+    r->stage = xcalloc((size_t)S, sizeof *r->stage);
+    r->start_spread = 1e-3 * (double)(start_max - t0);
+    double *work = xmalloc((size_t)C * sizeof *work), *wait = xmalloc((size_t)C * sizeof *wait);
+    double prev_last = r->start_spread; /* last release of the previous stage: the last start */
+    for (int s = 0; s < S; s++) {
+        stage_time_t *st = &r->stage[s];
+        double last = 0;
+        for (int c = 0; c < C; c++) {
+            work[c] = AT(s + 1, c, 0) - AT(s, c, 1);
+            wait[c] = AT(s + 1, c, 1) - AT(s + 1, c, 0);
+            if (c == 0 || work[c] > st->work_max) {
+                st->work_max = work[c];
+                st->slowest = c;
+            }
+            if (wait[c] > st->wait_max) st->wait_max = wait[c];
+            if (AT(s + 1, c, 1) > last) last = AT(s + 1, c, 1);
+        }
+        st->work_median = median(work, (size_t)C);
+        st->wait_median = median(wait, (size_t)C);
+        st->span = last - prev_last;
+        prev_last = last;
+        r->work_sum += st->work_max;
+        r->wait_max_sum += st->wait_max;
+        r->wait_median_sum += st->wait_median;
+        r->span_sum += st->span;
+    }
+#undef AT
+    r->step = prev_last;
+    free(work);
+    free(wait);
+    summarise_phases(r);
+    return 0;
+}
+
+void trace_report_print(FILE *f, const trace_report_t *r, int batch)
+{
+    fprintf(f,
+            "\nper-stage trace of one fused step at batch %d: %d stages, %d CTAs; times in us from\n"
+            "%%globaltimer. work: a CTA's own work of the stage, from its release by the previous\n"
+            "barrier to all its warps done (max over CTAs = the slowest CTA, and the median);\n"
+            "wait: done to released by the grid barrier (max, median); span: the stage's last\n"
+            "release minus the previous stage's last release (spans + start spread = step).\n",
+            batch, r->stages, r->ctas);
+    fprintf(f, "%5s %-15s %-15s %-15s %-15s %9s %5s %9s %9s %9s %9s\n", "stage", "xlstm",
+            "mamba2", "retnet", "hawk", "work max", "cta", "work med", "wait max", "wait med", "span");
+    for (int s = 0; s < r->stages; s++) {
+        const stage_time_t *st = &r->stage[s];
+        fprintf(f, "%5d", s);
+        for (int k = 0; k < NUM_TOWERS; k++)
+            fprintf(f, " %-15s", phase_name(k, r->table[(size_t)s * NUM_TOWERS + k].phase));
+        fprintf(f, " %9.1f %5d %9.1f %9.1f %9.1f %9.1f\n", st->work_max, st->slowest, st->work_median,
+                st->wait_max, st->wait_median, st->span);
+    }
+    fprintf(f,
+            "totals: slowest-CTA work %.1f us, barrier wait %.1f us (sum of max) / %.1f us (sum of\n"
+            "median), sum of spans %.1f us, CTA start spread %.1f us, step %.1f us (first start to\n"
+            "last release)\n",
+            r->work_sum, r->wait_max_sum, r->wait_median_sum, r->span_sum, r->start_spread, r->step);
+    fprintf(f,
+            "\nby phase, largest share first. share: each stage's span split equally among the phases\n"
+            "it runs (in_up, in_down and out count once for the four towers); the shares add up to\n"
+            "the sum of spans. work: the slowest-CTA work of the stages it runs, each in full.\n");
+    fprintf(f, "%-16s %6s %10s %7s %10s\n", "phase", "stages", "share us", "share", "work us");
+    for (int p = 0; p < r->nphases; p++) {
+        const phase_time_t *ph = &r->phase[p];
+        fprintf(f, "%-16s %6d %10.1f %6.1f%% %10.1f\n", ph->name, ph->stages, ph->share,
+                r->span_sum > 0 ? 100 * ph->share / r->span_sum : 0.0, ph->work);
+    }
+}
+
+json_t *trace_report_json(const trace_report_t *r, int batch)
+{
+    json_t *stages = json_array(), *phases = json_array();
+    for (int s = 0; s < r->stages; s++) {
+        const stage_time_t *st = &r->stage[s];
+        json_t *names = json_array();
+        for (int k = 0; k < NUM_TOWERS; k++)
+            json_array_append_new(names, json_string(phase_name(k, r->table[(size_t)s * NUM_TOWERS + k].phase)));
+        json_array_append_new(stages, json_pack("{s:i,s:o,s:f,s:i,s:f,s:f,s:f,s:f}", "stage", s, "phases",
+                                                names, "work_max_us", st->work_max, "slowest_cta",
+                                                st->slowest, "work_median_us", st->work_median,
+                                                "wait_max_us", st->wait_max, "wait_median_us",
+                                                st->wait_median, "span_us", st->span));
+    }
+    for (int p = 0; p < r->nphases; p++)
+        json_array_append_new(phases, json_pack("{s:s,s:i,s:f,s:f}", "phase", r->phase[p].name, "stages",
+                                                r->phase[p].stages, "share_us", r->phase[p].share,
+                                                "work_us", r->phase[p].work));
+    return json_pack("{s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:o,s:o}", "batch", batch, "ctas", r->ctas,
+                     "work_max_sum_us", r->work_sum, "wait_max_sum_us", r->wait_max_sum,
+                     "wait_median_sum_us", r->wait_median_sum, "span_sum_us", r->span_sum,
+                     "start_spread_us", r->start_spread, "step_us", r->step, "stages", stages,
+                     "phases", phases);
+}

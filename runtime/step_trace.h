@@ -1,0 +1,58 @@
+/* The per-stage timing trace of one fused step (engine_gpu.h, gpu_trace_step) and its
+ * report: for each stage the slowest and median CTA's own work and the time spent in the
+ * grid barrier, and where the step's time goes by phase. */
+#ifndef STEPFUSE_STEP_TRACE_H
+#define STEPFUSE_STEP_TRACE_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "stage_table.h"
+
+/* t[(row * ctas + cta) * 2 + i], %globaltimer nanoseconds (templates/kernel.cu): row 0 =
+ * {step start, step start}, row s + 1 = {stage s work done, grid barrier released}. */
+typedef struct {
+    int stages, ctas;
+    unsigned long long *t; /* [(stages + 1) * ctas * 2], malloc'd */
+} step_trace_t;
+
+/* One stage, microseconds. A CTA's work starts when the previous barrier released it. */
+typedef struct {
+    double work_max, work_median; /* own work: previous release to done */
+    int slowest;                  /* the CTA of work_max */
+    double wait_max, wait_median; /* in the barrier: done to released */
+    double span;                  /* last release of this stage minus the last of the previous */
+} stage_time_t;
+
+/* One phase name (phase_name), microseconds. */
+typedef struct {
+    const char *name;
+    int stages;   /* stages that run it */
+    double work;  /* sum of their work_max: a stage counts in full for each of its phases */
+    double share; /* sum of their span, each split equally among the stage's active phases */
+} phase_time_t;
+
+typedef struct {
+    int stages, ctas;
+    stage_entry_t *table; /* [stages][NUM_TOWERS], a copy */
+    stage_time_t *stage;  /* [stages] */
+    double work_sum;      /* sum of work_max */
+    double wait_max_sum, wait_median_sum, span_sum;
+    double start_spread;  /* last CTA start minus the first */
+    double step;          /* first start to last release */
+    int nphases;
+    phase_time_t *phase;  /* by share, largest first */
+} trace_report_t;
+
+void step_trace_free(step_trace_t *t);
+
+/* The report of trace t for the stage table it ran (table: [t->stages][NUM_TOWERS]). Fails
+ * when a time is missing (zero) or a CTA's times go backwards. */
+int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_report_t *r, char *err);
+void trace_report_free(trace_report_t *r);
+
+/* Table of every stage, totals and the phase summary; batch is named in the heading. */
+void trace_report_print(FILE *f, const trace_report_t *r, int batch);
+json_t *trace_report_json(const trace_report_t *r, int batch);
+
+#endif
