@@ -14,7 +14,7 @@ struct Buf {
 // @@layout@@
 
 struct Params {
-    const float *__restrict__ w; // weights, WEIGHT_FLOATS, generated layout
+    const char *__restrict__ w;  // weights, WEIGHT_BYTES, generated layout (byte offsets)
     float *state;                // [max_symbols][SLOT_FLOATS]
     float *scr;                  // activations, SCRATCH_FLOATS
     const int *slots;            // [nb] state slot of each batch entry (distinct)
@@ -54,7 +54,21 @@ template <class Lk> __device__ __forceinline__ float *st(const Params &p, int b,
 // Activations written earlier in this launch are read around L1 (.cg): other SMs wrote them.
 __device__ __forceinline__ float4 ld_act4(const float *q) { return __ldcg((const float4 *)q); }
 __device__ __forceinline__ float ld_act(const float *q) { return __ldcg(q); }
-__device__ __forceinline__ float4 ld_w4(const float *q) { return __ldg((const float4 *)q); }
+
+// A weight tensor stored in fp32 (norms, biases, conv taps...) at byte offset `off`.
+__device__ __forceinline__ const float *wvec(const Params &p, long off) { return (const float *)(p.w + off); }
+// Elements i .. i + 3 (i a multiple of 4) of a matrix at byte offset `off`, as stored.
+__device__ __forceinline__ MatRaw ld_mat4(const Params &p, long off, long i)
+{
+    return __ldg((const MatRaw *)(p.w + off) + i / 4);
+}
+// Stored matrix weights as floats: fp32 as is, bf16 widened exactly (the top half of an fp32).
+__device__ __forceinline__ float4 unpack(float4 w) { return w; }
+__device__ __forceinline__ float4 unpack(uint2 w)
+{
+    return make_float4(__uint_as_float(w.x << 16), __uint_as_float(w.x & 0xffff0000u), __uint_as_float(w.y << 16),
+                       __uint_as_float(w.y & 0xffff0000u));
+}
 
 // ---- grid barrier -------------------------------------------------------------------------
 // Sense by generation: the last CTA to arrive resets the count and bumps the generation.
@@ -237,9 +251,9 @@ __device__ __forceinline__ const float *in_row(const Params &p, const In &in, in
 }
 
 // ---- the batched projection ----------------------------------------------------------------
-// One matrix of a projection: weight rows at w (row o at w + o * ld), optional bias.
+// One matrix of a projection: rows of ld elements from byte offset w, optional fp32 bias.
 struct Mat {
-    long w, bias; // offsets into the weights; bias < 0: none
+    long w, bias; // byte offsets into the weights; bias < 0: none
 };
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1) { return Mat{w, bias}; }
@@ -353,11 +367,11 @@ __device__ __forceinline__ float transpose_sum(float (&a)[32])
     return a[0];
 }
 
-// A lane's float4 of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u (zero past
-// row `end` or column ld).
+// A lane's 4 weights of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u, as
+// stored (zero past row `end` or column ld).
 template <int NM, int RB, int U>
 __device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
-                                             float4 (&w)[NM][RB][U])
+                                             MatRaw (&w)[NM][RB][U])
 {
 #pragma unroll
     for (int u = 0; u < U; u++)
@@ -365,8 +379,8 @@ __device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM]
         for (int k = 0; k < NM; k++)
 #pragma unroll
             for (int r = 0; r < RB; r++)
-                w[k][r][u] = o0 + r < end && c + 128 * u < ld ? ld_w4(p.w + m[k].w + (long)(o0 + r) * ld + c + 128 * u)
-                                                              : make_float4(0.f, 0.f, 0.f, 0.f);
+                w[k][r][u] = o0 + r < end && c + 128 * u < ld ? ld_mat4(p, m[k].w, (long)(o0 + r) * ld + c + 128 * u)
+                                                              : MatRaw{};
 }
 
 // Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
@@ -419,7 +433,7 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                 if (w0 == 0)
                     for (int t = 0; t < nt; t++) run[t * 32] = 0.0f;
                 for (int cw = 0; cw < span; cw += CW) {
-                    float4 wv[NM][RB][U];
+                    MatRaw wv[NM][RB][U];
                     load_weights(p, m, ld, o0, pend, w0 + cw + lane * 4, wv);
                     for (int t = 0; t < nt; t++) {
                         float acc[32];
@@ -440,11 +454,12 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                                         if ((int)(INPUTS >> (4 * k) & 15u) != ii) continue;
 #pragma unroll
                                         for (int r = 0; r < RB; r++) {
+                                            const float4 w = unpack(wv[k][r][u]);
                                             float &s = acc[(k * RB + r) * JT + jj];
-                                            s = fmaf(wv[k][r][u].x, x.x, s);
-                                            s = fmaf(wv[k][r][u].y, x.y, s);
-                                            s = fmaf(wv[k][r][u].z, x.z, s);
-                                            s = fmaf(wv[k][r][u].w, x.w, s);
+                                            s = fmaf(w.x, x.x, s);
+                                            s = fmaf(w.y, x.y, s);
+                                            s = fmaf(w.z, x.z, s);
+                                            s = fmaf(w.w, x.w, s);
                                         }
                                     }
                                 }
@@ -468,7 +483,7 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                 if (r < RB && o < pend && b < nb) {
 #pragma unroll
                     for (int k = 0; k < NM; k++)
-                        if (m[k].bias >= 0) v[k] += __ldg(p.w + m[k].bias + o);
+                        if (m[k].bias >= 0) v[k] += __ldg(wvec(p, m[k].bias) + o);
                     epi(b, o, v);
                 }
             }
@@ -477,19 +492,19 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
     }
 }
 
-// Rows [lo, hi) of a BlockLinear whose blocks (`block` floats, a multiple of 4) are narrower
+// Rows [lo, hi) of a BlockLinear whose blocks (`block` elements, a multiple of 4) are narrower
 // than a warp's chunk (the mLSTM q, k, v projections): one thread per row, 8 entries' inputs
 // loaded at a time, the weight row from L1 after the first 8 entries.
 template <class Epi>
 __device__ void block_rows(const Params &p, const In &in, long w, int block, int lo, int hi, Epi epi)
 {
     for (int o = lo + threadIdx.x; o < hi; o += THREADS) {
-        const float *wr = p.w + w + (long)o * block;
+        const long row = (long)o * block;
         const int c0 = (o / block) * block;
         for (int b0 = 0; b0 < p.nb; b0 += 8) {
             float v[8] = {};
             for (int c = 0; c < block; c += 4) {
-                const float4 wv = ld_w4(wr + c);
+                const float4 wv = unpack(ld_mat4(p, w, row + c));
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     if (b0 + e >= p.nb) break;
@@ -588,7 +603,7 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
         break;
     }
     case PH_MLP_UP: { // ap = relu(fc1(RMSNorm(u; norm2)))   [P] <- [H]
-        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, p.w + blk + t.norm2_weight, nullptr)};
+        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, wvec(p, blk + t.norm2_weight), nullptr)};
         Mat m[1] = {mat(blk + t.fc1_weight, blk + t.fc1_bias)};
         proj_rows<1, 1, true>(p, in, m, H, 0, lo, hi,
                               [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
