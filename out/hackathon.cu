@@ -24,6 +24,8 @@ constexpr int MAX_BATCH = 64, THREADS = 256, WARPS = THREADS / 32;
 constexpr int WEIGHT_ROWS = 4, CHUNK_F4 = 16; // projections: rows per warp, loads of 4 per lane
 using MatRaw = float4; // 4 consecutive weights of a matrix row, as stored (fp32)
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
+constexpr int PREFETCH_AHEAD = 2; // L2 prefetch: chunks ahead of a warp's loads (0: none)
+constexpr bool PREFETCH_NEXT_STAGE = true; // L2 prefetch of the next stage's first chunks
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int MAX_GROUPS = 8; // most normalisation groups of one input
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
@@ -233,6 +235,7 @@ struct Params {
     float *out;                  // [nb][4] in tower order
     unsigned *bar;               // grid barrier {arrived, generation}, zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
+    int prefetch_only;           // set in the kernel only: the call prefetches the weights it would stream
 };
 
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
@@ -578,6 +581,32 @@ __device__ __forceinline__ float transpose_sum(float (&a)[32])
     return a[0];
 }
 
+// ---- L2 prefetch of weights ---------------------------------------------------------------
+// A projection keeps only a chunk per warp in registers; prefetching the weights it reads
+// next into L2 keeps memory busy across its chunk boundaries, stage ends and grid barriers.
+__device__ __forceinline__ void prefetch_l2(const void *q, long bytes)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned long a = (unsigned long)q & ~15ul, e = ((unsigned long)q + bytes + 15) & ~15ul;
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"((unsigned)(e - a)) : "memory");
+#endif
+}
+
+// Elements [c, c + n) (clipped to the row) of rows o0 .. o0 + RB - 1 (below `end`) of NM
+// matrices into L2: one bulk prefetch per row and matrix, by lanes or threads `id` of `ids`.
+template <int NM, int RB>
+__device__ __forceinline__ void prefetch_rows(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
+                                              int n, int id, int ids)
+{
+    constexpr int ES = sizeof(MatRaw) / 4; // bytes per element
+    n = min(n, ld - c);
+    if (n <= 0) return;
+    for (int t = id; t < NM * RB; t += ids) {
+        const int k = t / RB, o = o0 + t % RB;
+        if (o < end) prefetch_l2(p.w + m[k].w + ((long)o * ld + c) * ES, (long)n * ES);
+    }
+}
+
 // A lane's 4 weights of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u, as
 // stored (zero past row `end` or column ld).
 template <int NM, int RB, int U>
@@ -622,6 +651,11 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
     constexpr int RP = WARPS * GW * RB;           // rows per pass
     static_assert(NV % NM == 0 && NV * JT == 32 && U >= 1 && GW >= 1, "projection shape");
     if (lo >= hi) return;
+    if (p.prefetch_only) { // the first chunk of every warp's first row group, a row a thread
+        const int g = threadIdx.x / (NM * RB);
+        if (g < WARPS) prefetch_rows<NM, RB>(p, m, ld4(len), lo + g * RB, hi, 0, CW, threadIdx.x % (NM * RB), NM * RB);
+        return;
+    }
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
     const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
     const int win = max(1, STAGE_FLOATS / (NIN * nb * CW)) * CW; // staged columns, a multiple of CW
@@ -644,6 +678,12 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                 if (w0 == 0)
                     for (int t = 0; t < nt; t++) run[t * 32] = 0.0f;
                 for (int cw = 0; cw < span; cw += CW) {
+                    if (PREFETCH_AHEAD) { // the chunk PREFETCH_AHEAD ahead in this warp's window
+                        const int q = cw / CW + PREFETCH_AHEAD, chunks = span / CW;
+                        const int ia = i + q / chunks, oa = pass0 + (warp + ia * WARPS) * RB;
+                        if (ia < GW && oa < pend)
+                            prefetch_rows<NM, RB>(p, m, ld, oa, pend, w0 + q % chunks * CW, CW, lane, 32);
+                    }
                     MatRaw wv[NM][RB][U];
                     load_weights(p, m, ld, o0, pend, w0 + cw + lane * 4, wv);
                     for (int t = 0; t < nt; t++) {
@@ -709,6 +749,11 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
 template <class Epi>
 __device__ void block_rows(const Params &p, const In &in, long w, int block, int lo, int hi, Epi epi)
 {
+    if (p.prefetch_only) {
+        constexpr int ES = sizeof(MatRaw) / 4;
+        if (threadIdx.x == 0 && lo < hi) prefetch_l2(p.w + w + (long)lo * block * ES, (long)(hi - lo) * block * ES);
+        return;
+    }
     for (int o = lo + threadIdx.x; o < hi; o += THREADS) {
         const long row = (long)o * block;
         const int c0 = (o / block) * block;
@@ -870,6 +915,9 @@ struct XLSTM {
         }
         return 0;
     }
+
+    // phases whose work is projections (the others read and write state and activations)
+    __device__ static bool streams(int phase) { return phase == 1 || phase == 3 || phase == 4 || phase == 5 || phase == 7; }
 
     __device__ static long cost(int phase, int nb)
     {
@@ -1150,6 +1198,8 @@ struct Mamba2 {
         return H;
     }
 
+    __device__ static bool streams(int phase) { return phase != 1; } // phase 1: the state update
+
     __device__ static long cost(int phase, int nb)
     {
         switch (phase) {
@@ -1283,6 +1333,8 @@ struct RetNet {
         return H;
     }
 
+    __device__ static bool streams(int phase) { return phase != 1; } // phase 1: the retention update
+
     __device__ static long cost(int phase, int nb)
     {
         return phase == 1 ? state_cost(2L * STATE_ROWS * 128 * 4) : row_cost(1, H, nb);
@@ -1382,6 +1434,8 @@ struct Hawk {
         return phase == 0 ? 2 * H : H;
     }
 
+    __device__ static bool streams(int) { return true; } // every phase is a projection
+
     __device__ static long cost(int phase, int nb)
     {
         return phase == 1 ? row_cost(2, HK_BS, nb) : row_cost(1, H, nb);
@@ -1442,7 +1496,8 @@ struct Hawk {
 // One launch = one ensemble step for a batch of distinct slots. Stage s runs, for each tower,
 // the phase the stage table gives it (or nothing); all towers' units of work of a stage are
 // split over every CTA of the grid in equal shares of cost (tower_cost: bytes and FMAs of a
-// unit), then a grid barrier separates the stages.
+// unit), then a grid barrier separates the stages. A CTA done with its share prefetches the
+// first weights of its share of the next stage into L2 before it waits at the barrier.
 
 struct StageEntry {
     signed char phase; // tower phase, PH_* for the shared ones, -1: idle
@@ -1624,8 +1679,20 @@ __device__ __forceinline__ bool cost_part(long a, long b, long base, long cost, 
     return lo < hi;
 }
 
+__device__ __forceinline__ bool tower_streams(int tower, int phase)
+{
+    if (phase >= PH_IN_UP) return true;
+    switch (tower) {
+    case 0: return XLSTM::streams(phase);
+    case 1: return Mamba2::streams(phase);
+    case 2: return RetNet::streams(phase);
+    default: return Hawk::streams(phase);
+    }
+}
+
 __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
 {
+    if (p.prefetch_only && !tower_streams(tower, phase)) return;
     if (phase >= PH_IN_UP) {
         const TowerCommon t = tower == 0   ? tower_common<L_xlstm>()
                               : tower == 1 ? tower_common<L_mamba2>()
@@ -1642,27 +1709,40 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
     }
 }
 
+// This CTA's share of stage s (not inlined: the kernel calls it twice, to run and to prefetch).
+__device__ __noinline__ void run_stage(const Params &p, int s)
+{
+    int units[4];
+    long cost[4], total = 0;
+    for (int k = 0; k < 4; k++) {
+        const int ph = STAGES[s][k].phase;
+        units[k] = ph < 0 ? 0 : tower_units(k, ph, p.nb);
+        cost[k] = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
+        total += units[k] * cost[k];
+    }
+    // this CTA's contiguous share of the stage's cost, all towers' units concatenated
+    const long a = total * blockIdx.x / gridDim.x, b = total * (blockIdx.x + 1) / gridDim.x;
+    long base = 0;
+    for (int k = 0; k < 4; k++) {
+        int lo, hi;
+        if (units[k] && cost_part(a, b, base, cost[k], units[k], lo, hi))
+            tower_run(p, k, STAGES[s][k].phase, STAGES[s][k].block, lo, hi);
+        base += units[k] * cost[k];
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
     for (int s = 0; s < NUM_STAGES; s++) {
-        int units[4];
-        long cost[4], total = 0;
-        for (int k = 0; k < 4; k++) {
-            const int ph = STAGES[s][k].phase;
-            units[k] = ph < 0 ? 0 : tower_units(k, ph, p.nb);
-            cost[k] = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
-            total += units[k] * cost[k];
+        run_stage(p, s);
+        if (s + 1 < NUM_STAGES) {
+            if (PREFETCH_NEXT_STAGE) {
+                Params q = p;
+                q.prefetch_only = 1;
+                run_stage(q, s + 1);
+            }
+            grid_barrier(p.bar);
         }
-        // this CTA's contiguous share of the stage's cost, all towers' units concatenated
-        const long a = total * blockIdx.x / gridDim.x, b = total * (blockIdx.x + 1) / gridDim.x;
-        long base = 0;
-        for (int k = 0; k < 4; k++) {
-            int lo, hi;
-            if (units[k] && cost_part(a, b, base, cost[k], units[k], lo, hi))
-                tower_run(p, k, STAGES[s][k].phase, STAGES[s][k].block, lo, hi);
-            base += units[k] * cost[k];
-        }
-        if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     }
 }
 

@@ -28,6 +28,7 @@ typedef struct {
     float *out;
     unsigned *bar;
     int nb;
+    int prefetch_only; /* 0: set in the kernel only */
 } kernel_params_t;
 
 typedef struct {
@@ -62,7 +63,7 @@ static size_t slot_bytes(const gpu_engine_t *e) { return (size_t)e->lay.slot_flo
 /* One cooperative launch of the fused step over the first nb entries of d_slots/d_feats. */
 static cudaError_t launch_fused(gpu_engine_t *e, int nb)
 {
-    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb};
+    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, 0};
     void *args[] = {&p};
     cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
     cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},

@@ -22,6 +22,7 @@ struct Params {
     float *out;                  // [nb][4] in tower order
     unsigned *bar;               // grid barrier {arrived, generation}, zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
+    int prefetch_only;           // set in the kernel only: the call prefetches the weights it would stream
 };
 
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
@@ -367,6 +368,32 @@ __device__ __forceinline__ float transpose_sum(float (&a)[32])
     return a[0];
 }
 
+// ---- L2 prefetch of weights ---------------------------------------------------------------
+// A projection keeps only a chunk per warp in registers; prefetching the weights it reads
+// next into L2 keeps memory busy across its chunk boundaries, stage ends and grid barriers.
+__device__ __forceinline__ void prefetch_l2(const void *q, long bytes)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned long a = (unsigned long)q & ~15ul, e = ((unsigned long)q + bytes + 15) & ~15ul;
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"((unsigned)(e - a)) : "memory");
+#endif
+}
+
+// Elements [c, c + n) (clipped to the row) of rows o0 .. o0 + RB - 1 (below `end`) of NM
+// matrices into L2: one bulk prefetch per row and matrix, by lanes or threads `id` of `ids`.
+template <int NM, int RB>
+__device__ __forceinline__ void prefetch_rows(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
+                                              int n, int id, int ids)
+{
+    constexpr int ES = sizeof(MatRaw) / 4; // bytes per element
+    n = min(n, ld - c);
+    if (n <= 0) return;
+    for (int t = id; t < NM * RB; t += ids) {
+        const int k = t / RB, o = o0 + t % RB;
+        if (o < end) prefetch_l2(p.w + m[k].w + ((long)o * ld + c) * ES, (long)n * ES);
+    }
+}
+
 // A lane's 4 weights of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u, as
 // stored (zero past row `end` or column ld).
 template <int NM, int RB, int U>
@@ -411,6 +438,11 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
     constexpr int RP = WARPS * GW * RB;           // rows per pass
     static_assert(NV % NM == 0 && NV * JT == 32 && U >= 1 && GW >= 1, "projection shape");
     if (lo >= hi) return;
+    if (p.prefetch_only) { // the first chunk of every warp's first row group, a row a thread
+        const int g = threadIdx.x / (NM * RB);
+        if (g < WARPS) prefetch_rows<NM, RB>(p, m, ld4(len), lo + g * RB, hi, 0, CW, threadIdx.x % (NM * RB), NM * RB);
+        return;
+    }
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
     const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
     const int win = max(1, STAGE_FLOATS / (NIN * nb * CW)) * CW; // staged columns, a multiple of CW
@@ -433,6 +465,12 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                 if (w0 == 0)
                     for (int t = 0; t < nt; t++) run[t * 32] = 0.0f;
                 for (int cw = 0; cw < span; cw += CW) {
+                    if (PREFETCH_AHEAD) { // the chunk PREFETCH_AHEAD ahead in this warp's window
+                        const int q = cw / CW + PREFETCH_AHEAD, chunks = span / CW;
+                        const int ia = i + q / chunks, oa = pass0 + (warp + ia * WARPS) * RB;
+                        if (ia < GW && oa < pend)
+                            prefetch_rows<NM, RB>(p, m, ld, oa, pend, w0 + q % chunks * CW, CW, lane, 32);
+                    }
                     MatRaw wv[NM][RB][U];
                     load_weights(p, m, ld, o0, pend, w0 + cw + lane * 4, wv);
                     for (int t = 0; t < nt; t++) {
@@ -498,6 +536,11 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
 template <class Epi>
 __device__ void block_rows(const Params &p, const In &in, long w, int block, int lo, int hi, Epi epi)
 {
+    if (p.prefetch_only) {
+        constexpr int ES = sizeof(MatRaw) / 4;
+        if (threadIdx.x == 0 && lo < hi) prefetch_l2(p.w + w + (long)lo * block * ES, (long)(hi - lo) * block * ES);
+        return;
+    }
     for (int o = lo + threadIdx.x; o < hi; o += THREADS) {
         const long row = (long)o * block;
         const int c0 = (o / block) * block;
