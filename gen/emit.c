@@ -99,17 +99,26 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
     put(b, "\n// launch shape and buffers\n");
     put(b, "constexpr int MAX_BATCH = %d, THREADS = %d, WARPS = THREADS / 32;\n", s->batch.max_batch,
         KERNEL_THREADS);
-    put(b, "constexpr int WEIGHT_ROWS = %d, CHUNK_F4 = %d; // projections: rows per warp, float4 per lane\n",
-        KERNEL_WEIGHT_ROWS, KERNEL_CHUNK_F4);
+    /* bf16 matrices: a load of 4 weights is 8 bytes, so a lane holds twice as many in the
+     * same registers */
+    const int bf16 = s->precision.weights == PRECISION_BF16;
+    put(b, "constexpr int WEIGHT_ROWS = %d, CHUNK_F4 = %d; // projections: rows per warp, loads of 4 per lane\n",
+        KERNEL_WEIGHT_ROWS, bf16 ? 2 * KERNEL_CHUNK_F4 : KERNEL_CHUNK_F4);
+    put(b, "using MatRaw = %s; // 4 consecutive weights of a matrix row, as stored (%s)\n",
+        bf16 ? "uint2" : "float4", precision_name(s->precision.weights));
     put(b, "constexpr bool SPLIT_BY_COST = %s; // stages split by cost, not unit count\n",
         KERNEL_SPLIT_BY_COST ? "true" : "false");
+    put(b, "constexpr int PREFETCH_AHEAD = %d; // L2 prefetch: chunks ahead of a warp's loads (0: none)\n",
+        KERNEL_PREFETCH_AHEAD);
+    put(b, "constexpr bool PREFETCH_NEXT_STAGE = %s; // L2 prefetch of the next stage's first chunks\n",
+        KERNEL_PREFETCH_NEXT_STAGE ? "true" : "false");
     put(b, "constexpr int STAGE_FLOATS = %d, SUMS_WARP = %d; // dynamic shared memory: staged inputs, sums\n",
         STAGE_FLOATS, emit_sums_warp(s));
     put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",
         max_i(1, max_i(s->xlstm.mlstm_num_heads, s->retnet.num_heads)));
     put(b, "constexpr int STATE_ROWS = %d;  // rows of a state matrix per warp task\n", KERNEL_STATE_ROWS);
-    put(b, "constexpr long WEIGHT_FLOATS = %lld, SLOT_FLOATS = %lld, SCRATCH_FLOATS = %lld;\n",
-        (long long)c->lay->weight_floats, (long long)c->lay->slot_floats,
+    put(b, "constexpr long WEIGHT_BYTES = %lld, SLOT_FLOATS = %lld, SCRATCH_FLOATS = %lld;\n",
+        (long long)c->lay->weight_bytes, (long long)c->lay->slot_floats,
         (long long)c->lay->scratch_floats);
 }
 
@@ -126,7 +135,7 @@ static void emit_layout(sbuf_t *b, const ctx_t *c)
     const catalogue_t *cat = c->cat;
     const layout_t *lay = c->lay;
     char m[TENSOR_NAME_MAX];
-    put(b, "// Weight offsets (floats; rows padded to 4 floats), per tower: tower-level tensors,\n"
+    put(b, "// Weight offsets (bytes; rows padded to 4 elements), per tower: tower-level tensors,\n"
            "// then block tensors b_* relative to blocks.0 (block l adds l * block_stride);\n"
            "// state of a slot: st_* within a block; activations: sc_* regions [MAX_BATCH][stride].\n");
     put(b, "constexpr long W_output_proj_weight = %lld, W_output_proj_bias = %lld;\n",
@@ -220,9 +229,9 @@ static void emit_header(sbuf_t *b, const spec_t *s, const char *spec_path)
 
 int emit_kernel(const spec_t *s, const char *spec_path, char **src, size_t *len, char *err)
 {
-    if (s->precision.weights != PRECISION_FP32 || s->precision.state != PRECISION_FP32)
-        return seterr(err, "%s: the fused kernel supports precision fp32 only for now (weights %s, state %s)",
-                      spec_path, precision_name(s->precision.weights), precision_name(s->precision.state));
+    if (s->precision.state != PRECISION_FP32)
+        return seterr(err, "%s: the fused kernel keeps state in fp32 only (precision.state is %s)",
+                      spec_path, precision_name(s->precision.state));
     if (staged_window_floats(s) > STAGE_FLOATS)
         return seterr(err, "%s: max_batch %d is too large for the fused kernel: a window of 128 columns of "
                            "three inputs per entry (%d floats) exceeds the %d floats of shared memory it "

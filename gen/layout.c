@@ -145,7 +145,8 @@ static int check_sizes(const spec_t *s, char *err)
     return 0;
 }
 
-/* Weights in catalogue order, every tensor as rows padded to 4 floats; then check that
+/* Weights in catalogue order, every tensor as rows padded to 4 elements and starting on 16
+ * bytes; matrices in the spec's weight precision, every other tensor fp32. Then check that
  * each tower's blocks are laid out at a constant stride, which the kernel relies on. */
 static int weight_layout(const spec_t *s, const catalogue_t *c, layout_t *l, char *err)
 {
@@ -153,16 +154,18 @@ static int weight_layout(const spec_t *s, const catalogue_t *c, layout_t *l, cha
     l->weight_rows = xcalloc((size_t)c->count, sizeof(int64_t));
     l->weight_row = xcalloc((size_t)c->count, sizeof(int64_t));
     l->weight_ld = xcalloc((size_t)c->count, sizeof(int64_t));
+    l->weight_elem = xcalloc((size_t)c->count, sizeof(int));
     int64_t cur = 0;
     for (int i = 0; i < c->count; i++) {
         const tensor_desc_t *t = &c->t[i];
+        l->weight_elem[i] = t->matrix && s->precision.weights == PRECISION_BF16 ? 2 : 4;
         l->weight_row[i] = t->shape[t->ndim - 1];
         l->weight_rows[i] = t->numel / l->weight_row[i];
         l->weight_ld[i] = round4(l->weight_row[i]);
         l->weight_offset[i] = cur;
-        cur += l->weight_rows[i] * l->weight_ld[i];
+        cur += (l->weight_rows[i] * l->weight_ld[i] * l->weight_elem[i] + 15) & ~(int64_t)15;
     }
-    l->weight_floats = cur;
+    l->weight_bytes = cur;
 
     for (int k = 0; k < NUM_TOWERS; k++) {
         char name[TENSOR_NAME_MAX];
@@ -205,6 +208,7 @@ void layout_free(layout_t *l)
     free(l->weight_rows);
     free(l->weight_row);
     free(l->weight_ld);
+    free(l->weight_elem);
     memset(l, 0, sizeof *l);
 }
 

@@ -3,7 +3,8 @@
  *
  * The generator bakes these offsets into the kernel source as constants; the runtime
  * uses the same layout_t to upload weights and initialise state, so the two agree by
- * construction. All offsets are multiples of 4 floats (16 bytes) for float4 loads. */
+ * construction. Weight offsets are in bytes, state and activation offsets in floats; all
+ * are multiples of 16 bytes for vector loads. */
 #ifndef STEPFUSE_LAYOUT_H
 #define STEPFUSE_LAYOUT_H
 
@@ -28,11 +29,13 @@ typedef struct {
 } region_t;
 
 typedef struct {
-    /* weights: one entry per catalogue tensor, rows of `row` floats stored `ld` apart */
+    /* weights: one entry per catalogue tensor at weight_offset bytes, rows of `row`
+     * elements of weight_elem bytes (4: fp32, 2: bf16) stored `ld` elements apart */
     int64_t *weight_offset;
     int64_t *weight_rows, *weight_row, *weight_ld;
-    int64_t weight_floats;
-    int64_t tower_block0[NUM_TOWERS];      /* offset of towers.k.blocks.0's first tensor */
+    int *weight_elem;
+    int64_t weight_bytes;
+    int64_t tower_block0[NUM_TOWERS];      /* byte offset of towers.k.blocks.0's first tensor */
     int64_t tower_block_stride[NUM_TOWERS];
 
     /* state of one symbol: tower k's block l starts at state_base[k] + l * state_block[k] */

@@ -21,12 +21,15 @@ constexpr float EPS_BLOCK = 1.192092896e-07f; // machine epsilon of fp32 (block 
 
 // launch shape and buffers
 constexpr int MAX_BATCH = 64, THREADS = 256, WARPS = THREADS / 32;
-constexpr int WEIGHT_ROWS = 4, CHUNK_F4 = 16; // projections: rows per warp, float4 per lane
+constexpr int WEIGHT_ROWS = 4, CHUNK_F4 = 16; // projections: rows per warp, loads of 4 per lane
+using MatRaw = float4; // 4 consecutive weights of a matrix row, as stored (fp32)
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
+constexpr int PREFETCH_AHEAD = 2; // L2 prefetch: chunks ahead of a warp's loads (0: none)
+constexpr bool PREFETCH_NEXT_STAGE = true; // L2 prefetch of the next stage's first chunks
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int MAX_GROUPS = 8; // most normalisation groups of one input
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
-constexpr long WEIGHT_FLOATS = 5971876, SLOT_FLOATS = 227368, SCRATCH_FLOATS = 904192;
+constexpr long WEIGHT_BYTES = 23887504, SLOT_FLOATS = 227368, SCRATCH_FLOATS = 904192;
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
 struct Buf {
@@ -34,57 +37,57 @@ struct Buf {
     int stride;
 };
 
-// Weight offsets (floats; rows padded to 4 floats), per tower: tower-level tensors,
+// Weight offsets (bytes; rows padded to 4 elements), per tower: tower-level tensors,
 // then block tensors b_* relative to blocks.0 (block l adds l * block_stride);
 // state of a slot: st_* within a block; activations: sc_* regions [MAX_BATCH][stride].
-constexpr long W_output_proj_weight = 5971616, W_output_proj_bias = 5971872;
+constexpr long W_output_proj_weight = 23886464, W_output_proj_bias = 23887488;
 
 struct L_xlstm {
     static constexpr long input_up_weight = 0;
-    static constexpr long input_up_bias = 40960;
-    static constexpr long input_down_weight = 41472;
-    static constexpr long input_down_bias = 172544;
+    static constexpr long input_up_bias = 163840;
+    static constexpr long input_down_weight = 165888;
+    static constexpr long input_down_bias = 690176;
     static constexpr long b_norm1_weight = 0;
-    static constexpr long b_layer_slstm_norm_weight = 256;
-    static constexpr long b_layer_slstm_conv1d_conv_weight = 512;
-    static constexpr long b_layer_slstm_conv1d_conv_bias = 1536;
-    static constexpr long b_layer_slstm_igate_input_weight = 1792;
-    static constexpr long b_layer_slstm_igate_state_weight = 18176;
-    static constexpr long b_layer_slstm_igate_state_bias = 34560;
-    static constexpr long b_layer_slstm_fgate_input_weight = 34816;
-    static constexpr long b_layer_slstm_fgate_state_weight = 51200;
-    static constexpr long b_layer_slstm_fgate_state_bias = 67584;
-    static constexpr long b_layer_slstm_zgate_input_weight = 67840;
-    static constexpr long b_layer_slstm_zgate_state_weight = 84224;
-    static constexpr long b_layer_slstm_zgate_state_bias = 100608;
-    static constexpr long b_layer_slstm_ogate_input_weight = 100864;
-    static constexpr long b_layer_slstm_ogate_state_weight = 117248;
-    static constexpr long b_layer_slstm_ogate_state_bias = 133632;
-    static constexpr long b_layer_slstm_group_norm_weight = 133888;
-    static constexpr long b_layer_slstm_group_norm_bias = 134144;
-    static constexpr long b_layer_mlstm_norm_weight = 134400;
-    static constexpr long b_layer_mlstm_x_proj_weight = 134656;
-    static constexpr long b_layer_mlstm_gate_proj_weight = 265728;
-    static constexpr long b_layer_mlstm_conv1d_conv_weight = 396800;
-    static constexpr long b_layer_mlstm_conv1d_conv_bias = 398848;
-    static constexpr long b_layer_mlstm_q_proj_weight = 399360;
-    static constexpr long b_layer_mlstm_k_proj_weight = 401408;
-    static constexpr long b_layer_mlstm_v_proj_weight = 403456;
-    static constexpr long b_layer_mlstm_mlstm_cell_igate_proj_weight = 405504;
-    static constexpr long b_layer_mlstm_mlstm_cell_igate_proj_bias = 417792;
-    static constexpr long b_layer_mlstm_mlstm_cell_fgate_proj_weight = 417800;
-    static constexpr long b_layer_mlstm_mlstm_cell_fgate_proj_bias = 430088;
-    static constexpr long b_layer_mlstm_mlstm_cell_outnorm_weight = 430096;
-    static constexpr long b_layer_mlstm_mlstm_cell_outnorm_bias = 430608;
-    static constexpr long b_layer_mlstm_learnable_skip = 431120;
-    static constexpr long b_layer_mlstm_proj_down_weight = 431632;
-    static constexpr long b_layer_final_norm_weight = 562704;
-    static constexpr long b_norm2_weight = 562960;
-    static constexpr long b_mlp_fc1_weight = 563216;
-    static constexpr long b_mlp_fc1_bias = 694288;
-    static constexpr long b_mlp_fc2_weight = 694800;
-    static constexpr long b_mlp_fc2_bias = 825872;
-    static constexpr long blocks = 172800, block_stride = 826128;
+    static constexpr long b_layer_slstm_norm_weight = 1024;
+    static constexpr long b_layer_slstm_conv1d_conv_weight = 2048;
+    static constexpr long b_layer_slstm_conv1d_conv_bias = 6144;
+    static constexpr long b_layer_slstm_igate_input_weight = 7168;
+    static constexpr long b_layer_slstm_igate_state_weight = 72704;
+    static constexpr long b_layer_slstm_igate_state_bias = 138240;
+    static constexpr long b_layer_slstm_fgate_input_weight = 139264;
+    static constexpr long b_layer_slstm_fgate_state_weight = 204800;
+    static constexpr long b_layer_slstm_fgate_state_bias = 270336;
+    static constexpr long b_layer_slstm_zgate_input_weight = 271360;
+    static constexpr long b_layer_slstm_zgate_state_weight = 336896;
+    static constexpr long b_layer_slstm_zgate_state_bias = 402432;
+    static constexpr long b_layer_slstm_ogate_input_weight = 403456;
+    static constexpr long b_layer_slstm_ogate_state_weight = 468992;
+    static constexpr long b_layer_slstm_ogate_state_bias = 534528;
+    static constexpr long b_layer_slstm_group_norm_weight = 535552;
+    static constexpr long b_layer_slstm_group_norm_bias = 536576;
+    static constexpr long b_layer_mlstm_norm_weight = 537600;
+    static constexpr long b_layer_mlstm_x_proj_weight = 538624;
+    static constexpr long b_layer_mlstm_gate_proj_weight = 1062912;
+    static constexpr long b_layer_mlstm_conv1d_conv_weight = 1587200;
+    static constexpr long b_layer_mlstm_conv1d_conv_bias = 1595392;
+    static constexpr long b_layer_mlstm_q_proj_weight = 1597440;
+    static constexpr long b_layer_mlstm_k_proj_weight = 1605632;
+    static constexpr long b_layer_mlstm_v_proj_weight = 1613824;
+    static constexpr long b_layer_mlstm_mlstm_cell_igate_proj_weight = 1622016;
+    static constexpr long b_layer_mlstm_mlstm_cell_igate_proj_bias = 1671168;
+    static constexpr long b_layer_mlstm_mlstm_cell_fgate_proj_weight = 1671200;
+    static constexpr long b_layer_mlstm_mlstm_cell_fgate_proj_bias = 1720352;
+    static constexpr long b_layer_mlstm_mlstm_cell_outnorm_weight = 1720384;
+    static constexpr long b_layer_mlstm_mlstm_cell_outnorm_bias = 1722432;
+    static constexpr long b_layer_mlstm_learnable_skip = 1724480;
+    static constexpr long b_layer_mlstm_proj_down_weight = 1726528;
+    static constexpr long b_layer_final_norm_weight = 2250816;
+    static constexpr long b_norm2_weight = 2251840;
+    static constexpr long b_mlp_fc1_weight = 2252864;
+    static constexpr long b_mlp_fc1_bias = 2777152;
+    static constexpr long b_mlp_fc2_weight = 2779200;
+    static constexpr long b_mlp_fc2_bias = 3303488;
+    static constexpr long blocks = 691200, block_stride = 3304512;
     static constexpr long st_base = 0, st_block = 36616;
     static constexpr long st_s_conv = 0;
     static constexpr long st_s_h = 768;
@@ -117,33 +120,33 @@ struct L_xlstm {
 };
 
 struct L_mamba2 {
-    static constexpr long input_up_weight = 1825056;
-    static constexpr long input_up_bias = 1866016;
-    static constexpr long input_down_weight = 1866528;
-    static constexpr long input_down_bias = 1997600;
+    static constexpr long input_up_weight = 7300224;
+    static constexpr long input_up_bias = 7464064;
+    static constexpr long input_down_weight = 7466112;
+    static constexpr long input_down_bias = 7990400;
     static constexpr long b_norm1_weight = 0;
-    static constexpr long b_layer_input_proj_weight = 256;
-    static constexpr long b_layer_z_proj_weight = 131328;
-    static constexpr long b_layer_b_proj_weight = 262400;
-    static constexpr long b_layer_c_proj_weight = 295168;
-    static constexpr long b_layer_dt_proj_weight = 327936;
-    static constexpr long b_layer_dt_proj_bias = 329984;
-    static constexpr long b_layer_input_conv_conv_weight = 329992;
-    static constexpr long b_layer_input_conv_conv_bias = 332040;
-    static constexpr long b_layer_b_conv_conv_weight = 332552;
-    static constexpr long b_layer_b_conv_conv_bias = 333064;
-    static constexpr long b_layer_c_conv_conv_weight = 333192;
-    static constexpr long b_layer_c_conv_conv_bias = 333704;
-    static constexpr long b_layer_a = 333832;
-    static constexpr long b_layer_d = 333840;
-    static constexpr long b_layer_norm_weight = 333848;
-    static constexpr long b_layer_out_proj_weight = 334360;
-    static constexpr long b_norm2_weight = 465432;
-    static constexpr long b_mlp_fc1_weight = 465688;
-    static constexpr long b_mlp_fc1_bias = 596760;
-    static constexpr long b_mlp_fc2_weight = 597272;
-    static constexpr long b_mlp_fc2_bias = 728344;
-    static constexpr long blocks = 1997856, block_stride = 728600;
+    static constexpr long b_layer_input_proj_weight = 1024;
+    static constexpr long b_layer_z_proj_weight = 525312;
+    static constexpr long b_layer_b_proj_weight = 1049600;
+    static constexpr long b_layer_c_proj_weight = 1180672;
+    static constexpr long b_layer_dt_proj_weight = 1311744;
+    static constexpr long b_layer_dt_proj_bias = 1319936;
+    static constexpr long b_layer_input_conv_conv_weight = 1319968;
+    static constexpr long b_layer_input_conv_conv_bias = 1328160;
+    static constexpr long b_layer_b_conv_conv_weight = 1330208;
+    static constexpr long b_layer_b_conv_conv_bias = 1332256;
+    static constexpr long b_layer_c_conv_conv_weight = 1332768;
+    static constexpr long b_layer_c_conv_conv_bias = 1334816;
+    static constexpr long b_layer_a = 1335328;
+    static constexpr long b_layer_d = 1335360;
+    static constexpr long b_layer_norm_weight = 1335392;
+    static constexpr long b_layer_out_proj_weight = 1337440;
+    static constexpr long b_norm2_weight = 1861728;
+    static constexpr long b_mlp_fc1_weight = 1862752;
+    static constexpr long b_mlp_fc1_bias = 2387040;
+    static constexpr long b_mlp_fc2_weight = 2389088;
+    static constexpr long b_mlp_fc2_bias = 2913376;
+    static constexpr long blocks = 7991424, block_stride = 2914400;
     static constexpr long st_base = 73232, st_block = 67840;
     static constexpr long st_x_conv = 0;
     static constexpr long st_b_conv = 1536;
@@ -160,24 +163,24 @@ struct L_mamba2 {
 };
 
 struct L_retnet {
-    static constexpr long input_up_weight = 3455056;
-    static constexpr long input_up_bias = 3496016;
-    static constexpr long input_down_weight = 3496528;
-    static constexpr long input_down_bias = 3627600;
+    static constexpr long input_up_weight = 13820224;
+    static constexpr long input_up_bias = 13984064;
+    static constexpr long input_down_weight = 13986112;
+    static constexpr long input_down_bias = 14510400;
     static constexpr long b_norm1_weight = 0;
-    static constexpr long b_layer_q_proj_weight = 256;
-    static constexpr long b_layer_k_proj_weight = 65792;
-    static constexpr long b_layer_v_proj_weight = 131328;
-    static constexpr long b_layer_g_proj_weight = 196864;
-    static constexpr long b_layer_out_proj_weight = 262400;
-    static constexpr long b_layer_decay = 327936;
-    static constexpr long b_layer_angle = 327944;
-    static constexpr long b_norm2_weight = 327976;
-    static constexpr long b_mlp_fc1_weight = 328232;
-    static constexpr long b_mlp_fc1_bias = 459304;
-    static constexpr long b_mlp_fc2_weight = 459816;
-    static constexpr long b_mlp_fc2_bias = 590888;
-    static constexpr long blocks = 3627856, block_stride = 591144;
+    static constexpr long b_layer_q_proj_weight = 1024;
+    static constexpr long b_layer_k_proj_weight = 263168;
+    static constexpr long b_layer_v_proj_weight = 525312;
+    static constexpr long b_layer_g_proj_weight = 787456;
+    static constexpr long b_layer_out_proj_weight = 1049600;
+    static constexpr long b_layer_decay = 1311744;
+    static constexpr long b_layer_angle = 1311776;
+    static constexpr long b_norm2_weight = 1311904;
+    static constexpr long b_mlp_fc1_weight = 1312928;
+    static constexpr long b_mlp_fc1_bias = 1837216;
+    static constexpr long b_mlp_fc2_weight = 1839264;
+    static constexpr long b_mlp_fc2_bias = 2363552;
+    static constexpr long blocks = 14511424, block_stride = 2364576;
     static constexpr long st_base = 208912, st_block = 8204;
     static constexpr long st_pos = 0;
     static constexpr long st_scale = 4;
@@ -194,25 +197,25 @@ struct L_retnet {
 };
 
 struct L_hawk {
-    static constexpr long input_up_weight = 4810144;
-    static constexpr long input_up_bias = 4851104;
-    static constexpr long input_down_weight = 4851616;
-    static constexpr long input_down_bias = 4982688;
+    static constexpr long input_up_weight = 19240576;
+    static constexpr long input_up_bias = 19404416;
+    static constexpr long input_down_weight = 19406464;
+    static constexpr long input_down_bias = 19930752;
     static constexpr long b_norm1_weight = 0;
-    static constexpr long b_layer_gate_proj_weight = 256;
-    static constexpr long b_layer_recurrent_proj_weight = 65792;
-    static constexpr long b_layer_conv_conv_weight = 131328;
-    static constexpr long b_layer_conv_conv_bias = 132352;
-    static constexpr long b_layer_rglru_input_gate_weight = 132608;
-    static constexpr long b_layer_rglru_recurrence_gate_weight = 148992;
-    static constexpr long b_layer_rglru_a = 165376;
-    static constexpr long b_layer_out_proj_weight = 165632;
-    static constexpr long b_norm2_weight = 231168;
-    static constexpr long b_mlp_fc1_weight = 231424;
-    static constexpr long b_mlp_fc1_bias = 362496;
-    static constexpr long b_mlp_fc2_weight = 363008;
-    static constexpr long b_mlp_fc2_bias = 494080;
-    static constexpr long blocks = 4982944, block_stride = 494336;
+    static constexpr long b_layer_gate_proj_weight = 1024;
+    static constexpr long b_layer_recurrent_proj_weight = 263168;
+    static constexpr long b_layer_conv_conv_weight = 525312;
+    static constexpr long b_layer_conv_conv_bias = 529408;
+    static constexpr long b_layer_rglru_input_gate_weight = 530432;
+    static constexpr long b_layer_rglru_recurrence_gate_weight = 595968;
+    static constexpr long b_layer_rglru_a = 661504;
+    static constexpr long b_layer_out_proj_weight = 662528;
+    static constexpr long b_norm2_weight = 924672;
+    static constexpr long b_mlp_fc1_weight = 925696;
+    static constexpr long b_mlp_fc1_bias = 1449984;
+    static constexpr long b_mlp_fc2_weight = 1452032;
+    static constexpr long b_mlp_fc2_bias = 1976320;
+    static constexpr long blocks = 19931776, block_stride = 1977344;
     static constexpr long st_base = 225320, st_block = 1024;
     static constexpr long st_conv = 0;
     static constexpr long st_h = 768;
@@ -224,7 +227,7 @@ struct L_hawk {
 };
 
 struct Params {
-    const float *__restrict__ w; // weights, WEIGHT_FLOATS, generated layout
+    const char *__restrict__ w;  // weights, WEIGHT_BYTES, generated layout (byte offsets)
     float *state;                // [max_symbols][SLOT_FLOATS]
     float *scr;                  // activations, SCRATCH_FLOATS
     const int *slots;            // [nb] state slot of each batch entry (distinct)
@@ -232,6 +235,7 @@ struct Params {
     float *out;                  // [nb][4] in tower order
     unsigned *bar;               // grid barrier {arrived, generation}, zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
+    int prefetch_only;           // set in the kernel only: the call prefetches the weights it would stream
     unsigned long long *trace;   // nullptr, or per-stage times (kernel.cu, trace_at)
 };
 
@@ -265,7 +269,21 @@ template <class Lk> __device__ __forceinline__ float *st(const Params &p, int b,
 // Activations written earlier in this launch are read around L1 (.cg): other SMs wrote them.
 __device__ __forceinline__ float4 ld_act4(const float *q) { return __ldcg((const float4 *)q); }
 __device__ __forceinline__ float ld_act(const float *q) { return __ldcg(q); }
-__device__ __forceinline__ float4 ld_w4(const float *q) { return __ldg((const float4 *)q); }
+
+// A weight tensor stored in fp32 (norms, biases, conv taps...) at byte offset `off`.
+__device__ __forceinline__ const float *wvec(const Params &p, long off) { return (const float *)(p.w + off); }
+// Elements i .. i + 3 (i a multiple of 4) of a matrix at byte offset `off`, as stored.
+__device__ __forceinline__ MatRaw ld_mat4(const Params &p, long off, long i)
+{
+    return __ldg((const MatRaw *)(p.w + off) + i / 4);
+}
+// Stored matrix weights as floats: fp32 as is, bf16 widened exactly (the top half of an fp32).
+__device__ __forceinline__ float4 unpack(float4 w) { return w; }
+__device__ __forceinline__ float4 unpack(uint2 w)
+{
+    return make_float4(__uint_as_float(w.x << 16), __uint_as_float(w.x & 0xffff0000u), __uint_as_float(w.y << 16),
+                       __uint_as_float(w.y & 0xffff0000u));
+}
 
 // ---- grid barrier -------------------------------------------------------------------------
 // Sense by generation: the last CTA to arrive resets the count and bumps the generation.
@@ -448,9 +466,9 @@ __device__ __forceinline__ const float *in_row(const Params &p, const In &in, in
 }
 
 // ---- the batched projection ----------------------------------------------------------------
-// One matrix of a projection: weight rows at w (row o at w + o * ld), optional bias.
+// One matrix of a projection: rows of ld elements from byte offset w, optional fp32 bias.
 struct Mat {
-    long w, bias; // offsets into the weights; bias < 0: none
+    long w, bias; // byte offsets into the weights; bias < 0: none
 };
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1) { return Mat{w, bias}; }
@@ -564,11 +582,37 @@ __device__ __forceinline__ float transpose_sum(float (&a)[32])
     return a[0];
 }
 
-// A lane's float4 of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u (zero past
-// row `end` or column ld).
+// ---- L2 prefetch of weights ---------------------------------------------------------------
+// A projection keeps only a chunk per warp in registers; prefetching the weights it reads
+// next into L2 keeps memory busy across its chunk boundaries, stage ends and grid barriers.
+__device__ __forceinline__ void prefetch_l2(const void *q, long bytes)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned long a = (unsigned long)q & ~15ul, e = ((unsigned long)q + bytes + 15) & ~15ul;
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"((unsigned)(e - a)) : "memory");
+#endif
+}
+
+// Elements [c, c + n) (clipped to the row) of rows o0 .. o0 + RB - 1 (below `end`) of NM
+// matrices into L2: one bulk prefetch per row and matrix, by lanes or threads `id` of `ids`.
+template <int NM, int RB>
+__device__ __forceinline__ void prefetch_rows(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
+                                              int n, int id, int ids)
+{
+    constexpr int ES = sizeof(MatRaw) / 4; // bytes per element
+    n = min(n, ld - c);
+    if (n <= 0) return;
+    for (int t = id; t < NM * RB; t += ids) {
+        const int k = t / RB, o = o0 + t % RB;
+        if (o < end) prefetch_l2(p.w + m[k].w + ((long)o * ld + c) * ES, (long)n * ES);
+    }
+}
+
+// A lane's 4 weights of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u, as
+// stored (zero past row `end` or column ld).
 template <int NM, int RB, int U>
 __device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
-                                             float4 (&w)[NM][RB][U])
+                                             MatRaw (&w)[NM][RB][U])
 {
 #pragma unroll
     for (int u = 0; u < U; u++)
@@ -576,8 +620,8 @@ __device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM]
         for (int k = 0; k < NM; k++)
 #pragma unroll
             for (int r = 0; r < RB; r++)
-                w[k][r][u] = o0 + r < end && c + 128 * u < ld ? ld_w4(p.w + m[k].w + (long)(o0 + r) * ld + c + 128 * u)
-                                                              : make_float4(0.f, 0.f, 0.f, 0.f);
+                w[k][r][u] = o0 + r < end && c + 128 * u < ld ? ld_mat4(p, m[k].w, (long)(o0 + r) * ld + c + 128 * u)
+                                                              : MatRaw{};
 }
 
 // Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
@@ -608,6 +652,11 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
     constexpr int RP = WARPS * GW * RB;           // rows per pass
     static_assert(NV % NM == 0 && NV * JT == 32 && U >= 1 && GW >= 1, "projection shape");
     if (lo >= hi) return;
+    if (p.prefetch_only) { // the first chunk of every warp's first row group, a row a thread
+        const int g = threadIdx.x / (NM * RB);
+        if (g < WARPS) prefetch_rows<NM, RB>(p, m, ld4(len), lo + g * RB, hi, 0, CW, threadIdx.x % (NM * RB), NM * RB);
+        return;
+    }
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
     const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
     const int win = max(1, STAGE_FLOATS / (NIN * nb * CW)) * CW; // staged columns, a multiple of CW
@@ -630,7 +679,13 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                 if (w0 == 0)
                     for (int t = 0; t < nt; t++) run[t * 32] = 0.0f;
                 for (int cw = 0; cw < span; cw += CW) {
-                    float4 wv[NM][RB][U];
+                    if (PREFETCH_AHEAD) { // the chunk PREFETCH_AHEAD ahead in this warp's window
+                        const int q = cw / CW + PREFETCH_AHEAD, chunks = span / CW;
+                        const int ia = i + q / chunks, oa = pass0 + (warp + ia * WARPS) * RB;
+                        if (ia < GW && oa < pend)
+                            prefetch_rows<NM, RB>(p, m, ld, oa, pend, w0 + q % chunks * CW, CW, lane, 32);
+                    }
+                    MatRaw wv[NM][RB][U];
                     load_weights(p, m, ld, o0, pend, w0 + cw + lane * 4, wv);
                     for (int t = 0; t < nt; t++) {
                         float acc[32];
@@ -651,11 +706,12 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                                         if ((int)(INPUTS >> (4 * k) & 15u) != ii) continue;
 #pragma unroll
                                         for (int r = 0; r < RB; r++) {
+                                            const float4 w = unpack(wv[k][r][u]);
                                             float &s = acc[(k * RB + r) * JT + jj];
-                                            s = fmaf(wv[k][r][u].x, x.x, s);
-                                            s = fmaf(wv[k][r][u].y, x.y, s);
-                                            s = fmaf(wv[k][r][u].z, x.z, s);
-                                            s = fmaf(wv[k][r][u].w, x.w, s);
+                                            s = fmaf(w.x, x.x, s);
+                                            s = fmaf(w.y, x.y, s);
+                                            s = fmaf(w.z, x.z, s);
+                                            s = fmaf(w.w, x.w, s);
                                         }
                                     }
                                 }
@@ -679,7 +735,7 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                 if (r < RB && o < pend && b < nb) {
 #pragma unroll
                     for (int k = 0; k < NM; k++)
-                        if (m[k].bias >= 0) v[k] += __ldg(p.w + m[k].bias + o);
+                        if (m[k].bias >= 0) v[k] += __ldg(wvec(p, m[k].bias) + o);
                     epi(b, o, v);
                 }
             }
@@ -688,19 +744,24 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
     }
 }
 
-// Rows [lo, hi) of a BlockLinear whose blocks (`block` floats, a multiple of 4) are narrower
+// Rows [lo, hi) of a BlockLinear whose blocks (`block` elements, a multiple of 4) are narrower
 // than a warp's chunk (the mLSTM q, k, v projections): one thread per row, 8 entries' inputs
 // loaded at a time, the weight row from L1 after the first 8 entries.
 template <class Epi>
 __device__ void block_rows(const Params &p, const In &in, long w, int block, int lo, int hi, Epi epi)
 {
+    if (p.prefetch_only) {
+        constexpr int ES = sizeof(MatRaw) / 4;
+        if (threadIdx.x == 0 && lo < hi) prefetch_l2(p.w + w + (long)lo * block * ES, (long)(hi - lo) * block * ES);
+        return;
+    }
     for (int o = lo + threadIdx.x; o < hi; o += THREADS) {
-        const float *wr = p.w + w + (long)o * block;
+        const long row = (long)o * block;
         const int c0 = (o / block) * block;
         for (int b0 = 0; b0 < p.nb; b0 += 8) {
             float v[8] = {};
             for (int c = 0; c < block; c += 4) {
-                const float4 wv = ld_w4(wr + c);
+                const float4 wv = unpack(ld_mat4(p, w, row + c));
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     if (b0 + e >= p.nb) break;
@@ -799,7 +860,7 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
         break;
     }
     case PH_MLP_UP: { // ap = relu(fc1(RMSNorm(u; norm2)))   [P] <- [H]
-        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, p.w + blk + t.norm2_weight, nullptr)};
+        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, wvec(p, blk + t.norm2_weight), nullptr)};
         Mat m[1] = {mat(blk + t.fc1_weight, blk + t.fc1_bias)};
         proj_rows<1, 1, true>(p, in, m, H, 0, lo, hi,
                               [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
@@ -856,6 +917,9 @@ struct XLSTM {
         return 0;
     }
 
+    // phases whose work is projections (the others read and write state and activations)
+    __device__ static bool streams(int phase) { return phase == 1 || phase == 3 || phase == 4 || phase == 5 || phase == 7; }
+
     __device__ static long cost(int phase, int nb)
     {
         switch (phase) {
@@ -887,7 +951,7 @@ struct XLSTM {
 
     __device__ static void sl_input(const Params &p, int l, int b)
     {
-        const float *u = sc(p, Lk::sc_u, b), *w1 = p.w + wb<Lk>(l, Lk::b_norm1_weight);
+        const float *u = sc(p, Lk::sc_u, b), *w1 = wvec(p, wb<Lk>(l, Lk::b_norm1_weight));
         float *xt = sc(p, Lk::sc_xt, b), *xn = sc(p, Lk::sc_xn, b), *xc = sc(p, Lk::sc_xc, b);
         float s2 = 0.0f;
         for (int c = threadIdx.x; c < H; c += THREADS) s2 += ld_act(u + c) * ld_act(u + c);
@@ -895,9 +959,9 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) xt[c] = ld_act(u + c) * rs * w1[c];
         float mean, rstd;
         layer_stats(xt, H, mean, rstd); // each thread reads back only its own writes first
-        const float *wl = p.w + wb<Lk>(l, Lk::b_layer_slstm_norm_weight);
-        const float *cw = p.w + wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_weight);
-        const float *cb = p.w + wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_bias);
+        const float *wl = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_norm_weight));
+        const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_weight));
+        const float *cb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_bias));
         float *cs = st<Lk>(p, b, l, Lk::st_s_conv);
         for (int c = threadIdx.x; c < H; c += THREADS) {
             const float v = (xt[c] - mean) * rstd * wl[c];
@@ -910,8 +974,8 @@ struct XLSTM {
     {
         const float *sh = sc(p, Lk::sc_sh, b), *xt = sc(p, Lk::sc_xt, b);
         float *hprev = st<Lk>(p, b, l, Lk::st_s_h), *so = sc(p, Lk::sc_so, b);
-        const float *gw = p.w + wb<Lk>(l, Lk::b_layer_slstm_group_norm_weight);
-        const float *gb = p.w + wb<Lk>(l, Lk::b_layer_slstm_group_norm_bias);
+        const float *gw = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_group_norm_weight));
+        const float *gb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_group_norm_bias));
         for (int c = threadIdx.x; c < H; c += THREADS) hprev[c] = ld_act(sh + c);
         for (int g = 0; g < XL_NS; g++) { // GroupNorm, one group per sLSTM head
             float mean, rstd;
@@ -931,7 +995,7 @@ struct XLSTM {
         __syncthreads(); // so was written by other threads of this CTA
         float mean, rstd;
         layer_stats(so, H, mean, rstd);
-        const float *wl = p.w + wb<Lk>(l, Lk::b_layer_mlstm_norm_weight);
+        const float *wl = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_norm_weight));
         float *xn2 = sc(p, Lk::sc_xn2, b);
         for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
     }
@@ -998,7 +1062,7 @@ struct XLSTM {
         float s2 = 0.0f;
         for (int c = threadIdx.x; c < H; c += THREADS) s2 += (ld_act(ym + c) - mean) * (ld_act(ym + c) - mean);
         const float rstd = 1.0f / sqrtf(block_sum(s2) / H + 1e-5f);
-        const float *wf = p.w + wb<Lk>(l, Lk::b_layer_final_norm_weight);
+        const float *wf = wvec(p, wb<Lk>(l, Lk::b_layer_final_norm_weight));
         float *u = sc(p, Lk::sc_u, b);
         for (int c = threadIdx.x; c < H; c += THREADS) u[c] += (ld_act(ym + c) - mean) * rstd * wf[c];
     }
@@ -1043,8 +1107,8 @@ struct XLSTM {
             if (part(lo, hi, 0, XL_E, a, e)) {
                 Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight))};
                 proj_rows<1, 1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    const float *cw = p.w + wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight) + o * ld4(XL_K);
-                    const float cb = p.w[wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias) + o];
+                    const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight)) + o * ld4(XL_K);
+                    const float cb = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias))[o];
                     float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
                     sc(p, Lk::sc_xm, b)[o] = v[0];
                     sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
@@ -1092,9 +1156,9 @@ struct XLSTM {
             break;
         case 7: {
             In in[1] = {in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
-                                p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight),
-                                p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias))};
-            in[0].skip_w = p.w + wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip);
+                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
+                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)))};
+            in[0].skip_w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip));
             in[0].skip = p.scr + Lk::sc_xc2.off;
             in[0].skip_stride = Lk::sc_xc2.stride;
             in[0].gate = p.scr + Lk::sc_xg.off;
@@ -1135,6 +1199,8 @@ struct Mamba2 {
         return H;
     }
 
+    __device__ static bool streams(int phase) { return phase != 1; } // phase 1: the state update
+
     __device__ static long cost(int phase, int nb)
     {
         switch (phase) {
@@ -1150,9 +1216,9 @@ struct Mamba2 {
     {
         Mat m[1] = {mat(wb<Lk>(l, w))};
         proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-            const float *cwo = p.w + wb<Lk>(l, cw) + o * ld4(MB_K);
+            const float *cwo = wvec(p, wb<Lk>(l, cw)) + o * ld4(MB_K);
             float *s = st<Lk>(p, b, l, state) + o * (MB_K - 1);
-            sc(p, out, b)[o] = siluf(conv_step<MB_K>(cwo, p.w[wb<Lk>(l, cb) + o], s, v[0]));
+            sc(p, out, b)[o] = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, cb))[o], s, v[0]));
         });
     }
 
@@ -1162,7 +1228,7 @@ struct Mamba2 {
         switch (phase) {
         case 0: {
             In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                p.w + wb<Lk>(l, Lk::b_norm1_weight), nullptr)};
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
             int base = 0;
             if (part(lo, hi, base, MB_E, a, e))
                 conv_rows(p, in, l, Lk::b_layer_input_proj_weight, Lk::b_layer_input_conv_conv_weight,
@@ -1201,7 +1267,7 @@ struct Mamba2 {
                 for (int u = 0; u < ROWS; u++) {
                     const int r = min(r0 + u, MB_E - 1), n = r / MB_HD;
                     dt[u] = ld_act(sc(p, Lk::sc_dt, b) + n);
-                    decay[u] = expf(p.w[wb<Lk>(l, Lk::b_layer_a) + n] * dt[u]);
+                    decay[u] = expf(wvec(p, wb<Lk>(l, Lk::b_layer_a))[n] * dt[u]);
                     x[u] = ld_act(sc(p, Lk::sc_xs, b) + r);
                     y[u] = 0.0f;
                 }
@@ -1226,7 +1292,7 @@ struct Mamba2 {
 #pragma unroll
                 for (int u = 0; u < ROWS; u++) {
                     const int r = r0 + u, n = min(r, MB_E - 1) / MB_HD;
-                    const float yr = warp_sum(y[u]) + p.w[wb<Lk>(l, Lk::b_layer_d) + n] * x[u];
+                    const float yr = warp_sum(y[u]) + wvec(p, wb<Lk>(l, Lk::b_layer_d))[n] * x[u];
                     if (lane == 0 && r < MB_E) sc(p, Lk::sc_yz, b)[r] = yr * siluf(ld_act(sc(p, Lk::sc_z, b) + r));
                 }
             }
@@ -1234,7 +1300,7 @@ struct Mamba2 {
         }
         case 2: {
             In in[1] = {in_norm(in_act(p, Lk::sc_yz), NORM_RMS, MB_E, 1e-5f,
-                                p.w + wb<Lk>(l, Lk::b_layer_norm_weight), nullptr)};
+                                wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)), nullptr)};
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
             proj_rows<1, 1, true>(p, in, m, MB_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
@@ -1268,6 +1334,8 @@ struct RetNet {
         return H;
     }
 
+    __device__ static bool streams(int phase) { return phase != 1; } // phase 1: the retention update
+
     __device__ static long cost(int phase, int nb)
     {
         return phase == 1 ? state_cost(2L * STATE_ROWS * 128 * 4) : row_cost(1, H, nb);
@@ -1278,7 +1346,7 @@ struct RetNet {
         switch (phase) {
         case 0: {
             In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                p.w + wb<Lk>(l, Lk::b_norm1_weight), nullptr)};
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
             const long w[4] = {Lk::b_layer_q_proj_weight, Lk::b_layer_k_proj_weight,
                                Lk::b_layer_v_proj_weight, Lk::b_layer_g_proj_weight};
             const Buf out[4] = {Lk::sc_q, Lk::sc_k, Lk::sc_v, Lk::sc_g};
@@ -1307,7 +1375,7 @@ struct RetNet {
                 if (lane < rows) { // rotate this task's rows of q and k by pos
                     // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
                     const int i = i0 + lane, partner = i ^ 1;
-                    const float th = (float)pos * p.w[wb<Lk>(l, Lk::b_layer_angle) + i];
+                    const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
                     const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
                     qr[lane] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
                     kr[lane] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
@@ -1315,7 +1383,7 @@ struct RetNet {
                 __syncwarp();
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
                 if (j < RN_D) {
-                    const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
+                    const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                     const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                     const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
                     float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
@@ -1338,7 +1406,7 @@ struct RetNet {
                 // commit the state phase 1 read: scale per head, then the position
                 if (o < RN_NH) {
                     float *s = st<Lk>(p, b, l, Lk::st_scale) + o;
-                    *s = *s * p.w[wb<Lk>(l, Lk::b_layer_decay) + o] + 1.0f;
+                    *s = *s * wvec(p, wb<Lk>(l, Lk::b_layer_decay))[o] + 1.0f;
                 }
                 if (o == 0) {
                     int *pos = (int *)st<Lk>(p, b, l, Lk::st_pos);
@@ -1367,6 +1435,8 @@ struct Hawk {
         return phase == 0 ? 2 * H : H;
     }
 
+    __device__ static bool streams(int) { return true; } // every phase is a projection
+
     __device__ static long cost(int phase, int nb)
     {
         return phase == 1 ? row_cost(2, HK_BS, nb) : row_cost(1, H, nb);
@@ -1378,7 +1448,7 @@ struct Hawk {
         switch (phase) {
         case 0: {
             In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                p.w + wb<Lk>(l, Lk::b_norm1_weight), nullptr)};
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
             if (part(lo, hi, 0, H, a, e)) {
                 Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight))};
                 proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
@@ -1388,8 +1458,8 @@ struct Hawk {
             if (part(lo, hi, H, H, a, e)) {
                 Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight))};
                 proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    const float *w = p.w + wb<Lk>(l, Lk::b_layer_conv_conv_weight) + o * ld4(HK_K);
-                    const float bias = p.w[wb<Lk>(l, Lk::b_layer_conv_conv_bias) + o];
+                    const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)) + o * ld4(HK_K);
+                    const float bias = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias))[o];
                     float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);
                     sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(w, bias, s, v[0]);
                 });
@@ -1402,7 +1472,7 @@ struct Hawk {
                         mat(wb<Lk>(l, Lk::b_layer_rglru_recurrence_gate_weight))};
             proj_rows<2, 1, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
                 const float i = sigmoidf_(v[0]), r = sigmoidf_(v[1]);
-                const float at = powf(p.w[wb<Lk>(l, Lk::b_layer_rglru_a) + o], HK_C * r);
+                const float at = powf(wvec(p, wb<Lk>(l, Lk::b_layer_rglru_a))[o], HK_C * r);
                 float *h = st<Lk>(p, b, l, Lk::st_h) + o;
                 const float x = ld_act(sc(p, Lk::sc_xc, b) + o);
                 const float hn = *h * at + sqrtf(1.0f - at * at) * (i * x);
@@ -1427,7 +1497,8 @@ struct Hawk {
 // One launch = one ensemble step for a batch of distinct slots. Stage s runs, for each tower,
 // the phase the stage table gives it (or nothing); all towers' units of work of a stage are
 // split over every CTA of the grid in equal shares of cost (tower_cost: bytes and FMAs of a
-// unit), then a grid barrier separates the stages.
+// unit), then a grid barrier separates the stages. A CTA done with its share prefetches the
+// first weights of its share of the next stage into L2 before it waits at the barrier.
 
 struct StageEntry {
     signed char phase; // tower phase, PH_* for the shared ones, -1: idle
@@ -1499,8 +1570,20 @@ __device__ __forceinline__ bool cost_part(long a, long b, long base, long cost, 
     return lo < hi;
 }
 
+__device__ __forceinline__ bool tower_streams(int tower, int phase)
+{
+    if (phase >= PH_IN_UP) return true;
+    switch (tower) {
+    case 0: return XLSTM::streams(phase);
+    case 1: return Mamba2::streams(phase);
+    case 2: return RetNet::streams(phase);
+    default: return Hawk::streams(phase);
+    }
+}
+
 __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
 {
+    if (p.prefetch_only && !tower_streams(tower, phase)) return;
     if (phase >= PH_IN_UP) {
         const TowerCommon t = tower == 0   ? tower_common<L_xlstm>()
                               : tower == 1 ? tower_common<L_mamba2>()
@@ -1517,11 +1600,34 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
     }
 }
 
+// This CTA's share of stage s (not inlined: the kernel calls it twice, to run and to prefetch).
+__device__ __noinline__ void run_stage(const Params &p, int s)
+{
+    int units[4];
+    long cost[4], total = 0;
+    for (int k = 0; k < 4; k++) {
+        const int ph = STAGES[s][k].phase;
+        units[k] = ph < 0 ? 0 : tower_units(k, ph, p.nb);
+        cost[k] = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
+        total += units[k] * cost[k];
+    }
+    // this CTA's contiguous share of the stage's cost, all towers' units concatenated
+    const long a = total * blockIdx.x / gridDim.x, b = total * (blockIdx.x + 1) / gridDim.x;
+    long base = 0;
+    for (int k = 0; k < 4; k++) {
+        int lo, hi;
+        if (units[k] && cost_part(a, b, base, cost[k], units[k], lo, hi))
+            tower_run(p, k, STAGES[s][k].phase, STAGES[s][k].block, lo, hi);
+        base += units[k] * cost[k];
+    }
+}
+
 // Per-stage trace (p.trace non-null; the normal path pays one uniform branch per stage):
 // thread 0 of each CTA writes %globaltimer (ns, one clock for all SMs) to
-// p.trace[(row * gridDim.x + blockIdx.x) * 2 + i]: row 0 = {step start, step start}, row
-// s + 1 = {stage s done by every warp of the CTA, grid barrier released} (the last stage has
-// no barrier: released right after done). (NUM_STAGES + 1) * gridDim.x * 2 values.
+// p.trace[(row * gridDim.x + blockIdx.x) * 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values:
+// row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA, its
+// prefetch of the next stage included; grid barrier released} (the last stage has no
+// barrier: released right after done).
 __device__ __forceinline__ unsigned long long global_ns()
 {
     unsigned long long t;
@@ -1546,22 +1652,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
     if (p.trace && threadIdx.x == 0) trace_at(p, 0, 0) = trace_at(p, 0, 1) = global_ns();
     for (int s = 0; s < NUM_STAGES; s++) {
-        int units[4];
-        long cost[4], total = 0;
-        for (int k = 0; k < 4; k++) {
-            const int ph = STAGES[s][k].phase;
-            units[k] = ph < 0 ? 0 : tower_units(k, ph, p.nb);
-            cost[k] = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
-            total += units[k] * cost[k];
-        }
-        // this CTA's contiguous share of the stage's cost, all towers' units concatenated
-        const long a = total * blockIdx.x / gridDim.x, b = total * (blockIdx.x + 1) / gridDim.x;
-        long base = 0;
-        for (int k = 0; k < 4; k++) {
-            int lo, hi;
-            if (units[k] && cost_part(a, b, base, cost[k], units[k], lo, hi))
-                tower_run(p, k, STAGES[s][k].phase, STAGES[s][k].block, lo, hi);
-            base += units[k] * cost[k];
+        run_stage(p, s);
+        if (s + 1 < NUM_STAGES && PREFETCH_NEXT_STAGE) {
+            Params q = p;
+            q.prefetch_only = 1;
+            run_stage(q, s + 1);
         }
         if (p.trace) traced_barrier(p, s);
         else if (s + 1 < NUM_STAGES) grid_barrier(p.bar);

@@ -45,7 +45,9 @@ static void usage(FILE *f)
             "  --iters N        timed steps per batch size (default 30, after 5 warm-up steps)\n"
             "  --baseline B     cublas (default) or none\n"
             "  --check N        also run N requests on up to 4 symbols through both GPU engines\n"
-            "                   and the float64 C reference (slow at full size: seconds each)\n"
+            "                   and the float64 C reference (slow at full size: seconds each);\n"
+            "                   with bf16 matrices also against the reference of the fp32\n"
+            "                   weights: the error of the mode itself, reported, not gated\n"
             "  --tolerance T    exit 1 if a --check relative L2 error exceeds T (default 1e-4)\n"
             "  --cross-tolerance T\n"
             "                   exit 1 if fused and unfused differ by more than T (default\n"
@@ -79,9 +81,13 @@ typedef struct {
     int trace_batch;      /* 0: no trace */
     int traced;           /* trace holds a report */
     trace_report_t trace;
-    int checked; /* requests compared with the C reference */
-    int nchecked;       /* engines compared with it: fused, then unfused */
-    compare_t check[2];
+    int checked;  /* requests compared with the C reference */
+    int nchecked; /* comparisons made: fused, unfused, and with bf16 matrices the mode's error */
+    struct {
+        const char *what, *json_key;
+        int gated; /* subject to --tolerance: the engines against the function they compute */
+        compare_t c;
+    } check[3];
 } bench_t;
 
 static int parse_batches(const char *list, int *out, int *n)
@@ -189,9 +195,8 @@ static void print_table(const spec_t *s, const bench_t *b)
             printf(" %9s %8s %11s %11s\n", "-", "-", "-", "-");
     }
     for (int i = 0; i < b->nchecked; i++) {
-        printf("\n%s vs C reference float64, %d requests on %d symbols:\n",
-               i ? "unfused" : "fused", b->checked, b->checked < 4 ? b->checked : 4);
-        compare_print(stdout, &b->check[i]);
+        printf("\n%s, %d requests on %d symbols:\n", b->check[i].what, b->checked, b->checked < 4 ? b->checked : 4);
+        compare_print(stdout, &b->check[i].c);
     }
     if (b->traced) trace_report_print(stdout, &b->trace, b->trace_batch);
 }
@@ -231,12 +236,9 @@ static int write_json(const char *path, const spec_t *s, const bench_t *b, char 
                             b->jit_cached_s, "fused_device_bytes", b->fused_mem,
                             "unfused_device_bytes", b->unfused_mem, "batches", rows);
     if (b->traced) json_object_set_new(doc, "trace", trace_report_json(&b->trace, b->trace_batch));
-    if (b->nchecked) {
-        json_object_set_new(doc, "reference_requests", json_integer(b->checked));
-        json_object_set_new(doc, "fused_vs_reference_fp64", compare_json(&b->check[0]));
-        if (b->nchecked > 1)
-            json_object_set_new(doc, "unfused_vs_reference_fp64", compare_json(&b->check[1]));
-    }
+    if (b->nchecked) json_object_set_new(doc, "reference_requests", json_integer(b->checked));
+    for (int i = 0; i < b->nchecked; i++)
+        json_object_set_new(doc, b->check[i].json_key, compare_json(&b->check[i].c));
     int rc = json_dump_file(doc, path, JSON_INDENT(2)) ? seterr(err, "cannot write %s", path) : 0;
     json_decref(doc);
     return rc;
@@ -255,7 +257,37 @@ static int trace_step(engine_t *fused, int nb, trace_report_t *r, char *err)
     return rc;
 }
 
-static int run(const spec_t *s, const weights_t *w, const int *batches, int nb,
+/* --check: the GPU engines against the float64 C reference of the same weights and, with
+ * bf16 matrices, the fused engine against the reference of the fp32 weights (w_fp32): the
+ * error of the mode itself. */
+static int run_checks(const spec_t *s, const weights_t *w, const weights_t *w_fp32, engine_t *fused,
+                      engine_t *unfused, int n, bench_t *b, char *err)
+{
+    engine_t *const engines[2] = {fused, unfused};
+    compare_t c[2];
+    if (check_reference(s, w, engines, unfused ? 2 : 1, n, c, err)) return -1;
+    const char *const what[2] = {"fused vs C reference float64", "unfused vs C reference float64"};
+    const char *const keys[2] = {"fused_vs_reference_fp64", "unfused_vs_reference_fp64"};
+    for (int i = 0; i < (unfused ? 2 : 1); i++) {
+        b->check[b->nchecked].what = what[i];
+        b->check[b->nchecked].json_key = keys[i];
+        b->check[b->nchecked].gated = 1;
+        b->check[b->nchecked++].c = c[i];
+    }
+    if (w_fp32) {
+        spec_t s32 = *s;
+        s32.precision.weights = PRECISION_FP32;
+        if (check_reference(&s32, w_fp32, &fused, 1, n, c, err)) return -1;
+        b->check[b->nchecked].what = "fused (bf16 matrices) vs C reference float64 of the fp32 weights";
+        b->check[b->nchecked].json_key = "fused_vs_fp32_weights_reference_fp64";
+        b->check[b->nchecked].gated = 0;
+        b->check[b->nchecked++].c = c[0];
+    }
+    b->checked = n;
+    return 0;
+}
+
+static int run(const spec_t *s, const weights_t *w, const weights_t *w_fp32, const int *batches, int nb,
                const char *baseline, int iters, int check, bench_t *b, char *err)
 {
     int max_b = 1;
@@ -286,8 +318,7 @@ static int run(const spec_t *s, const weights_t *w, const int *batches, int nb,
         }
         b->unfused_mem = device_used() - before - b->fused_mem;
     }
-    b->weight_bytes = 4.0 * (double)w->cat.total_numel *
-                      (s->precision.weights == PRECISION_BF16 ? 0.5 : 1.0);
+    b->weight_bytes = (double)catalogue_bytes(&w->cat, s->precision.weights);
     b->state_bytes = (double)fused->ops->state_bytes(fused);
     int rc = 0;
     for (int i = 0; i < nb && !rc; i++) {
@@ -304,12 +335,7 @@ static int run(const spec_t *s, const weights_t *w, const int *batches, int nb,
     }
     if (!rc && b->trace_batch) rc = trace_step(fused, b->trace_batch, &b->trace, err);
     b->traced = !rc && b->trace_batch;
-    if (!rc && check) {
-        engine_t *const engines[2] = {fused, unfused};
-        rc = check_reference(s, w, engines, unfused ? 2 : 1, check, b->check, err);
-        b->checked = rc ? 0 : check;
-        b->nchecked = rc ? 0 : unfused ? 2 : 1;
-    }
+    if (!rc && check) rc = run_checks(s, w, w_fp32, fused, unfused, check, b, err);
     engine_destroy(unfused);
     engine_destroy(fused);
     return rc;
@@ -382,9 +408,20 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "stepfuse bench: %s\n", err);
         return 1;
     }
+    /* the same file unrounded, for the bf16 mode's own error */
+    const int bf16_check = check && s.precision.weights == PRECISION_BF16;
+    spec_t s32 = s;
+    s32.precision.weights = PRECISION_FP32;
+    weights_t w32;
+    if (bf16_check && (weights_path ? weights_load(weights_path, &s32, &w32, err)
+                                    : weights_cached(&s32, WEIGHTS_SEED, NULL, &w32, err))) {
+        fprintf(stderr, "stepfuse bench: %s\n", err);
+        weights_free(&w);
+        return 1;
+    }
     bench_t *b = xcalloc(1, sizeof *b);
     b->trace_batch = trace_batch;
-    int rc = run(&s, &w, batches, nb, baseline, iters, check, b, err);
+    int rc = run(&s, &w, bf16_check ? &w32 : NULL, batches, nb, baseline, iters, check, b, err);
     if (rc) fprintf(stderr, "stepfuse bench: %s\n", err);
     if (b->nrows) print_table(&s, b);
     if (b->nrows && json_path && write_json(json_path, &s, b, err)) {
@@ -398,13 +435,14 @@ int cmd_bench(int argc, char **argv)
             rc = -1;
         }
     for (int i = 0; i < b->nchecked && !rc; i++)
-        if (!(compare_worst(&b->check[i]) <= tolerance)) {
-            fprintf(stderr, "stepfuse bench: %s differs from the C reference by %.3e > %.1e\n",
-                    i ? "unfused" : "fused", compare_worst(&b->check[i]), tolerance);
+        if (b->check[i].gated && !(compare_worst(&b->check[i].c) <= tolerance)) {
+            fprintf(stderr, "stepfuse bench: %s: %.3e > %.1e\n", b->check[i].what, compare_worst(&b->check[i].c),
+                    tolerance);
             rc = -1;
         }
     trace_report_free(&b->trace);
     free(b);
+    if (bf16_check) weights_free(&w32);
     weights_free(&w);
     return rc ? 1 : 0;
 }

@@ -64,10 +64,10 @@ static void print_weights(const spec_t *s)
     catalogue_t c;
     catalogue_build(s, &c);
     const int64_t fp32_bytes = 4 * c.total_numel;
-    const int64_t stored_bytes = (s->precision.weights == PRECISION_BF16 ? 2 : 4) * c.total_numel;
+    const int64_t stored_bytes = catalogue_bytes(&c, s->precision.weights);
     printf("# weights: %d tensors, %lld parameters\n", c.count, (long long)c.total_numel);
     printf("# fp32 weight bytes: %lld (%.3f GB)\n", (long long)fp32_bytes, fp32_bytes / 1e9);
-    printf("# stored weight bytes (%s): %lld (%.3f GB)\n", precision_name(s->precision.weights),
+    printf("# stored weight bytes (matrices %s, the rest fp32): %lld (%.3f GB)\n", precision_name(s->precision.weights),
            (long long)stored_bytes, stored_bytes / 1e9);
     catalogue_free(&c);
 }

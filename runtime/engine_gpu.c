@@ -21,7 +21,7 @@
 
 /* Must match struct Params in templates/common.cu. */
 typedef struct {
-    const float *w;
+    const void *w;
     float *state;
     float *scr;
     const int *slots;
@@ -29,6 +29,7 @@ typedef struct {
     float *out;
     unsigned *bar;
     int nb;
+    int prefetch_only; /* 0: set in the kernel only */
     unsigned long long *trace;
 } kernel_params_t;
 
@@ -39,7 +40,8 @@ typedef struct {
     cudaStream_t stream;
     cudaEvent_t ev[2];
     int f4;
-    float *d_w, *d_state, *d_scr, *d_feats, *d_out;
+    char *d_w; /* the generated weight layout, byte offsets */
+    float *d_state, *d_scr, *d_feats, *d_out;
     int *d_slots;
     unsigned *d_bar;
     float *h_feats, *h_out, *h_init; /* pinned [max_batch][F4], [max_batch][4]; slot image */
@@ -64,7 +66,7 @@ static size_t slot_bytes(const gpu_engine_t *e) { return (size_t)e->lay.slot_flo
  * d_trace: NULL, or [(stages + 1) * grid * 2] for the per-stage times (step_trace.h). */
 static cudaError_t launch_fused(gpu_engine_t *e, int nb, unsigned long long *d_trace)
 {
-    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, d_trace};
+    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, 0, d_trace};
     void *args[] = {&p};
     cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
     cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
@@ -196,18 +198,42 @@ static const engine_ops_t gpu_ops = {
     .time_step = gpu_time_step,
 };
 
-/* The weights in the generated layout: rows padded to 4 floats, padding zero. */
+/* One tensor of bf16 elements: the loader has rounded the values to bf16 already, so
+ * taking their top halves is exact. */
+static int upload_bf16(gpu_engine_t *e, int i, const float *src, uint16_t *buf, const char *name, char *err)
+{
+    const int64_t rows = e->lay.weight_rows[i], row = e->lay.weight_row[i], ld = e->lay.weight_ld[i];
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < ld; c++) buf[r * ld + c] = c < row ? bf16_bits(src[r * row + c]) : 0;
+    CU(cudaMemcpy(e->d_w + e->lay.weight_offset[i], buf, (size_t)(rows * ld) * sizeof *buf, cudaMemcpyHostToDevice),
+       name);
+    return 0;
+}
+
+/* The weights in the generated layout: rows padded to 4 elements, padding zero; matrices
+ * in the spec's precision. */
 static int upload_weights(gpu_engine_t *e, const catalogue_t *cat, const weights_t *w, char *err)
 {
-    CU(cudaMemset(e->d_w, 0, (size_t)e->lay.weight_floats * sizeof(float)), "clearing weights");
-    for (int i = 0; i < cat->count; i++) {
+    CU(cudaMemset(e->d_w, 0, (size_t)e->lay.weight_bytes), "clearing weights");
+    int64_t most = 0; /* elements of the largest bf16 tensor */
+    for (int i = 0; i < cat->count; i++)
+        if (e->lay.weight_elem[i] == 2 && e->lay.weight_rows[i] * e->lay.weight_ld[i] > most)
+            most = e->lay.weight_rows[i] * e->lay.weight_ld[i];
+    uint16_t *buf = most ? xmalloc((size_t)most * sizeof *buf) : NULL;
+    int rc = 0;
+    for (int i = 0; i < cat->count && !rc; i++) {
         const float *src = weights_get(w, cat->t[i].name);
+        if (e->lay.weight_elem[i] == 2) {
+            rc = upload_bf16(e, i, src, buf, cat->t[i].name, err);
+            continue;
+        }
         const size_t row = (size_t)e->lay.weight_row[i] * sizeof(float);
-        CU(cudaMemcpy2D(e->d_w + e->lay.weight_offset[i], (size_t)e->lay.weight_ld[i] * sizeof(float), src,
-                        row, row, (size_t)e->lay.weight_rows[i], cudaMemcpyHostToDevice),
-           cat->t[i].name);
+        const cudaError_t c = cudaMemcpy2D(e->d_w + e->lay.weight_offset[i], (size_t)e->lay.weight_ld[i] * sizeof(float),
+                                           src, row, row, (size_t)e->lay.weight_rows[i], cudaMemcpyHostToDevice);
+        if (c != cudaSuccess) rc = seterr(err, "gpu: %s: %s", cat->t[i].name, cudaGetErrorString(c));
     }
-    return 0;
+    free(buf);
+    return rc;
 }
 
 static int device_alloc(void **p, size_t bytes, const char *what, size_t total_needed, char *err)
@@ -280,7 +306,7 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     catalogue_build(s, &cat);
     int rc = layout_build(s, &cat, &e->lay, err);
     if (!rc) rc = load_kernel(s, &e->k, err);
-    const size_t wbytes = (size_t)e->lay.weight_floats * sizeof(float);
+    const size_t wbytes = (size_t)e->lay.weight_bytes;
     const size_t sbytes = (size_t)e->base.max_symbols * slot_bytes(e);
     const size_t abytes = (size_t)e->lay.scratch_floats * sizeof(float);
     const size_t total = wbytes + sbytes + abytes;
@@ -346,7 +372,7 @@ void engine_gpu_describe(const engine_t *base, char *out, size_t size)
              "state %.1f MB/symbol",
              e->k.arch, e->k.grid, e->k.threads, e->k.registers, e->k.dynamic_smem,
              e->k.from_cache ? "from cache" : "compiled",
-             (double)e->lay.weight_floats * 4e-9, (double)e->lay.slot_floats * 4e-6);
+             (double)e->lay.weight_bytes * 1e-9, (double)e->lay.slot_floats * 4e-6);
 }
 
 int gpu_copy_bandwidth(double *bytes_per_s, char *err)

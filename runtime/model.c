@@ -47,6 +47,7 @@ static void linear(builder_t *b, const char *name, int out, int in, int bias)
     char n[TENSOR_NAME_MAX];
     tensor_name(n, "%s.weight", name);
     add(b, n, INIT_LINEAR, in, out, in, 0);
+    b->c->t[b->c->count - 1].matrix = 1;
     if (bias) {
         tensor_name(n, "%s.bias", name);
         add(b, n, INIT_BIAS, 0, out, 0, 0);
@@ -59,6 +60,7 @@ static void block_linear(builder_t *b, const char *name, int nb, int bs, int bia
     char n[TENSOR_NAME_MAX];
     tensor_name(n, "%s.weight", name);
     add(b, n, INIT_LINEAR, bs, nb, bs, bs);
+    b->c->t[b->c->count - 1].matrix = 1;
     if (bias) {
         tensor_name(n, "%s.bias", name);
         add(b, n, INIT_BIAS, 0, (int64_t)nb * bs, 0, 0);
@@ -209,4 +211,12 @@ int catalogue_find(const catalogue_t *c, const char *name)
     for (int i = 0; i < c->count; i++)
         if (strcmp(c->t[i].name, name) == 0) return i;
     return -1;
+}
+
+int64_t catalogue_bytes(const catalogue_t *c, precision_t weights)
+{
+    int64_t bytes = 0;
+    for (int i = 0; i < c->count; i++)
+        bytes += c->t[i].numel * (c->t[i].matrix && weights == PRECISION_BF16 ? 2 : 4);
+    return bytes;
 }

@@ -32,6 +32,8 @@ typedef struct {
     init_kind_t init;
     int fan_in; /* INIT_LINEAR: inputs per output */
     int tower;  /* 0..3, or -1 for the shared output_proj */
+    int matrix; /* a Linear or BlockLinear weight: streamed by the projections and stored in
+                   the spec's weight precision (every other tensor stays fp32) */
 } tensor_desc_t;
 
 typedef struct {
@@ -47,6 +49,9 @@ void catalogue_free(catalogue_t *c);
 /* Format a tensor name into dst (TENSOR_NAME_MAX bytes); a name that does not fit is a
  * programming error and aborts. */
 __attribute__((format(printf, 2, 3))) void tensor_name(char *dst, const char *fmt, ...);
+
+/* Bytes of the weights stored in the given precision: matrices in it, the rest fp32. */
+int64_t catalogue_bytes(const catalogue_t *c, precision_t weights);
 
 /* Index of a tensor by name, or -1. */
 int catalogue_find(const catalogue_t *c, const char *name);

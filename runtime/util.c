@@ -4,6 +4,7 @@
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 int seterr(char *err, const char *fmt, ...)
@@ -86,4 +87,21 @@ double median(double *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+uint16_t bf16_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 0x40); /* quiet NaN */
+    u += 0x7fffu + (u >> 16 & 1u); /* round to nearest, ties to even; overflow gives inf */
+    return (uint16_t)(u >> 16);
+}
+
+float bf16_round(float x)
+{
+    const uint32_t u = (uint32_t)bf16_bits(x) << 16;
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
 }

@@ -24,10 +24,12 @@ static int same_shape(const tensor_desc_t *d, const st_tensor_t *t)
     return 1;
 }
 
-/* Point w->data[i] at catalogue tensor i's fp32 values. */
-static int bind(weights_t *w, int i, const char *path, char *err)
+/* Point w->data[i] at catalogue tensor i's fp32 values, rounded to bf16 when the spec stores
+ * it in bf16. */
+static int bind(weights_t *w, const spec_t *s, int i, const char *path, char *err)
 {
     const tensor_desc_t *d = &w->cat.t[i];
+    const int round = d->matrix && s->precision.weights == PRECISION_BF16;
     const st_tensor_t *t = st_find(&w->file, d->name);
     char want[96], got[96];
     if (!t)
@@ -40,13 +42,16 @@ static int bind(weights_t *w, int i, const char *path, char *err)
     if (t->dtype != ST_F32 && t->dtype != ST_BF16)
         return seterr(err, "%s: %s: dtype %s, expected F32 (or BF16)", path, d->name,
                       t->dtype_name);
-    if (t->dtype == ST_F32 && (uintptr_t)t->data % sizeof(float) == 0) {
+    if (t->dtype == ST_F32 && (uintptr_t)t->data % sizeof(float) == 0 && !round) {
         w->data[i] = (float *)t->data; /* read-only mapping: never written through */
         return 0;
     }
     w->owned[i] = xmalloc((size_t)d->numel * sizeof(float));
     w->data[i] = w->owned[i];
-    return st_read_f32(t, w->owned[i], err);
+    if (st_read_f32(t, w->owned[i], err)) return -1;
+    if (round)
+        for (int64_t k = 0; k < d->numel; k++) w->owned[i][k] = bf16_round(w->owned[i][k]);
+    return 0;
 }
 
 int weights_load(const char *path, const spec_t *s, weights_t *w, char *err)
@@ -63,7 +68,7 @@ int weights_load(const char *path, const spec_t *s, weights_t *w, char *err)
             goto fail;
         }
     for (int i = 0; i < w->cat.count; i++)
-        if (bind(w, i, path, err)) goto fail;
+        if (bind(w, s, i, path, err)) goto fail;
     return 0;
 fail:
     weights_free(w);

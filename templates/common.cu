@@ -14,7 +14,7 @@ struct Buf {
 // @@layout@@
 
 struct Params {
-    const float *__restrict__ w; // weights, WEIGHT_FLOATS, generated layout
+    const char *__restrict__ w;  // weights, WEIGHT_BYTES, generated layout (byte offsets)
     float *state;                // [max_symbols][SLOT_FLOATS]
     float *scr;                  // activations, SCRATCH_FLOATS
     const int *slots;            // [nb] state slot of each batch entry (distinct)
@@ -22,6 +22,7 @@ struct Params {
     float *out;                  // [nb][4] in tower order
     unsigned *bar;               // grid barrier {arrived, generation}, zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
+    int prefetch_only;           // set in the kernel only: the call prefetches the weights it would stream
     unsigned long long *trace;   // nullptr, or per-stage times (kernel.cu, trace_at)
 };
 
@@ -55,7 +56,21 @@ template <class Lk> __device__ __forceinline__ float *st(const Params &p, int b,
 // Activations written earlier in this launch are read around L1 (.cg): other SMs wrote them.
 __device__ __forceinline__ float4 ld_act4(const float *q) { return __ldcg((const float4 *)q); }
 __device__ __forceinline__ float ld_act(const float *q) { return __ldcg(q); }
-__device__ __forceinline__ float4 ld_w4(const float *q) { return __ldg((const float4 *)q); }
+
+// A weight tensor stored in fp32 (norms, biases, conv taps...) at byte offset `off`.
+__device__ __forceinline__ const float *wvec(const Params &p, long off) { return (const float *)(p.w + off); }
+// Elements i .. i + 3 (i a multiple of 4) of a matrix at byte offset `off`, as stored.
+__device__ __forceinline__ MatRaw ld_mat4(const Params &p, long off, long i)
+{
+    return __ldg((const MatRaw *)(p.w + off) + i / 4);
+}
+// Stored matrix weights as floats: fp32 as is, bf16 widened exactly (the top half of an fp32).
+__device__ __forceinline__ float4 unpack(float4 w) { return w; }
+__device__ __forceinline__ float4 unpack(uint2 w)
+{
+    return make_float4(__uint_as_float(w.x << 16), __uint_as_float(w.x & 0xffff0000u), __uint_as_float(w.y << 16),
+                       __uint_as_float(w.y & 0xffff0000u));
+}
 
 // ---- grid barrier -------------------------------------------------------------------------
 // Sense by generation: the last CTA to arrive resets the count and bumps the generation.
@@ -238,9 +253,9 @@ __device__ __forceinline__ const float *in_row(const Params &p, const In &in, in
 }
 
 // ---- the batched projection ----------------------------------------------------------------
-// One matrix of a projection: weight rows at w (row o at w + o * ld), optional bias.
+// One matrix of a projection: rows of ld elements from byte offset w, optional fp32 bias.
 struct Mat {
-    long w, bias; // offsets into the weights; bias < 0: none
+    long w, bias; // byte offsets into the weights; bias < 0: none
 };
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1) { return Mat{w, bias}; }
@@ -354,11 +369,37 @@ __device__ __forceinline__ float transpose_sum(float (&a)[32])
     return a[0];
 }
 
-// A lane's float4 of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u (zero past
-// row `end` or column ld).
+// ---- L2 prefetch of weights ---------------------------------------------------------------
+// A projection keeps only a chunk per warp in registers; prefetching the weights it reads
+// next into L2 keeps memory busy across its chunk boundaries, stage ends and grid barriers.
+__device__ __forceinline__ void prefetch_l2(const void *q, long bytes)
+{
+#if __CUDA_ARCH__ >= 900
+    const unsigned long a = (unsigned long)q & ~15ul, e = ((unsigned long)q + bytes + 15) & ~15ul;
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"((unsigned)(e - a)) : "memory");
+#endif
+}
+
+// Elements [c, c + n) (clipped to the row) of rows o0 .. o0 + RB - 1 (below `end`) of NM
+// matrices into L2: one bulk prefetch per row and matrix, by lanes or threads `id` of `ids`.
+template <int NM, int RB>
+__device__ __forceinline__ void prefetch_rows(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
+                                              int n, int id, int ids)
+{
+    constexpr int ES = sizeof(MatRaw) / 4; // bytes per element
+    n = min(n, ld - c);
+    if (n <= 0) return;
+    for (int t = id; t < NM * RB; t += ids) {
+        const int k = t / RB, o = o0 + t % RB;
+        if (o < end) prefetch_l2(p.w + m[k].w + ((long)o * ld + c) * ES, (long)n * ES);
+    }
+}
+
+// A lane's 4 weights of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u, as
+// stored (zero past row `end` or column ld).
 template <int NM, int RB, int U>
 __device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
-                                             float4 (&w)[NM][RB][U])
+                                             MatRaw (&w)[NM][RB][U])
 {
 #pragma unroll
     for (int u = 0; u < U; u++)
@@ -366,8 +407,8 @@ __device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM]
         for (int k = 0; k < NM; k++)
 #pragma unroll
             for (int r = 0; r < RB; r++)
-                w[k][r][u] = o0 + r < end && c + 128 * u < ld ? ld_w4(p.w + m[k].w + (long)(o0 + r) * ld + c + 128 * u)
-                                                              : make_float4(0.f, 0.f, 0.f, 0.f);
+                w[k][r][u] = o0 + r < end && c + 128 * u < ld ? ld_mat4(p, m[k].w, (long)(o0 + r) * ld + c + 128 * u)
+                                                              : MatRaw{};
 }
 
 // Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
@@ -398,6 +439,11 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
     constexpr int RP = WARPS * GW * RB;           // rows per pass
     static_assert(NV % NM == 0 && NV * JT == 32 && U >= 1 && GW >= 1, "projection shape");
     if (lo >= hi) return;
+    if (p.prefetch_only) { // the first chunk of every warp's first row group, a row a thread
+        const int g = threadIdx.x / (NM * RB);
+        if (g < WARPS) prefetch_rows<NM, RB>(p, m, ld4(len), lo + g * RB, hi, 0, CW, threadIdx.x % (NM * RB), NM * RB);
+        return;
+    }
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
     const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
     const int win = max(1, STAGE_FLOATS / (NIN * nb * CW)) * CW; // staged columns, a multiple of CW
@@ -420,7 +466,13 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                 if (w0 == 0)
                     for (int t = 0; t < nt; t++) run[t * 32] = 0.0f;
                 for (int cw = 0; cw < span; cw += CW) {
-                    float4 wv[NM][RB][U];
+                    if (PREFETCH_AHEAD) { // the chunk PREFETCH_AHEAD ahead in this warp's window
+                        const int q = cw / CW + PREFETCH_AHEAD, chunks = span / CW;
+                        const int ia = i + q / chunks, oa = pass0 + (warp + ia * WARPS) * RB;
+                        if (ia < GW && oa < pend)
+                            prefetch_rows<NM, RB>(p, m, ld, oa, pend, w0 + q % chunks * CW, CW, lane, 32);
+                    }
+                    MatRaw wv[NM][RB][U];
                     load_weights(p, m, ld, o0, pend, w0 + cw + lane * 4, wv);
                     for (int t = 0; t < nt; t++) {
                         float acc[32];
@@ -441,11 +493,12 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                                         if ((int)(INPUTS >> (4 * k) & 15u) != ii) continue;
 #pragma unroll
                                         for (int r = 0; r < RB; r++) {
+                                            const float4 w = unpack(wv[k][r][u]);
                                             float &s = acc[(k * RB + r) * JT + jj];
-                                            s = fmaf(wv[k][r][u].x, x.x, s);
-                                            s = fmaf(wv[k][r][u].y, x.y, s);
-                                            s = fmaf(wv[k][r][u].z, x.z, s);
-                                            s = fmaf(wv[k][r][u].w, x.w, s);
+                                            s = fmaf(w.x, x.x, s);
+                                            s = fmaf(w.y, x.y, s);
+                                            s = fmaf(w.z, x.z, s);
+                                            s = fmaf(w.w, x.w, s);
                                         }
                                     }
                                 }
@@ -469,7 +522,7 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
                 if (r < RB && o < pend && b < nb) {
 #pragma unroll
                     for (int k = 0; k < NM; k++)
-                        if (m[k].bias >= 0) v[k] += __ldg(p.w + m[k].bias + o);
+                        if (m[k].bias >= 0) v[k] += __ldg(wvec(p, m[k].bias) + o);
                     epi(b, o, v);
                 }
             }
@@ -478,19 +531,24 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
     }
 }
 
-// Rows [lo, hi) of a BlockLinear whose blocks (`block` floats, a multiple of 4) are narrower
+// Rows [lo, hi) of a BlockLinear whose blocks (`block` elements, a multiple of 4) are narrower
 // than a warp's chunk (the mLSTM q, k, v projections): one thread per row, 8 entries' inputs
 // loaded at a time, the weight row from L1 after the first 8 entries.
 template <class Epi>
 __device__ void block_rows(const Params &p, const In &in, long w, int block, int lo, int hi, Epi epi)
 {
+    if (p.prefetch_only) {
+        constexpr int ES = sizeof(MatRaw) / 4;
+        if (threadIdx.x == 0 && lo < hi) prefetch_l2(p.w + w + (long)lo * block * ES, (long)(hi - lo) * block * ES);
+        return;
+    }
     for (int o = lo + threadIdx.x; o < hi; o += THREADS) {
-        const float *wr = p.w + w + (long)o * block;
+        const long row = (long)o * block;
         const int c0 = (o / block) * block;
         for (int b0 = 0; b0 < p.nb; b0 += 8) {
             float v[8] = {};
             for (int c = 0; c < block; c += 4) {
-                const float4 wv = ld_w4(wr + c);
+                const float4 wv = unpack(ld_mat4(p, w, row + c));
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     if (b0 + e >= p.nb) break;
@@ -589,7 +647,7 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
         break;
     }
     case PH_MLP_UP: { // ap = relu(fc1(RMSNorm(u; norm2)))   [P] <- [H]
-        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, p.w + blk + t.norm2_weight, nullptr)};
+        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, wvec(p, blk + t.norm2_weight), nullptr)};
         Mat m[1] = {mat(blk + t.fc1_weight, blk + t.fc1_bias)};
         proj_rows<1, 1, true>(p, in, m, H, 0, lo, hi,
                               [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });

@@ -14,6 +14,8 @@ struct Hawk {
         return phase == 0 ? 2 * H : H;
     }
 
+    __device__ static bool streams(int) { return true; } // every phase is a projection
+
     __device__ static long cost(int phase, int nb)
     {
         return phase == 1 ? row_cost(2, HK_BS, nb) : row_cost(1, H, nb);
@@ -25,7 +27,7 @@ struct Hawk {
         switch (phase) {
         case 0: {
             In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                p.w + wb<Lk>(l, Lk::b_norm1_weight), nullptr)};
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
             if (part(lo, hi, 0, H, a, e)) {
                 Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight))};
                 proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
@@ -35,8 +37,8 @@ struct Hawk {
             if (part(lo, hi, H, H, a, e)) {
                 Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight))};
                 proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    const float *w = p.w + wb<Lk>(l, Lk::b_layer_conv_conv_weight) + o * ld4(HK_K);
-                    const float bias = p.w[wb<Lk>(l, Lk::b_layer_conv_conv_bias) + o];
+                    const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)) + o * ld4(HK_K);
+                    const float bias = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias))[o];
                     float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);
                     sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(w, bias, s, v[0]);
                 });
@@ -49,7 +51,7 @@ struct Hawk {
                         mat(wb<Lk>(l, Lk::b_layer_rglru_recurrence_gate_weight))};
             proj_rows<2, 1, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
                 const float i = sigmoidf_(v[0]), r = sigmoidf_(v[1]);
-                const float at = powf(p.w[wb<Lk>(l, Lk::b_layer_rglru_a) + o], HK_C * r);
+                const float at = powf(wvec(p, wb<Lk>(l, Lk::b_layer_rglru_a))[o], HK_C * r);
                 float *h = st<Lk>(p, b, l, Lk::st_h) + o;
                 const float x = ld_act(sc(p, Lk::sc_xc, b) + o);
                 const float hn = *h * at + sqrtf(1.0f - at * at) * (i * x);

@@ -21,6 +21,8 @@ struct Mamba2 {
         return H;
     }
 
+    __device__ static bool streams(int phase) { return phase != 1; } // phase 1: the state update
+
     __device__ static long cost(int phase, int nb)
     {
         switch (phase) {
@@ -36,9 +38,9 @@ struct Mamba2 {
     {
         Mat m[1] = {mat(wb<Lk>(l, w))};
         proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-            const float *cwo = p.w + wb<Lk>(l, cw) + o * ld4(MB_K);
+            const float *cwo = wvec(p, wb<Lk>(l, cw)) + o * ld4(MB_K);
             float *s = st<Lk>(p, b, l, state) + o * (MB_K - 1);
-            sc(p, out, b)[o] = siluf(conv_step<MB_K>(cwo, p.w[wb<Lk>(l, cb) + o], s, v[0]));
+            sc(p, out, b)[o] = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, cb))[o], s, v[0]));
         });
     }
 
@@ -48,7 +50,7 @@ struct Mamba2 {
         switch (phase) {
         case 0: {
             In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                p.w + wb<Lk>(l, Lk::b_norm1_weight), nullptr)};
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
             int base = 0;
             if (part(lo, hi, base, MB_E, a, e))
                 conv_rows(p, in, l, Lk::b_layer_input_proj_weight, Lk::b_layer_input_conv_conv_weight,
@@ -87,7 +89,7 @@ struct Mamba2 {
                 for (int u = 0; u < ROWS; u++) {
                     const int r = min(r0 + u, MB_E - 1), n = r / MB_HD;
                     dt[u] = ld_act(sc(p, Lk::sc_dt, b) + n);
-                    decay[u] = expf(p.w[wb<Lk>(l, Lk::b_layer_a) + n] * dt[u]);
+                    decay[u] = expf(wvec(p, wb<Lk>(l, Lk::b_layer_a))[n] * dt[u]);
                     x[u] = ld_act(sc(p, Lk::sc_xs, b) + r);
                     y[u] = 0.0f;
                 }
@@ -112,7 +114,7 @@ struct Mamba2 {
 #pragma unroll
                 for (int u = 0; u < ROWS; u++) {
                     const int r = r0 + u, n = min(r, MB_E - 1) / MB_HD;
-                    const float yr = warp_sum(y[u]) + p.w[wb<Lk>(l, Lk::b_layer_d) + n] * x[u];
+                    const float yr = warp_sum(y[u]) + wvec(p, wb<Lk>(l, Lk::b_layer_d))[n] * x[u];
                     if (lane == 0 && r < MB_E) sc(p, Lk::sc_yz, b)[r] = yr * siluf(ld_act(sc(p, Lk::sc_z, b) + r));
                 }
             }
@@ -120,7 +122,7 @@ struct Mamba2 {
         }
         case 2: {
             In in[1] = {in_norm(in_act(p, Lk::sc_yz), NORM_RMS, MB_E, 1e-5f,
-                                p.w + wb<Lk>(l, Lk::b_layer_norm_weight), nullptr)};
+                                wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)), nullptr)};
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
             proj_rows<1, 1, true>(p, in, m, MB_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];

@@ -21,6 +21,8 @@ struct RetNet {
         return H;
     }
 
+    __device__ static bool streams(int phase) { return phase != 1; } // phase 1: the retention update
+
     __device__ static long cost(int phase, int nb)
     {
         return phase == 1 ? state_cost(2L * STATE_ROWS * 128 * 4) : row_cost(1, H, nb);
@@ -31,7 +33,7 @@ struct RetNet {
         switch (phase) {
         case 0: {
             In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                p.w + wb<Lk>(l, Lk::b_norm1_weight), nullptr)};
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
             const long w[4] = {Lk::b_layer_q_proj_weight, Lk::b_layer_k_proj_weight,
                                Lk::b_layer_v_proj_weight, Lk::b_layer_g_proj_weight};
             const Buf out[4] = {Lk::sc_q, Lk::sc_k, Lk::sc_v, Lk::sc_g};
@@ -60,7 +62,7 @@ struct RetNet {
                 if (lane < rows) { // rotate this task's rows of q and k by pos
                     // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
                     const int i = i0 + lane, partner = i ^ 1;
-                    const float th = (float)pos * p.w[wb<Lk>(l, Lk::b_layer_angle) + i];
+                    const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
                     const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
                     qr[lane] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
                     kr[lane] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
@@ -68,7 +70,7 @@ struct RetNet {
                 __syncwarp();
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
                 if (j < RN_D) {
-                    const float decay = p.w[wb<Lk>(l, Lk::b_layer_decay) + n];
+                    const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                     const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                     const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
                     float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
@@ -91,7 +93,7 @@ struct RetNet {
                 // commit the state phase 1 read: scale per head, then the position
                 if (o < RN_NH) {
                     float *s = st<Lk>(p, b, l, Lk::st_scale) + o;
-                    *s = *s * p.w[wb<Lk>(l, Lk::b_layer_decay) + o] + 1.0f;
+                    *s = *s * wvec(p, wb<Lk>(l, Lk::b_layer_decay))[o] + 1.0f;
                 }
                 if (o == 0) {
                     int *pos = (int *)st<Lk>(p, b, l, Lk::st_pos);

@@ -32,6 +32,9 @@ struct XLSTM {
         return 0;
     }
 
+    // phases whose work is projections (the others read and write state and activations)
+    __device__ static bool streams(int phase) { return phase == 1 || phase == 3 || phase == 4 || phase == 5 || phase == 7; }
+
     __device__ static long cost(int phase, int nb)
     {
         switch (phase) {
@@ -63,7 +66,7 @@ struct XLSTM {
 
     __device__ static void sl_input(const Params &p, int l, int b)
     {
-        const float *u = sc(p, Lk::sc_u, b), *w1 = p.w + wb<Lk>(l, Lk::b_norm1_weight);
+        const float *u = sc(p, Lk::sc_u, b), *w1 = wvec(p, wb<Lk>(l, Lk::b_norm1_weight));
         float *xt = sc(p, Lk::sc_xt, b), *xn = sc(p, Lk::sc_xn, b), *xc = sc(p, Lk::sc_xc, b);
         float s2 = 0.0f;
         for (int c = threadIdx.x; c < H; c += THREADS) s2 += ld_act(u + c) * ld_act(u + c);
@@ -71,9 +74,9 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) xt[c] = ld_act(u + c) * rs * w1[c];
         float mean, rstd;
         layer_stats(xt, H, mean, rstd); // each thread reads back only its own writes first
-        const float *wl = p.w + wb<Lk>(l, Lk::b_layer_slstm_norm_weight);
-        const float *cw = p.w + wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_weight);
-        const float *cb = p.w + wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_bias);
+        const float *wl = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_norm_weight));
+        const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_weight));
+        const float *cb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_bias));
         float *cs = st<Lk>(p, b, l, Lk::st_s_conv);
         for (int c = threadIdx.x; c < H; c += THREADS) {
             const float v = (xt[c] - mean) * rstd * wl[c];
@@ -86,8 +89,8 @@ struct XLSTM {
     {
         const float *sh = sc(p, Lk::sc_sh, b), *xt = sc(p, Lk::sc_xt, b);
         float *hprev = st<Lk>(p, b, l, Lk::st_s_h), *so = sc(p, Lk::sc_so, b);
-        const float *gw = p.w + wb<Lk>(l, Lk::b_layer_slstm_group_norm_weight);
-        const float *gb = p.w + wb<Lk>(l, Lk::b_layer_slstm_group_norm_bias);
+        const float *gw = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_group_norm_weight));
+        const float *gb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_group_norm_bias));
         for (int c = threadIdx.x; c < H; c += THREADS) hprev[c] = ld_act(sh + c);
         for (int g = 0; g < XL_NS; g++) { // GroupNorm, one group per sLSTM head
             float mean, rstd;
@@ -107,7 +110,7 @@ struct XLSTM {
         __syncthreads(); // so was written by other threads of this CTA
         float mean, rstd;
         layer_stats(so, H, mean, rstd);
-        const float *wl = p.w + wb<Lk>(l, Lk::b_layer_mlstm_norm_weight);
+        const float *wl = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_norm_weight));
         float *xn2 = sc(p, Lk::sc_xn2, b);
         for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
     }
@@ -174,7 +177,7 @@ struct XLSTM {
         float s2 = 0.0f;
         for (int c = threadIdx.x; c < H; c += THREADS) s2 += (ld_act(ym + c) - mean) * (ld_act(ym + c) - mean);
         const float rstd = 1.0f / sqrtf(block_sum(s2) / H + 1e-5f);
-        const float *wf = p.w + wb<Lk>(l, Lk::b_layer_final_norm_weight);
+        const float *wf = wvec(p, wb<Lk>(l, Lk::b_layer_final_norm_weight));
         float *u = sc(p, Lk::sc_u, b);
         for (int c = threadIdx.x; c < H; c += THREADS) u[c] += (ld_act(ym + c) - mean) * rstd * wf[c];
     }
@@ -219,8 +222,8 @@ struct XLSTM {
             if (part(lo, hi, 0, XL_E, a, e)) {
                 Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight))};
                 proj_rows<1, 1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    const float *cw = p.w + wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight) + o * ld4(XL_K);
-                    const float cb = p.w[wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias) + o];
+                    const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight)) + o * ld4(XL_K);
+                    const float cb = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias))[o];
                     float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
                     sc(p, Lk::sc_xm, b)[o] = v[0];
                     sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
@@ -268,9 +271,9 @@ struct XLSTM {
             break;
         case 7: {
             In in[1] = {in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
-                                p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight),
-                                p.w + wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias))};
-            in[0].skip_w = p.w + wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip);
+                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
+                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)))};
+            in[0].skip_w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip));
             in[0].skip = p.scr + Lk::sc_xc2.off;
             in[0].skip_stride = Lk::sc_xc2.stride;
             in[0].gate = p.scr + Lk::sc_xg.off;

@@ -159,6 +159,34 @@ Test(gen, rejects_a_batch_the_staging_cannot_hold)
     free(src);
 }
 
+/* Weight tensors of a spec in the given precision: on 16 bytes, in order, without overlap,
+ * matrices (and only they) in bf16 when the spec says so. Returns the weight bytes. */
+static int64_t check_weight_layout(spec_t s, precision_t weights)
+{
+    char err[ERR_MAX];
+    catalogue_t c;
+    layout_t l;
+    s.precision.weights = weights;
+    catalogue_build(&s, &c);
+    cr_assert_eq(layout_build(&s, &c, &l, err), 0, "%s", err);
+    int64_t end = 0, matrices = 0;
+    for (int i = 0; i < c.count; i++) {
+        const int elem = c.t[i].matrix && weights == PRECISION_BF16 ? 2 : 4;
+        matrices += c.t[i].matrix;
+        cr_expect_eq(l.weight_elem[i], elem, "%s: %d bytes an element", c.t[i].name, l.weight_elem[i]);
+        cr_expect_eq(l.weight_offset[i] % 16, 0, "%s at %lld", c.t[i].name, (long long)l.weight_offset[i]);
+        cr_expect_geq(l.weight_offset[i], end, "%s overlaps the previous tensor", c.t[i].name);
+        cr_expect_eq(l.weight_rows[i] * l.weight_row[i], c.t[i].numel, "%s", c.t[i].name);
+        end = l.weight_offset[i] + l.weight_rows[i] * l.weight_ld[i] * elem;
+    }
+    cr_expect_gt(matrices, 4 * 4 * s.tower_depth, "the projections are matrices");
+    cr_expect_eq((end + 15) & ~(int64_t)15, l.weight_bytes);
+    const int64_t bytes = l.weight_bytes;
+    layout_free(&l);
+    catalogue_free(&c);
+    return bytes;
+}
+
 /* Every tensor, state region and activation starts on 16 bytes; the sLSTM m starts at
  * -infinity and everything else at zero. */
 Test(gen, layout_is_aligned_and_initialised)
@@ -168,16 +196,11 @@ Test(gen, layout_is_aligned_and_initialised)
     catalogue_t c;
     layout_t l;
     load_spec("specs/medium.yaml", &s);
+    const int64_t fp32 = check_weight_layout(s, PRECISION_FP32), bf16 = check_weight_layout(s, PRECISION_BF16);
+    cr_expect(bf16 < fp32 * 0.55 && bf16 > fp32 * 0.45, "bf16 weights %lld bytes, fp32 %lld", (long long)bf16,
+              (long long)fp32);
     catalogue_build(&s, &c);
     cr_assert_eq(layout_build(&s, &c, &l, err), 0, "%s", err);
-    int64_t end = 0;
-    for (int i = 0; i < c.count; i++) {
-        cr_expect_eq(l.weight_offset[i] % 4, 0, "%s at %lld", c.t[i].name, (long long)l.weight_offset[i]);
-        cr_expect_geq(l.weight_offset[i], end, "%s overlaps the previous tensor", c.t[i].name);
-        cr_expect_eq(l.weight_rows[i] * l.weight_row[i], c.t[i].numel, "%s", c.t[i].name);
-        end = l.weight_offset[i] + l.weight_rows[i] * l.weight_ld[i];
-    }
-    cr_expect_eq(end, l.weight_floats);
     cr_expect_eq(l.slot_floats % 4, 0);
     float *slot = xmalloc((size_t)l.slot_floats * sizeof *slot);
     layout_initial_state(&s, &l, slot);

@@ -500,3 +500,48 @@ Test(weights, generator_inits)
               mamba_max);
     weights_free(&w);
 }
+
+/* Round to nearest, ties to even, on values whose bf16 neighbours are known. */
+Test(weights, bf16_rounding)
+{
+    const float eps = 0x1p-7f; /* bf16 spacing in [1, 2) */
+    cr_expect_eq(bf16_round(1.0f), 1.0f);
+    cr_expect_eq(bf16_round(1.0f + 0.49f * eps), 1.0f);
+    cr_expect_eq(bf16_round(1.0f + 0.51f * eps), 1.0f + eps);
+    cr_expect_eq(bf16_round(1.0f + 0.5f * eps), 1.0f, "a tie goes to the even neighbour 1");
+    cr_expect_eq(bf16_round(1.0f + 1.5f * eps), 1.0f + 2 * eps, "a tie goes to the even neighbour 1 + 2 eps");
+    cr_expect_eq(bf16_round(-3.0f - 0.51f * 2 * eps), -3.0f - 2 * eps);
+    cr_expect_eq(bf16_bits(1.0f), 0x3f80);
+    cr_expect(isnan(bf16_round(NAN)));
+    cr_expect(isinf(bf16_round(INFINITY)));
+}
+
+/* A spec with bf16 weights gets its matrices rounded to bf16 and every other tensor as in
+ * the file. */
+Test(weights, bf16_spec_rounds_only_the_matrices)
+{
+    spec_t s;
+    golden_spec("small", &s);
+    s.precision.weights = PRECISION_BF16;
+    char path[TMPDIR_PATH_MAX], err[ERR_MAX];
+    snprintf(path, sizeof path, "%s", shared_path("golden/small/weights.safetensors"));
+    weights_t w;
+    cr_assert_eq(weights_load(path, &s, &w, err), 0, "%s", err);
+    st_file_t f;
+    cr_assert_eq(st_open(path, &f, err), 0, "%s", err);
+    int64_t changed = 0, matrix_numel = 0;
+    for (int i = 0; i < w.cat.count; i++) {
+        const tensor_desc_t *d = &w.cat.t[i];
+        const float *got = weights_get(&w, d->name), *file = (const float *)st_find(&f, d->name)->data;
+        matrix_numel += d->matrix ? d->numel : 0;
+        for (int64_t k = 0; k < d->numel; k++) {
+            const float want = d->matrix ? bf16_round(file[k]) : file[k];
+            cr_assert_eq(got[k], want, "%s[%lld]: %.9g, want %.9g", d->name, (long long)k, got[k], want);
+            changed += got[k] != file[k];
+        }
+    }
+    cr_expect_gt(changed, matrix_numel / 2, "only %lld of %lld matrix weights changed", (long long)changed,
+                 (long long)matrix_numel);
+    st_close(&f);
+    weights_free(&w);
+}

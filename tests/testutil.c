@@ -15,11 +15,14 @@ const char *shared_path(const char *rel)
     return buf;
 }
 
-void golden_load(const char *case_name, golden_t *g)
+void golden_load(const char *case_name, golden_t *g) { golden_load_as(case_name, PRECISION_FP32, g); }
+
+void golden_load_as(const char *case_name, precision_t weights, golden_t *g)
 {
     char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX], path[256];
     snprintf(path, sizeof path, "specs/%s.yaml", case_name);
     cr_assert_eq(spec_load(path, &g->spec, err), 0, "%s", err);
+    g->spec.precision.weights = weights;
     snprintf(path, sizeof path, "golden/%s/weights.safetensors", case_name);
     cr_assert_eq(weights_load(shared_path(path), &g->spec, &g->w, err), 0, "%s", err);
     snprintf(path, sizeof path, "golden/%s/io.safetensors", case_name);
