@@ -108,10 +108,6 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
         bf16 ? "uint2" : "float4", precision_name(s->precision.weights));
     put(b, "constexpr bool SPLIT_BY_COST = %s; // stages split by cost, not unit count\n",
         KERNEL_SPLIT_BY_COST ? "true" : "false");
-    put(b, "constexpr int PREFETCH_AHEAD = %d; // L2 prefetch: chunks ahead of a warp's loads (0: none)\n",
-        KERNEL_PREFETCH_AHEAD);
-    put(b, "constexpr bool PREFETCH_NEXT_STAGE = %s; // L2 prefetch of the next stage's first chunks\n",
-        KERNEL_PREFETCH_NEXT_STAGE ? "true" : "false");
     put(b, "constexpr int STAGE_FLOATS = %d, SUMS_WARP = %d; // dynamic shared memory: staged inputs, sums\n",
         STAGE_FLOATS, emit_sums_warp(s));
     put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",

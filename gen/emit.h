@@ -34,16 +34,6 @@
 #define KERNEL_SPLIT_BY_COST 1
 #endif
 
-/* L2 prefetch of weights (templates/common.cu): a warp prefetches the chunk
- * KERNEL_PREFETCH_AHEAD chunks ahead of the one it loads (0: none), and a CTA done with a
- * stage prefetches the first chunks of its share of the next (KERNEL_PREFETCH_NEXT_STAGE). */
-#ifndef KERNEL_PREFETCH_AHEAD
-#define KERNEL_PREFETCH_AHEAD 2
-#endif
-#ifndef KERNEL_PREFETCH_NEXT_STAGE
-#define KERNEL_PREFETCH_NEXT_STAGE 1
-#endif
-
 /* Dynamic shared memory of the kernel, floats: the staged projection inputs (windows of
  * columns of every batch entry, STAGE_FLOATS) and each warp's running sums (SUMS_WARP). */
 #define STAGE_FLOATS 32768

@@ -24,8 +24,6 @@ constexpr int MAX_BATCH = 64, THREADS = 256, WARPS = THREADS / 32;
 constexpr int WEIGHT_ROWS = 4, CHUNK_F4 = 16; // projections: rows per warp, loads of 4 per lane
 using MatRaw = float4; // 4 consecutive weights of a matrix row, as stored (fp32)
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
-constexpr int PREFETCH_AHEAD = 2; // L2 prefetch: chunks ahead of a warp's loads (0: none)
-constexpr bool PREFETCH_NEXT_STAGE = true; // L2 prefetch of the next stage's first chunks
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int MAX_GROUPS = 4; // most normalisation groups of one input
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
@@ -235,7 +233,6 @@ struct Params {
     float *out;                  // [nb][4] in tower order
     unsigned *bar;               // grid barrier {arrived, generation}, zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
-    int prefetch_only;           // set in the kernel only: the call prefetches the weights it would stream
     unsigned long long *trace;   // nullptr, or per-stage times (kernel.cu, trace_at)
 };
 
@@ -582,32 +579,6 @@ __device__ __forceinline__ float transpose_sum(float (&a)[32])
     return a[0];
 }
 
-// ---- L2 prefetch of weights ---------------------------------------------------------------
-// A projection keeps only a chunk per warp in registers; prefetching the weights it reads
-// next into L2 keeps memory busy across its chunk boundaries, stage ends and grid barriers.
-__device__ __forceinline__ void prefetch_l2(const void *q, long bytes)
-{
-#if __CUDA_ARCH__ >= 900
-    const unsigned long a = (unsigned long)q & ~15ul, e = ((unsigned long)q + bytes + 15) & ~15ul;
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"((unsigned)(e - a)) : "memory");
-#endif
-}
-
-// Elements [c, c + n) (clipped to the row) of rows o0 .. o0 + RB - 1 (below `end`) of NM
-// matrices into L2: one bulk prefetch per row and matrix, by lanes or threads `id` of `ids`.
-template <int NM, int RB>
-__device__ __forceinline__ void prefetch_rows(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
-                                              int n, int id, int ids)
-{
-    constexpr int ES = sizeof(MatRaw) / 4; // bytes per element
-    n = min(n, ld - c);
-    if (n <= 0) return;
-    for (int t = id; t < NM * RB; t += ids) {
-        const int k = t / RB, o = o0 + t % RB;
-        if (o < end) prefetch_l2(p.w + m[k].w + ((long)o * ld + c) * ES, (long)n * ES);
-    }
-}
-
 // A lane's 4 weights of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u, as
 // stored (zero past row `end` or column ld).
 template <int NM, int RB, int U>
@@ -624,12 +595,90 @@ __device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM]
                                                               : MatRaw{};
 }
 
+// The shape of a projection of NM matrices reading NIN inputs (see proj_rows).
+template <int NM, int NIN> struct ProjShape {
+    static constexpr int NV = NM > WEIGHT_ROWS ? NM : WEIGHT_ROWS; // weight rows per warp
+    static constexpr int RB = NV / NM, JT = 32 / NV;
+    static constexpr int U_SMEM = STAGE_FLOATS / (NIN * MAX_BATCH * 128); // a window of CW fits
+    static constexpr int U = CHUNK_F4 / NV < U_SMEM ? CHUNK_F4 / NV : U_SMEM;
+    static constexpr int CW = 128 * U;
+    static constexpr int NT_MAX = (MAX_BATCH + JT - 1) / JT;
+    static constexpr int GW = SUMS_WARP / (NT_MAX * 32); // row groups per warp in a pass
+    static constexpr int RP = WARPS * GW * RB;           // rows per pass
+    static_assert(NV % NM == 0 && NV * JT == 32 && U >= 1 && GW >= 1, "projection shape");
+};
+
+// One pass of proj_rows: the sums of rows [pass0, pend) for every entry, in each warp's
+// running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). Not inlined: it is
+// the bulk of the kernel's code, one copy per projection shape rather than per call site.
+template <int NM, int NIN, bool NORM, unsigned INPUTS>
+__device__ __noinline__ void proj_pass(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len, int block,
+                                       int pass0, int pend)
+{
+    using S = ProjShape<NM, NIN>;
+    constexpr int RB = S::RB, JT = S::JT, U = S::U, CW = S::CW, NT_MAX = S::NT_MAX, GW = S::GW;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
+    const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
+    const int win = max(1, STAGE_FLOATS / (NIN * nb * CW)) * CW; // staged columns, a multiple of CW
+    float *xs = stage_smem;                                            // [NIN][nb][span]
+    float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane; // [GW][NT_MAX][32]
+    const int c_in = block ? (pass0 / block) * block : 0;              // input column of weight column 0
+    for (int w0 = 0; w0 < ld; w0 += win) {
+        const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW;
+        __syncthreads(); // the previous window's readers are done
+        stage_window<NIN, NORM>(p, in, len, c_in + w0, n, span, xs);
+        __syncthreads();
+        for (int i = 0; i < GW; i++) {
+            const int o0 = pass0 + (warp + i * WARPS) * RB;
+            if (o0 >= pend) break;
+            float *run = sums + i * NT_MAX * 32;
+            if (w0 == 0)
+                for (int t = 0; t < nt; t++) run[t * 32] = 0.0f;
+            for (int cw = 0; cw < span; cw += CW) {
+                MatRaw wv[NM][RB][U];
+                load_weights(p, m, ld, o0, pend, w0 + cw + lane * 4, wv);
+                for (int t = 0; t < nt; t++) {
+                    float acc[32];
+#pragma unroll
+                    for (int a = 0; a < 32; a++) acc[a] = 0.0f;
+#pragma unroll
+                    for (int jj = 0; jj < JT; jj++) {
+                        const int j = t * JT + jj;
+                        if (j >= nb) break;
+#pragma unroll
+                        for (int u = 0; u < U; u++)
+#pragma unroll
+                            for (int ii = 0; ii < NIN; ii++) {
+                                const float4 x = *(const float4 *)(xs + ((long)ii * nb + j) * span + cw + lane * 4 + 128 * u);
+#pragma unroll
+                                for (int k = 0; k < NM; k++) {
+                                    if ((int)(INPUTS >> (4 * k) & 15u) != ii) continue;
+#pragma unroll
+                                    for (int r = 0; r < RB; r++) {
+                                        const float4 w = unpack(wv[k][r][u]);
+                                        float &s = acc[(k * RB + r) * JT + jj];
+                                        s = fmaf(w.x, x.x, s);
+                                        s = fmaf(w.y, x.y, s);
+                                        s = fmaf(w.z, x.z, s);
+                                        s = fmaf(w.w, x.w, s);
+                                    }
+                                }
+                            }
+                    }
+                    run[t * 32] += transpose_sum(acc);
+                }
+            }
+        }
+    }
+}
+
 // Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
 // INPUTS >> 4k & 15), applied to every entry of the batch: v = W x (+ bias), then
 // epi(b, o, v[NM]) once per (entry, row). Every weight is read from memory once per call,
 // whatever the batch size:
 // - a warp owns RB consecutive rows (NV = NM * RB weight rows) and streams them in chunks of
-//   U float4 per lane (CW columns), kept in registers while they are applied to every entry;
+//   U loads of 4 weights per lane (CW columns), kept in registers while they are applied to
+//   every entry;
 // - the CTA stages the inputs of all entries in shared memory, a window of columns at a
 //   time (input 0 normalised there when NORM, statistics computed first for all entries);
 // - per tile of JT entries a lane accumulates NV x JT = 32 partial dot products; one
@@ -642,85 +691,16 @@ template <int NM, int NIN, bool NORM, unsigned INPUTS = 0, class Epi>
 __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len,
                           int block, int lo, int hi, Epi epi)
 {
-    constexpr int NV = NM > WEIGHT_ROWS ? NM : WEIGHT_ROWS; // weight rows per warp
-    constexpr int RB = NV / NM, JT = 32 / NV;
-    constexpr int U_SMEM = STAGE_FLOATS / (NIN * MAX_BATCH * 128); // a window of CW fits
-    constexpr int U = CHUNK_F4 / NV < U_SMEM ? CHUNK_F4 / NV : U_SMEM;
-    constexpr int CW = 128 * U;
-    constexpr int NT_MAX = (MAX_BATCH + JT - 1) / JT;
-    constexpr int GW = SUMS_WARP / (NT_MAX * 32); // row groups per warp in a pass
-    constexpr int RP = WARPS * GW * RB;           // rows per pass
-    static_assert(NV % NM == 0 && NV * JT == 32 && U >= 1 && GW >= 1, "projection shape");
+    using S = ProjShape<NM, NIN>;
+    constexpr int RB = S::RB, JT = S::JT, NT_MAX = S::NT_MAX, GW = S::GW;
     if (lo >= hi) return;
-    if (p.prefetch_only) { // the first chunk of every warp's first row group, a row a thread
-        const int g = threadIdx.x / (NM * RB);
-        if (g < WARPS) prefetch_rows<NM, RB>(p, m, ld4(len), lo + g * RB, hi, 0, CW, threadIdx.x % (NM * RB), NM * RB);
-        return;
-    }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
-    const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
-    const int win = max(1, STAGE_FLOATS / (NIN * nb * CW)) * CW; // staged columns, a multiple of CW
-    float *xs = stage_smem;                                            // [NIN][nb][span]
-    float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane; // [GW][NT_MAX][32]
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb, nt = (nb + JT - 1) / JT;
+    const float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane;
     if (NORM) norm_stats(p, in[0], len);
     for (int pass0 = lo; pass0 < hi;) {
-        int pend = min(hi, pass0 + RP);
+        int pend = min(hi, pass0 + S::RP);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
-        const int c_in = block ? (pass0 / block) * block : 0; // input column of weight column 0
-        for (int w0 = 0; w0 < ld; w0 += win) {
-            const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW;
-            __syncthreads(); // the previous window's readers are done
-            stage_window<NIN, NORM>(p, in, len, c_in + w0, n, span, xs);
-            __syncthreads();
-            for (int i = 0; i < GW; i++) {
-                const int o0 = pass0 + (warp + i * WARPS) * RB;
-                if (o0 >= pend) break;
-                float *run = sums + i * NT_MAX * 32;
-                if (w0 == 0)
-                    for (int t = 0; t < nt; t++) run[t * 32] = 0.0f;
-                for (int cw = 0; cw < span; cw += CW) {
-                    if (PREFETCH_AHEAD) { // the chunk PREFETCH_AHEAD ahead in this warp's window
-                        const int q = cw / CW + PREFETCH_AHEAD, chunks = span / CW;
-                        const int ia = i + q / chunks, oa = pass0 + (warp + ia * WARPS) * RB;
-                        if (ia < GW && oa < pend)
-                            prefetch_rows<NM, RB>(p, m, ld, oa, pend, w0 + q % chunks * CW, CW, lane, 32);
-                    }
-                    MatRaw wv[NM][RB][U];
-                    load_weights(p, m, ld, o0, pend, w0 + cw + lane * 4, wv);
-                    for (int t = 0; t < nt; t++) {
-                        float acc[32];
-#pragma unroll
-                        for (int a = 0; a < 32; a++) acc[a] = 0.0f;
-#pragma unroll
-                        for (int jj = 0; jj < JT; jj++) {
-                            const int j = t * JT + jj;
-                            if (j >= nb) break;
-#pragma unroll
-                            for (int u = 0; u < U; u++)
-#pragma unroll
-                                for (int ii = 0; ii < NIN; ii++) {
-                                    const float4 x =
-                                        *(const float4 *)(xs + ((long)ii * nb + j) * span + cw + lane * 4 + 128 * u);
-#pragma unroll
-                                    for (int k = 0; k < NM; k++) {
-                                        if ((int)(INPUTS >> (4 * k) & 15u) != ii) continue;
-#pragma unroll
-                                        for (int r = 0; r < RB; r++) {
-                                            const float4 w = unpack(wv[k][r][u]);
-                                            float &s = acc[(k * RB + r) * JT + jj];
-                                            s = fmaf(w.x, x.x, s);
-                                            s = fmaf(w.y, x.y, s);
-                                            s = fmaf(w.z, x.z, s);
-                                            s = fmaf(w.w, x.w, s);
-                                        }
-                                    }
-                                }
-                        }
-                        run[t * 32] += transpose_sum(acc);
-                    }
-                }
-            }
-        }
+        proj_pass<NM, NIN, NORM, INPUTS>(p, in, m, len, block, pass0, pend);
         // epilogue: lane (r, jj) gathers the NM sums of row o0 + r for entry t * JT + jj
         for (int i = 0; i < GW; i++) {
             const int o0 = pass0 + (warp + i * WARPS) * RB;
@@ -750,11 +730,6 @@ __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[N
 template <class Epi>
 __device__ void block_rows(const Params &p, const In &in, long w, int block, int lo, int hi, Epi epi)
 {
-    if (p.prefetch_only) {
-        constexpr int ES = sizeof(MatRaw) / 4;
-        if (threadIdx.x == 0 && lo < hi) prefetch_l2(p.w + w + (long)lo * block * ES, (long)(hi - lo) * block * ES);
-        return;
-    }
     for (int o = lo + threadIdx.x; o < hi; o += THREADS) {
         const long row = (long)o * block;
         const int c0 = (o / block) * block;
@@ -916,9 +891,6 @@ struct XLSTM {
         }
         return 0;
     }
-
-    // phases whose work is projections (the others read and write state and activations)
-    __device__ static bool streams(int phase) { return phase == 1 || phase == 3 || phase == 4 || phase == 5 || phase == 7; }
 
     __device__ static long cost(int phase, int nb)
     {
@@ -1199,8 +1171,6 @@ struct Mamba2 {
         return H;
     }
 
-    __device__ static bool streams(int phase) { return phase != 1; } // phase 1: the state update
-
     __device__ static long cost(int phase, int nb)
     {
         switch (phase) {
@@ -1334,8 +1304,6 @@ struct RetNet {
         return H;
     }
 
-    __device__ static bool streams(int phase) { return phase != 1; } // phase 1: the retention update
-
     __device__ static long cost(int phase, int nb)
     {
         return phase == 1 ? state_cost(2L * STATE_ROWS * 128 * 4) : row_cost(1, H, nb);
@@ -1435,8 +1403,6 @@ struct Hawk {
         return phase == 0 ? 2 * H : H;
     }
 
-    __device__ static bool streams(int) { return true; } // every phase is a projection
-
     __device__ static long cost(int phase, int nb)
     {
         return phase == 1 ? row_cost(2, HK_BS, nb) : row_cost(1, H, nb);
@@ -1497,8 +1463,7 @@ struct Hawk {
 // One launch = one ensemble step for a batch of distinct slots. Stage s runs, for each tower,
 // the phase the stage table gives it (or nothing); all towers' units of work of a stage are
 // split over every CTA of the grid in equal shares of cost (tower_cost: bytes and FMAs of a
-// unit), then a grid barrier separates the stages. A CTA done with its share prefetches the
-// first weights of its share of the next stage into L2 before it waits at the barrier.
+// unit), then a grid barrier separates the stages.
 
 struct StageEntry {
     signed char phase; // tower phase, PH_* for the shared ones, -1: idle
@@ -1570,20 +1535,8 @@ __device__ __forceinline__ bool cost_part(long a, long b, long base, long cost, 
     return lo < hi;
 }
 
-__device__ __forceinline__ bool tower_streams(int tower, int phase)
-{
-    if (phase >= PH_IN_UP) return true;
-    switch (tower) {
-    case 0: return XLSTM::streams(phase);
-    case 1: return Mamba2::streams(phase);
-    case 2: return RetNet::streams(phase);
-    default: return Hawk::streams(phase);
-    }
-}
-
 __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
 {
-    if (p.prefetch_only && !tower_streams(tower, phase)) return;
     if (phase >= PH_IN_UP) {
         const TowerCommon t = tower == 0   ? tower_common<L_xlstm>()
                               : tower == 1 ? tower_common<L_mamba2>()
@@ -1600,8 +1553,8 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
     }
 }
 
-// This CTA's share of stage s (not inlined: the kernel calls it twice, to run and to prefetch).
-__device__ __noinline__ void run_stage(const Params &p, int s)
+// This CTA's share of stage s.
+__device__ void run_stage(const Params &p, int s)
 {
     int units[4];
     long cost[4], total = 0;
@@ -1625,9 +1578,8 @@ __device__ __noinline__ void run_stage(const Params &p, int s)
 // Per-stage trace (p.trace non-null; the normal path pays one uniform branch per stage):
 // thread 0 of each CTA writes %globaltimer (ns, one clock for all SMs) to
 // p.trace[(row * gridDim.x + blockIdx.x) * 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values:
-// row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA, its
-// prefetch of the next stage included; grid barrier released} (the last stage has no
-// barrier: released right after done).
+// row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA;
+// grid barrier released} (the last stage has no barrier: released right after done).
 __device__ __forceinline__ unsigned long long global_ns()
 {
     unsigned long long t;
@@ -1653,11 +1605,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
     if (p.trace && threadIdx.x == 0) trace_at(p, 0, 0) = trace_at(p, 0, 1) = global_ns();
     for (int s = 0; s < NUM_STAGES; s++) {
         run_stage(p, s);
-        if (s + 1 < NUM_STAGES && PREFETCH_NEXT_STAGE) {
-            Params q = p;
-            q.prefetch_only = 1;
-            run_stage(q, s + 1);
-        }
         if (p.trace) traced_barrier(p, s);
         else if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     }

@@ -51,9 +51,10 @@ static void usage(FILE *f)
             "  --tolerance T    exit 1 if a --check relative L2 error exceeds T (default 1e-4)\n"
             "  --cross-tolerance T\n"
             "                   exit 1 if fused and unfused differ by more than T (default\n"
-            "                   1e-3: two fp32 engines differ by up to ~1e-4 in RetNet at full\n"
-            "                   size, whose first step normalises q.k per head, ill-conditioned\n"
-            "                   where it cancels; a defect differs at order 1)\n"
+            "                   1e-2: the two differ in RetNet by up to 1.1e-4 with fp32 and\n"
+            "                   1.3e-3 with bf16 matrices at full size, whose first step\n"
+            "                   normalises q.k per head, ill-conditioned where it cancels; a\n"
+            "                   defect differs at order 1)\n"
             "  --trace B        after the timed steps, one step at batch B with the kernel's\n"
             "                   per-stage trace (%%globaltimer per CTA around each grid barrier):\n"
             "                   a table of every stage (slowest and median CTA work, barrier\n"
@@ -354,7 +355,7 @@ int cmd_bench(int argc, char **argv)
     const char *spec_path = NULL, *weights_path = NULL, *batch_list = "1,8,32,50,64";
     const char *baseline = "cublas", *json_path = NULL;
     int iters = 30, check = 0, trace_batch = 0, c;
-    double tolerance = 1e-4, cross_tolerance = 1e-3;
+    double tolerance = 1e-4, cross_tolerance = 1e-2;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': spec_path = optarg; break;

@@ -29,7 +29,6 @@ typedef struct {
     float *out;
     unsigned *bar;
     int nb;
-    int prefetch_only; /* 0: set in the kernel only */
     unsigned long long *trace;
 } kernel_params_t;
 
@@ -66,7 +65,7 @@ static size_t slot_bytes(const gpu_engine_t *e) { return (size_t)e->lay.slot_flo
  * d_trace: NULL, or [(stages + 1) * grid * 2] for the per-stage times (step_trace.h). */
 static cudaError_t launch_fused(gpu_engine_t *e, int nb, unsigned long long *d_trace)
 {
-    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, 0, d_trace};
+    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, d_trace};
     void *args[] = {&p};
     cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
     cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},

@@ -14,8 +14,6 @@ struct Hawk {
         return phase == 0 ? 2 * H : H;
     }
 
-    __device__ static bool streams(int) { return true; } // every phase is a projection
-
     __device__ static long cost(int phase, int nb)
     {
         return phase == 1 ? row_cost(2, HK_BS, nb) : row_cost(1, H, nb);

@@ -2,8 +2,7 @@
 // One launch = one ensemble step for a batch of distinct slots. Stage s runs, for each tower,
 // the phase the stage table gives it (or nothing); all towers' units of work of a stage are
 // split over every CTA of the grid in equal shares of cost (tower_cost: bytes and FMAs of a
-// unit), then a grid barrier separates the stages. A CTA done with its share prefetches the
-// first weights of its share of the next stage into L2 before it waits at the barrier.
+// unit), then a grid barrier separates the stages.
 
 struct StageEntry {
     signed char phase; // tower phase, PH_* for the shared ones, -1: idle
@@ -47,20 +46,8 @@ __device__ __forceinline__ bool cost_part(long a, long b, long base, long cost, 
     return lo < hi;
 }
 
-__device__ __forceinline__ bool tower_streams(int tower, int phase)
-{
-    if (phase >= PH_IN_UP) return true;
-    switch (tower) {
-    case 0: return XLSTM::streams(phase);
-    case 1: return Mamba2::streams(phase);
-    case 2: return RetNet::streams(phase);
-    default: return Hawk::streams(phase);
-    }
-}
-
 __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
 {
-    if (p.prefetch_only && !tower_streams(tower, phase)) return;
     if (phase >= PH_IN_UP) {
         const TowerCommon t = tower == 0   ? tower_common<L_xlstm>()
                               : tower == 1 ? tower_common<L_mamba2>()
@@ -77,8 +64,8 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
     }
 }
 
-// This CTA's share of stage s (not inlined: the kernel calls it twice, to run and to prefetch).
-__device__ __noinline__ void run_stage(const Params &p, int s)
+// This CTA's share of stage s.
+__device__ void run_stage(const Params &p, int s)
 {
     int units[4];
     long cost[4], total = 0;
@@ -102,9 +89,8 @@ __device__ __noinline__ void run_stage(const Params &p, int s)
 // Per-stage trace (p.trace non-null; the normal path pays one uniform branch per stage):
 // thread 0 of each CTA writes %globaltimer (ns, one clock for all SMs) to
 // p.trace[(row * gridDim.x + blockIdx.x) * 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values:
-// row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA, its
-// prefetch of the next stage included; grid barrier released} (the last stage has no
-// barrier: released right after done).
+// row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA;
+// grid barrier released} (the last stage has no barrier: released right after done).
 __device__ __forceinline__ unsigned long long global_ns()
 {
     unsigned long long t;
@@ -130,11 +116,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
     if (p.trace && threadIdx.x == 0) trace_at(p, 0, 0) = trace_at(p, 0, 1) = global_ns();
     for (int s = 0; s < NUM_STAGES; s++) {
         run_stage(p, s);
-        if (s + 1 < NUM_STAGES && PREFETCH_NEXT_STAGE) {
-            Params q = p;
-            q.prefetch_only = 1;
-            run_stage(q, s + 1);
-        }
         if (p.trace) traced_barrier(p, s);
         else if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     }

@@ -21,8 +21,6 @@ struct Mamba2 {
         return H;
     }
 
-    __device__ static bool streams(int phase) { return phase != 1; } // phase 1: the state update
-
     __device__ static long cost(int phase, int nb)
     {
         switch (phase) {

@@ -21,8 +21,6 @@ struct RetNet {
         return H;
     }
 
-    __device__ static bool streams(int phase) { return phase != 1; } // phase 1: the retention update
-
     __device__ static long cost(int phase, int nb)
     {
         return phase == 1 ? state_cost(2L * STATE_ROWS * 128 * 4) : row_cost(1, H, nb);

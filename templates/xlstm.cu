@@ -32,9 +32,6 @@ struct XLSTM {
         return 0;
     }
 
-    // phases whose work is projections (the others read and write state and activations)
-    __device__ static bool streams(int phase) { return phase == 1 || phase == 3 || phase == 4 || phase == 5 || phase == 7; }
-
     __device__ static long cost(int phase, int nb)
     {
         switch (phase) {
