@@ -112,7 +112,12 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
         STAGE_FLOATS, emit_sums_warp(s));
     put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",
         max_i(1, max_i(s->xlstm.mlstm_num_heads, s->retnet.num_heads)));
+    put(b, "constexpr bool WEIGHTS_NO_L1 = %s; // weight loads not allocated in L1\n",
+        KERNEL_WEIGHTS_NO_L1 ? "true" : "false");
+    put(b, "#define PROJ_PASS %s // a projection pass: one function per shape, or inlined\n",
+        KERNEL_PROJ_INLINE ? "__forceinline__" : "__noinline__");
     put(b, "constexpr int STATE_ROWS = %d;  // rows of a state matrix per warp task\n", KERNEL_STATE_ROWS);
+    put(b, "constexpr int GATE_COLS = %d;  // mLSTM gate projection columns per warp task\n", KERNEL_GATE_COLS);
     put(b, "constexpr long WEIGHT_BYTES = %lld, SLOT_FLOATS = %lld, SCRATCH_FLOATS = %lld;\n",
         (long long)c->lay->weight_bytes, (long long)c->lay->slot_floats,
         (long long)c->lay->scratch_floats);

@@ -34,6 +34,19 @@
 #define KERNEL_SPLIT_BY_COST 1
 #endif
 
+/* Weight loads: read-only through L1 (0, __ldg) or not allocated in L1 (1: weights are
+ * read once per step; for comparison). */
+#ifndef KERNEL_WEIGHTS_NO_L1
+#define KERNEL_WEIGHTS_NO_L1 0
+#endif
+
+/* The body of a projection pass is one function per projection shape, called from every
+ * projection of that shape (KERNEL_PROJ_INLINE 0: NVRTC + ptxas take about 10 s at full
+ * size), or inlined into each (1: about 40 s, for comparison). */
+#ifndef KERNEL_PROJ_INLINE
+#define KERNEL_PROJ_INLINE 0
+#endif
+
 /* Dynamic shared memory of the kernel, floats: the staged projection inputs (windows of
  * columns of every batch entry, STAGE_FLOATS) and each warp's running sums (SUMS_WARP). */
 #define STAGE_FLOATS 32768

@@ -97,7 +97,7 @@ static void scratch_regions(const spec_t *s, layout_t *l)
         SC(TOWER_XLSTM, "sh2_part", E * row_chunks(s->d.mlstm_head)); /* partial sums of sh2 */
         SC(TOWER_XLSTM, "sh2_count", NH); /* tasks done per head (unsigned), back to 0 after */
         SC(TOWER_XLSTM, "qkv", 3 * E);
-        SC(TOWER_XLSTM, "ipf", 2 * NH);
+        SC(TOWER_XLSTM, "ipf_part", 2 * NH * ((3 * E + KERNEL_GATE_COLS - 1) / KERNEL_GATE_COLS));
         SC(TOWER_XLSTM, "pend_m", NH);
     }
     {

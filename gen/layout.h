@@ -18,6 +18,11 @@
 /* Rows of a RetNet or mLSTM state matrix one warp task updates: the retrievals of a head
  * come out as ceil(head size / KERNEL_STATE_ROWS) partial sums, added where they are read. */
 #define KERNEL_STATE_ROWS 32
+
+/* Columns of the mLSTM input and forget gate projections (8 rows of 3 x inner size at full
+ * size) one warp task sums: the gates come out as ceil(3 inner / KERNEL_GATE_COLS) partial
+ * sums per head, added where they are read. */
+#define KERNEL_GATE_COLS 1024
 #define LAYOUT_MAX_REGIONS 24
 
 /* A named piece of state (per block) or scratch (per tower). */

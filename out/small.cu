@@ -26,7 +26,10 @@ using MatRaw = float4; // 4 consecutive weights of a matrix row, as stored (fp32
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int MAX_GROUPS = 4; // most normalisation groups of one input
+constexpr bool WEIGHTS_NO_L1 = false; // weight loads not allocated in L1
+#define PROJ_PASS __noinline__ // a projection pass: one function per shape, or inlined
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
+constexpr int GATE_COLS = 1024;  // mLSTM gate projection columns per warp task
 constexpr long WEIGHT_BYTES = 1839696, SLOT_FLOATS = 47768, SCRATCH_FLOATS = 230912;
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
@@ -113,7 +116,7 @@ struct L_xlstm {
     static constexpr Buf sc_sh2_part = {118784, 128};
     static constexpr Buf sc_sh2_count = {126976, 4};
     static constexpr Buf sc_qkv = {127232, 384};
-    static constexpr Buf sc_ipf = {151808, 8};
+    static constexpr Buf sc_ipf_part = {151808, 8};
     static constexpr Buf sc_pend_m = {152320, 4};
 };
 
@@ -270,9 +273,22 @@ __device__ __forceinline__ float ld_act(const float *q) { return __ldcg(q); }
 // A weight tensor stored in fp32 (norms, biases, conv taps...) at byte offset `off`.
 __device__ __forceinline__ const float *wvec(const Params &p, long off) { return (const float *)(p.w + off); }
 // Elements i .. i + 3 (i a multiple of 4) of a matrix at byte offset `off`, as stored.
+__device__ __forceinline__ float4 ld_no_l1(const float4 *q)
+{
+    float4 v;
+    asm("ld.global.nc.L1::no_allocate.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(q));
+    return v;
+}
+__device__ __forceinline__ uint2 ld_no_l1(const uint2 *q)
+{
+    uint2 v;
+    asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(q));
+    return v;
+}
 __device__ __forceinline__ MatRaw ld_mat4(const Params &p, long off, long i)
 {
-    return __ldg((const MatRaw *)(p.w + off) + i / 4);
+    const MatRaw *q = (const MatRaw *)(p.w + off) + i / 4;
+    return WEIGHTS_NO_L1 ? ld_no_l1(q) : __ldg(q);
 }
 // Stored matrix weights as floats: fp32 as is, bf16 widened exactly (the top half of an fp32).
 __device__ __forceinline__ float4 unpack(float4 w) { return w; }
@@ -609,10 +625,11 @@ template <int NM, int NIN> struct ProjShape {
 };
 
 // One pass of proj_rows: the sums of rows [pass0, pend) for every entry, in each warp's
-// running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). Not inlined: it is
-// the bulk of the kernel's code, one copy per projection shape rather than per call site.
+// running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). Not inlined
+// (PROJ_PASS): it is the bulk of the kernel's code, one copy per projection shape rather than
+// per call site.
 template <int NM, int NIN, bool NORM, unsigned INPUTS>
-__device__ __noinline__ void proj_pass(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len, int block,
+__device__ PROJ_PASS void proj_pass(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len, int block,
                                        int pass0, int pend)
 {
     using S = ProjShape<NM, NIN>;
@@ -865,7 +882,8 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 // phase 2 (CTA per entry): commit hprev = sh; so = GroupNorm(sh) + xt; xn2 = LayerNorm(so)
 // phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
-// phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]                           2 NH rows
+// phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]: one warp task per (gate, head,
+//          GATE_COLS columns), partial sums added in a fixed order by phase 6     2 NH x GC
 // phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
 //          as one partial sum per 32 rows, added up by the head's last task to finish
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
@@ -877,6 +895,8 @@ struct XLSTM {
     static constexpr int PHASES = 9;
     static constexpr int ML_CHUNKS = (XL_DM + 127) / 128;             // 128-column chunks of a head's C
     static constexpr int ML_RC = (XL_DM + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of h
+    static constexpr int GC = (3 * XL_E + GATE_COLS - 1) / GATE_COLS;    // column chunks: partial sums of ip, fp
+    static constexpr int GATE_ENTRIES = 8;                                // batch entries per gate task
 
     __device__ static int units(int phase, int nb)
     {
@@ -885,7 +905,7 @@ struct XLSTM {
         case 1: return H;
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
-        case 5: return XL_NH; // each row gives ip and fp of one head
+        case 5: return 2 * XL_NH * GC * ((nb + GATE_ENTRIES - 1) / GATE_ENTRIES);
         case 6: return nb * XL_NH * ML_CHUNKS * ML_RC;
         case 7: return H;
         }
@@ -899,7 +919,7 @@ struct XLSTM {
         case 1: return row_cost(8, XL_BS, nb);
         case 3: return row_cost(1, H, nb);
         case 4: return row_cost(1, XL_QB, nb) + 64L * nb; // and the inputs, read from L2
-        case 5: return row_cost(2, 3 * XL_E, nb);
+        case 5: return row_cost(1, GATE_COLS, 4 * GATE_ENTRIES); // inputs from L2 for each entry
         case 6: return state_cost(2L * STATE_ROWS * 128 * 4 + 3L * XL_DM * 4);
         }
         return row_cost(1, XL_E, nb);
@@ -972,6 +992,55 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
     }
 
+    // Weights of the input (g = 0) and forget (g = 1) gate projections, [NH][3E] each.
+    __device__ static long gate_weight(int l, int g)
+    {
+        return wb<Lk>(l, g ? Lk::b_layer_mlstm_mlstm_cell_fgate_proj_weight : Lk::b_layer_mlstm_mlstm_cell_igate_proj_weight);
+    }
+
+    // Warp tasks t in [lo, hi) = (group of GATE_ENTRIES entries, gate g, head n, column chunk
+    // c): the dot of the chunk's weights with [q, k, v] of each entry of the group into
+    // ipf_part[entry][(g * NH + n) * GC + c]. The 8 gate rows are 3E long: split over
+    // columns and entries they spread over many warps (a warp per row streamed them one
+    // chunk after the other).
+    __device__ static void gate_parts(const Params &p, int l, int lo, int hi)
+    {
+        constexpr int PER_LANE = GATE_COLS / 128; // float4 of a chunk per lane
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        for (int t = lo + warp; t < hi; t += WARPS) {
+            const int part = t % (2 * XL_NH * GC), b0 = t / (2 * XL_NH * GC) * GATE_ENTRIES;
+            const int row = part / GC, c0 = part % GC * GATE_COLS + lane * 4, c1 = min(c0 - lane * 4 + GATE_COLS, 3 * XL_E);
+            const long w = gate_weight(l, row / XL_NH), r = (long)(row % XL_NH) * 3 * XL_E;
+            float4 wv[PER_LANE];
+#pragma unroll
+            for (int i = 0; i < PER_LANE; i++)
+                wv[i] = c0 + 128 * i < c1 ? unpack(ld_mat4(p, w, r + c0 + 128 * i)) : make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int b = b0; b < min(b0 + GATE_ENTRIES, p.nb); b++) {
+                const float *x = sc(p, Lk::sc_qkv, b);
+                float4 xv[PER_LANE];
+#pragma unroll
+                for (int i = 0; i < PER_LANE; i++)
+                    xv[i] = c0 + 128 * i < c1 ? ld_act4(x + c0 + 128 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
+                float s = 0.0f;
+#pragma unroll
+                for (int i = 0; i < PER_LANE; i++)
+                    s += (wv[i].x * xv[i].x + wv[i].y * xv[i].y) + (wv[i].z * xv[i].z + wv[i].w * xv[i].w);
+                s = warp_sum(s);
+                if (lane == 0) sc(p, Lk::sc_ipf_part, b)[part] = s;
+            }
+        }
+    }
+
+    // Gate g (0: input, 1: forget) of head n for entry b: bias + the GC partial sums in order.
+    __device__ static float gate_sum(const Params &p, int l, int b, int g, int n)
+    {
+        const float *part = sc(p, Lk::sc_ipf_part, b) + (g * XL_NH + n) * GC;
+        float s = wvec(p, wb<Lk>(l, g ? Lk::b_layer_mlstm_mlstm_cell_fgate_proj_bias
+                                      : Lk::b_layer_mlstm_mlstm_cell_igate_proj_bias))[n];
+        for (int c = 0; c < GC; c++) s += ld_act(part + c);
+        return s;
+    }
+
     // one warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
@@ -981,8 +1050,8 @@ struct XLSTM {
             const int b = t / (XL_NH * ML_CHUNKS * ML_RC), n = (t / (ML_CHUNKS * ML_RC)) % XL_NH;
             const int chunk = (t / ML_RC) % ML_CHUNKS, rc = t % ML_RC;
             const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
-            const float *qkv = sc(p, Lk::sc_qkv, b), *ipf = sc(p, Lk::sc_ipf, b);
-            const float ip = ld_act(ipf + n), fp = ld_act(ipf + XL_NH + n);
+            const float *qkv = sc(p, Lk::sc_qkv, b);
+            const float ip = gate_sum(p, l, b, 0, n), fp = gate_sum(p, l, b, 1, n);
             const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
             const float lf = logsigmoidf(fp), mnew = fmaxf(ip, m + lf);
             const float ig = expf(ip - mnew), fg = expf(lf + m - mnew);
@@ -1111,18 +1180,9 @@ struct XLSTM {
             }
             break;
         }
-        case 5: {
-            In in[1] = {in_act(p, Lk::sc_qkv)};
-            Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_igate_proj_weight),
-                            wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_igate_proj_bias)),
-                        mat(wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_fgate_proj_weight),
-                            wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_fgate_proj_bias))};
-            proj_rows<2, 1, false>(p, in, m, 3 * XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[2]) {
-                sc(p, Lk::sc_ipf, b)[o] = v[0];
-                sc(p, Lk::sc_ipf, b)[XL_NH + o] = v[1];
-            });
+        case 5:
+            gate_parts(p, l, lo, hi);
             break;
-        }
         case 6:
             ml_cell(p, l, lo, hi);
             break;

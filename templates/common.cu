@@ -59,9 +59,22 @@ __device__ __forceinline__ float ld_act(const float *q) { return __ldcg(q); }
 // A weight tensor stored in fp32 (norms, biases, conv taps...) at byte offset `off`.
 __device__ __forceinline__ const float *wvec(const Params &p, long off) { return (const float *)(p.w + off); }
 // Elements i .. i + 3 (i a multiple of 4) of a matrix at byte offset `off`, as stored.
+__device__ __forceinline__ float4 ld_no_l1(const float4 *q)
+{
+    float4 v;
+    asm("ld.global.nc.L1::no_allocate.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(q));
+    return v;
+}
+__device__ __forceinline__ uint2 ld_no_l1(const uint2 *q)
+{
+    uint2 v;
+    asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(q));
+    return v;
+}
 __device__ __forceinline__ MatRaw ld_mat4(const Params &p, long off, long i)
 {
-    return __ldg((const MatRaw *)(p.w + off) + i / 4);
+    const MatRaw *q = (const MatRaw *)(p.w + off) + i / 4;
+    return WEIGHTS_NO_L1 ? ld_no_l1(q) : __ldg(q);
 }
 // Stored matrix weights as floats: fp32 as is, bf16 widened exactly (the top half of an fp32).
 __device__ __forceinline__ float4 unpack(float4 w) { return w; }
@@ -398,10 +411,11 @@ template <int NM, int NIN> struct ProjShape {
 };
 
 // One pass of proj_rows: the sums of rows [pass0, pend) for every entry, in each warp's
-// running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). Not inlined: it is
-// the bulk of the kernel's code, one copy per projection shape rather than per call site.
+// running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). Not inlined
+// (PROJ_PASS): it is the bulk of the kernel's code, one copy per projection shape rather than
+// per call site.
 template <int NM, int NIN, bool NORM, unsigned INPUTS>
-__device__ __noinline__ void proj_pass(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len, int block,
+__device__ PROJ_PASS void proj_pass(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len, int block,
                                        int pass0, int pend)
 {
     using S = ProjShape<NM, NIN>;

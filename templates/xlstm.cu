@@ -5,7 +5,8 @@
 // phase 2 (CTA per entry): commit hprev = sh; so = GroupNorm(sh) + xt; xn2 = LayerNorm(so)
 // phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
-// phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]                           2 NH rows
+// phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]: one warp task per (gate, head,
+//          GATE_COLS columns), partial sums added in a fixed order by phase 6     2 NH x GC
 // phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
 //          as one partial sum per 32 rows, added up by the head's last task to finish
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
@@ -17,6 +18,8 @@ struct XLSTM {
     static constexpr int PHASES = 9;
     static constexpr int ML_CHUNKS = (XL_DM + 127) / 128;             // 128-column chunks of a head's C
     static constexpr int ML_RC = (XL_DM + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of h
+    static constexpr int GC = (3 * XL_E + GATE_COLS - 1) / GATE_COLS;    // column chunks: partial sums of ip, fp
+    static constexpr int GATE_ENTRIES = 8;                                // batch entries per gate task
 
     __device__ static int units(int phase, int nb)
     {
@@ -25,7 +28,7 @@ struct XLSTM {
         case 1: return H;
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
-        case 5: return XL_NH; // each row gives ip and fp of one head
+        case 5: return 2 * XL_NH * GC * ((nb + GATE_ENTRIES - 1) / GATE_ENTRIES);
         case 6: return nb * XL_NH * ML_CHUNKS * ML_RC;
         case 7: return H;
         }
@@ -39,7 +42,7 @@ struct XLSTM {
         case 1: return row_cost(8, XL_BS, nb);
         case 3: return row_cost(1, H, nb);
         case 4: return row_cost(1, XL_QB, nb) + 64L * nb; // and the inputs, read from L2
-        case 5: return row_cost(2, 3 * XL_E, nb);
+        case 5: return row_cost(1, GATE_COLS, 4 * GATE_ENTRIES); // inputs from L2 for each entry
         case 6: return state_cost(2L * STATE_ROWS * 128 * 4 + 3L * XL_DM * 4);
         }
         return row_cost(1, XL_E, nb);
@@ -112,6 +115,55 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
     }
 
+    // Weights of the input (g = 0) and forget (g = 1) gate projections, [NH][3E] each.
+    __device__ static long gate_weight(int l, int g)
+    {
+        return wb<Lk>(l, g ? Lk::b_layer_mlstm_mlstm_cell_fgate_proj_weight : Lk::b_layer_mlstm_mlstm_cell_igate_proj_weight);
+    }
+
+    // Warp tasks t in [lo, hi) = (group of GATE_ENTRIES entries, gate g, head n, column chunk
+    // c): the dot of the chunk's weights with [q, k, v] of each entry of the group into
+    // ipf_part[entry][(g * NH + n) * GC + c]. The 8 gate rows are 3E long: split over
+    // columns and entries they spread over many warps (a warp per row streamed them one
+    // chunk after the other).
+    __device__ static void gate_parts(const Params &p, int l, int lo, int hi)
+    {
+        constexpr int PER_LANE = GATE_COLS / 128; // float4 of a chunk per lane
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        for (int t = lo + warp; t < hi; t += WARPS) {
+            const int part = t % (2 * XL_NH * GC), b0 = t / (2 * XL_NH * GC) * GATE_ENTRIES;
+            const int row = part / GC, c0 = part % GC * GATE_COLS + lane * 4, c1 = min(c0 - lane * 4 + GATE_COLS, 3 * XL_E);
+            const long w = gate_weight(l, row / XL_NH), r = (long)(row % XL_NH) * 3 * XL_E;
+            float4 wv[PER_LANE];
+#pragma unroll
+            for (int i = 0; i < PER_LANE; i++)
+                wv[i] = c0 + 128 * i < c1 ? unpack(ld_mat4(p, w, r + c0 + 128 * i)) : make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int b = b0; b < min(b0 + GATE_ENTRIES, p.nb); b++) {
+                const float *x = sc(p, Lk::sc_qkv, b);
+                float4 xv[PER_LANE];
+#pragma unroll
+                for (int i = 0; i < PER_LANE; i++)
+                    xv[i] = c0 + 128 * i < c1 ? ld_act4(x + c0 + 128 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
+                float s = 0.0f;
+#pragma unroll
+                for (int i = 0; i < PER_LANE; i++)
+                    s += (wv[i].x * xv[i].x + wv[i].y * xv[i].y) + (wv[i].z * xv[i].z + wv[i].w * xv[i].w);
+                s = warp_sum(s);
+                if (lane == 0) sc(p, Lk::sc_ipf_part, b)[part] = s;
+            }
+        }
+    }
+
+    // Gate g (0: input, 1: forget) of head n for entry b: bias + the GC partial sums in order.
+    __device__ static float gate_sum(const Params &p, int l, int b, int g, int n)
+    {
+        const float *part = sc(p, Lk::sc_ipf_part, b) + (g * XL_NH + n) * GC;
+        float s = wvec(p, wb<Lk>(l, g ? Lk::b_layer_mlstm_mlstm_cell_fgate_proj_bias
+                                      : Lk::b_layer_mlstm_mlstm_cell_igate_proj_bias))[n];
+        for (int c = 0; c < GC; c++) s += ld_act(part + c);
+        return s;
+    }
+
     // one warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
@@ -121,8 +173,8 @@ struct XLSTM {
             const int b = t / (XL_NH * ML_CHUNKS * ML_RC), n = (t / (ML_CHUNKS * ML_RC)) % XL_NH;
             const int chunk = (t / ML_RC) % ML_CHUNKS, rc = t % ML_RC;
             const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
-            const float *qkv = sc(p, Lk::sc_qkv, b), *ipf = sc(p, Lk::sc_ipf, b);
-            const float ip = ld_act(ipf + n), fp = ld_act(ipf + XL_NH + n);
+            const float *qkv = sc(p, Lk::sc_qkv, b);
+            const float ip = gate_sum(p, l, b, 0, n), fp = gate_sum(p, l, b, 1, n);
             const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
             const float lf = logsigmoidf(fp), mnew = fmaxf(ip, m + lf);
             const float ig = expf(ip - mnew), fg = expf(lf + m - mnew);
@@ -251,18 +303,9 @@ struct XLSTM {
             }
             break;
         }
-        case 5: {
-            In in[1] = {in_act(p, Lk::sc_qkv)};
-            Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_igate_proj_weight),
-                            wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_igate_proj_bias)),
-                        mat(wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_fgate_proj_weight),
-                            wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_fgate_proj_bias))};
-            proj_rows<2, 1, false>(p, in, m, 3 * XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[2]) {
-                sc(p, Lk::sc_ipf, b)[o] = v[0];
-                sc(p, Lk::sc_ipf, b)[XL_NH + o] = v[1];
-            });
+        case 5:
+            gate_parts(p, l, lo, hi);
             break;
-        }
         case 6:
             ml_cell(p, l, lo, hi);
             break;
