@@ -34,17 +34,17 @@
 #define KERNEL_SPLIT_BY_COST 1
 #endif
 
-/* Weight loads: read-only through L1 (0, __ldg) or not allocated in L1 (1: weights are
- * read once per step; for comparison). */
+/* Weight loads: not allocated in L1 (1: weights are read once per step; 8% faster at batch 1
+ * on an H100) or read-only through L1 (0, __ldg; for comparison). */
 #ifndef KERNEL_WEIGHTS_NO_L1
-#define KERNEL_WEIGHTS_NO_L1 0
+#define KERNEL_WEIGHTS_NO_L1 1
 #endif
 
-/* The body of a projection pass is one function per projection shape, called from every
- * projection of that shape (KERNEL_PROJ_INLINE 0: NVRTC + ptxas take about 10 s at full
- * size), or inlined into each (1: about 40 s, for comparison). */
+/* The body of a projection pass is inlined into every call site of proj_rows (1: about 20 s
+ * of NVRTC + ptxas at full size), or one function per projection shape (0: about 10 s, but
+ * 15% slower at batch 8 and 50 on an H100). */
 #ifndef KERNEL_PROJ_INLINE
-#define KERNEL_PROJ_INLINE 0
+#define KERNEL_PROJ_INLINE 1
 #endif
 
 /* Dynamic shared memory of the kernel, floats: the staged projection inputs (windows of

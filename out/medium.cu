@@ -26,8 +26,8 @@ using MatRaw = float4; // 4 consecutive weights of a matrix row, as stored (fp32
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int MAX_GROUPS = 8; // most normalisation groups of one input
-constexpr bool WEIGHTS_NO_L1 = false; // weight loads not allocated in L1
-#define PROJ_PASS __noinline__ // a projection pass: one function per shape, or inlined
+constexpr bool WEIGHTS_NO_L1 = true; // weight loads not allocated in L1
+#define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
 constexpr int GATE_COLS = 1024;  // mLSTM gate projection columns per warp task
 constexpr long WEIGHT_BYTES = 23887504, SLOT_FLOATS = 227368, SCRATCH_FLOATS = 905216;
@@ -625,9 +625,9 @@ template <int NM, int NIN> struct ProjShape {
 };
 
 // One pass of proj_rows: the sums of rows [pass0, pend) for every entry, in each warp's
-// running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). Not inlined
-// (PROJ_PASS): it is the bulk of the kernel's code, one copy per projection shape rather than
-// per call site.
+// running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). PROJ_PASS: inlined
+// into each call site, or one function per projection shape (gen/emit.h); either way each
+// call site of proj_rows costs compile time, so phases share one call site where they can.
 template <int NM, int NIN, bool NORM, unsigned INPUTS>
 __device__ PROJ_PASS void proj_pass(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len, int block,
                                        int pass0, int pend)
@@ -1145,20 +1145,19 @@ struct XLSTM {
             break;
         case 3: {
             In in[1] = {in_act(p, Lk::sc_xn2)};
-            if (part(lo, hi, 0, XL_E, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight))};
+            for (int i = 0; i < 2; i++) { // x_proj, gate_proj: one call site (one copy of the code)
+                if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
+                Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_mlstm_gate_proj_weight : Lk::b_layer_mlstm_x_proj_weight))};
                 proj_rows<1, 1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    if (i == 1) {
+                        sc(p, Lk::sc_xg, b)[o] = v[0];
+                        return;
+                    }
                     const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight)) + o * ld4(XL_K);
                     const float cb = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias))[o];
                     float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
                     sc(p, Lk::sc_xm, b)[o] = v[0];
                     sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
-                });
-            }
-            if (part(lo, hi, XL_E, XL_E, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_gate_proj_weight))};
-                proj_rows<1, 1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    sc(p, Lk::sc_xg, b)[o] = v[0];
                 });
             }
             break;
@@ -1240,50 +1239,50 @@ struct Mamba2 {
         return row_cost(1, MB_E, nb);
     }
 
-    // rows of one conv-fed projection: out = silu(conv(W t))
-    __device__ static void conv_rows(const Params &p, const In (&in)[1], int l, long w, long cw,
-                                     long cb, long state, Buf out, int a, int e)
-    {
-        Mat m[1] = {mat(wb<Lk>(l, w))};
-        proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-            const float *cwo = wvec(p, wb<Lk>(l, cw)) + o * ld4(MB_K);
-            float *s = st<Lk>(p, b, l, state) + o * (MB_K - 1);
-            sc(p, out, b)[o] = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, cb))[o], s, v[0]));
-        });
-    }
+    // The five projections of t in phase 0, one call site for all (each call site of
+    // proj_rows is a copy of the projection code): input, z, b, c and dt. The input, b and c
+    // projections feed a causal conv (taps, bias, state) and silu.
+    struct Proj0 {
+        long w, bias, conv_w, conv_b, conv_state; // conv_w < 0: no conv; bias < 0: none
+        Buf out;
+        int rows;
+        bool softplus; // dt
+    };
 
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
-        int a, e;
         switch (phase) {
         case 0: {
+            const Proj0 proj[5] = {
+                {Lk::b_layer_input_proj_weight, -1, Lk::b_layer_input_conv_conv_weight,
+                 Lk::b_layer_input_conv_conv_bias, Lk::st_x_conv, Lk::sc_xs, MB_E, false},
+                {Lk::b_layer_z_proj_weight, -1, -1, -1, -1, Lk::sc_z, MB_E, false},
+                {Lk::b_layer_b_proj_weight, -1, Lk::b_layer_b_conv_conv_weight, Lk::b_layer_b_conv_conv_bias,
+                 Lk::st_b_conv, Lk::sc_bv, MB_S, false},
+                {Lk::b_layer_c_proj_weight, -1, Lk::b_layer_c_conv_conv_weight, Lk::b_layer_c_conv_conv_bias,
+                 Lk::st_c_conv, Lk::sc_cv, MB_S, false},
+                {Lk::b_layer_dt_proj_weight, Lk::b_layer_dt_proj_bias, -1, -1, -1, Lk::sc_dt, MB_NM, true},
+            };
             In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
                                 wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
             int base = 0;
-            if (part(lo, hi, base, MB_E, a, e))
-                conv_rows(p, in, l, Lk::b_layer_input_proj_weight, Lk::b_layer_input_conv_conv_weight,
-                          Lk::b_layer_input_conv_conv_bias, Lk::st_x_conv, Lk::sc_xs, a, e);
-            base += MB_E;
-            if (part(lo, hi, base, MB_E, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_z_proj_weight))};
-                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    sc(p, Lk::sc_z, b)[o] = v[0];
-                });
-            }
-            base += MB_E;
-            if (part(lo, hi, base, MB_S, a, e))
-                conv_rows(p, in, l, Lk::b_layer_b_proj_weight, Lk::b_layer_b_conv_conv_weight,
-                          Lk::b_layer_b_conv_conv_bias, Lk::st_b_conv, Lk::sc_bv, a, e);
-            base += MB_S;
-            if (part(lo, hi, base, MB_S, a, e))
-                conv_rows(p, in, l, Lk::b_layer_c_proj_weight, Lk::b_layer_c_conv_conv_weight,
-                          Lk::b_layer_c_conv_conv_bias, Lk::st_c_conv, Lk::sc_cv, a, e);
-            base += MB_S;
-            if (part(lo, hi, base, MB_NM, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_dt_proj_weight), wb<Lk>(l, Lk::b_layer_dt_proj_bias))};
-                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    sc(p, Lk::sc_dt, b)[o] = softplusf(v[0]);
-                });
+            for (int i = 0; i < 5; i++) {
+                const Proj0 q = proj[i];
+                int a, e;
+                if (part(lo, hi, base, q.rows, a, e)) {
+                    Mat m[1] = {mat(wb<Lk>(l, q.w), q.bias < 0 ? -1 : wb<Lk>(l, q.bias))};
+                    proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                        float y = v[0];
+                        if (q.conv_w >= 0) {
+                            const float *cwo = wvec(p, wb<Lk>(l, q.conv_w)) + o * ld4(MB_K);
+                            float *s = st<Lk>(p, b, l, q.conv_state) + o * (MB_K - 1);
+                            y = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, q.conv_b))[o], s, y));
+                        }
+                        if (q.softplus) y = softplusf(y);
+                        sc(p, q.out, b)[o] = y;
+                    });
+                }
+                base += q.rows;
             }
             break;
         }
@@ -1475,15 +1474,14 @@ struct Hawk {
         case 0: {
             In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
                                 wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
-            if (part(lo, hi, 0, H, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight))};
+            for (int i = 0; i < 2; i++) { // gate, recurrent: one call site (one copy of the code)
+                if (!part(lo, hi, i * H, H, a, e)) continue;
+                Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_recurrent_proj_weight : Lk::b_layer_gate_proj_weight))};
                 proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
-                });
-            }
-            if (part(lo, hi, H, H, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight))};
-                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    if (i == 0) {
+                        sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
+                        return;
+                    }
                     const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)) + o * ld4(HK_K);
                     const float bias = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias))[o];
                     float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);

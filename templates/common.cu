@@ -411,9 +411,9 @@ template <int NM, int NIN> struct ProjShape {
 };
 
 // One pass of proj_rows: the sums of rows [pass0, pend) for every entry, in each warp's
-// running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). Not inlined
-// (PROJ_PASS): it is the bulk of the kernel's code, one copy per projection shape rather than
-// per call site.
+// running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). PROJ_PASS: inlined
+// into each call site, or one function per projection shape (gen/emit.h); either way each
+// call site of proj_rows costs compile time, so phases share one call site where they can.
 template <int NM, int NIN, bool NORM, unsigned INPUTS>
 __device__ PROJ_PASS void proj_pass(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len, int block,
                                        int pass0, int pend)

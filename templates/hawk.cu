@@ -26,15 +26,14 @@ struct Hawk {
         case 0: {
             In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
                                 wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
-            if (part(lo, hi, 0, H, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight))};
+            for (int i = 0; i < 2; i++) { // gate, recurrent: one call site (one copy of the code)
+                if (!part(lo, hi, i * H, H, a, e)) continue;
+                Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_recurrent_proj_weight : Lk::b_layer_gate_proj_weight))};
                 proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
-                });
-            }
-            if (part(lo, hi, H, H, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight))};
-                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    if (i == 0) {
+                        sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
+                        return;
+                    }
                     const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)) + o * ld4(HK_K);
                     const float bias = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias))[o];
                     float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);

@@ -30,50 +30,50 @@ struct Mamba2 {
         return row_cost(1, MB_E, nb);
     }
 
-    // rows of one conv-fed projection: out = silu(conv(W t))
-    __device__ static void conv_rows(const Params &p, const In (&in)[1], int l, long w, long cw,
-                                     long cb, long state, Buf out, int a, int e)
-    {
-        Mat m[1] = {mat(wb<Lk>(l, w))};
-        proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-            const float *cwo = wvec(p, wb<Lk>(l, cw)) + o * ld4(MB_K);
-            float *s = st<Lk>(p, b, l, state) + o * (MB_K - 1);
-            sc(p, out, b)[o] = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, cb))[o], s, v[0]));
-        });
-    }
+    // The five projections of t in phase 0, one call site for all (each call site of
+    // proj_rows is a copy of the projection code): input, z, b, c and dt. The input, b and c
+    // projections feed a causal conv (taps, bias, state) and silu.
+    struct Proj0 {
+        long w, bias, conv_w, conv_b, conv_state; // conv_w < 0: no conv; bias < 0: none
+        Buf out;
+        int rows;
+        bool softplus; // dt
+    };
 
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
-        int a, e;
         switch (phase) {
         case 0: {
+            const Proj0 proj[5] = {
+                {Lk::b_layer_input_proj_weight, -1, Lk::b_layer_input_conv_conv_weight,
+                 Lk::b_layer_input_conv_conv_bias, Lk::st_x_conv, Lk::sc_xs, MB_E, false},
+                {Lk::b_layer_z_proj_weight, -1, -1, -1, -1, Lk::sc_z, MB_E, false},
+                {Lk::b_layer_b_proj_weight, -1, Lk::b_layer_b_conv_conv_weight, Lk::b_layer_b_conv_conv_bias,
+                 Lk::st_b_conv, Lk::sc_bv, MB_S, false},
+                {Lk::b_layer_c_proj_weight, -1, Lk::b_layer_c_conv_conv_weight, Lk::b_layer_c_conv_conv_bias,
+                 Lk::st_c_conv, Lk::sc_cv, MB_S, false},
+                {Lk::b_layer_dt_proj_weight, Lk::b_layer_dt_proj_bias, -1, -1, -1, Lk::sc_dt, MB_NM, true},
+            };
             In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
                                 wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
             int base = 0;
-            if (part(lo, hi, base, MB_E, a, e))
-                conv_rows(p, in, l, Lk::b_layer_input_proj_weight, Lk::b_layer_input_conv_conv_weight,
-                          Lk::b_layer_input_conv_conv_bias, Lk::st_x_conv, Lk::sc_xs, a, e);
-            base += MB_E;
-            if (part(lo, hi, base, MB_E, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_z_proj_weight))};
-                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    sc(p, Lk::sc_z, b)[o] = v[0];
-                });
-            }
-            base += MB_E;
-            if (part(lo, hi, base, MB_S, a, e))
-                conv_rows(p, in, l, Lk::b_layer_b_proj_weight, Lk::b_layer_b_conv_conv_weight,
-                          Lk::b_layer_b_conv_conv_bias, Lk::st_b_conv, Lk::sc_bv, a, e);
-            base += MB_S;
-            if (part(lo, hi, base, MB_S, a, e))
-                conv_rows(p, in, l, Lk::b_layer_c_proj_weight, Lk::b_layer_c_conv_conv_weight,
-                          Lk::b_layer_c_conv_conv_bias, Lk::st_c_conv, Lk::sc_cv, a, e);
-            base += MB_S;
-            if (part(lo, hi, base, MB_NM, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_dt_proj_weight), wb<Lk>(l, Lk::b_layer_dt_proj_bias))};
-                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    sc(p, Lk::sc_dt, b)[o] = softplusf(v[0]);
-                });
+            for (int i = 0; i < 5; i++) {
+                const Proj0 q = proj[i];
+                int a, e;
+                if (part(lo, hi, base, q.rows, a, e)) {
+                    Mat m[1] = {mat(wb<Lk>(l, q.w), q.bias < 0 ? -1 : wb<Lk>(l, q.bias))};
+                    proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                        float y = v[0];
+                        if (q.conv_w >= 0) {
+                            const float *cwo = wvec(p, wb<Lk>(l, q.conv_w)) + o * ld4(MB_K);
+                            float *s = st<Lk>(p, b, l, q.conv_state) + o * (MB_K - 1);
+                            y = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, q.conv_b))[o], s, y));
+                        }
+                        if (q.softplus) y = softplusf(y);
+                        sc(p, q.out, b)[o] = y;
+                    });
+                }
+                base += q.rows;
             }
             break;
         }

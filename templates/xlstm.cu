@@ -268,20 +268,19 @@ struct XLSTM {
             break;
         case 3: {
             In in[1] = {in_act(p, Lk::sc_xn2)};
-            if (part(lo, hi, 0, XL_E, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight))};
+            for (int i = 0; i < 2; i++) { // x_proj, gate_proj: one call site (one copy of the code)
+                if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
+                Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_mlstm_gate_proj_weight : Lk::b_layer_mlstm_x_proj_weight))};
                 proj_rows<1, 1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    if (i == 1) {
+                        sc(p, Lk::sc_xg, b)[o] = v[0];
+                        return;
+                    }
                     const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight)) + o * ld4(XL_K);
                     const float cb = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias))[o];
                     float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
                     sc(p, Lk::sc_xm, b)[o] = v[0];
                     sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
-                });
-            }
-            if (part(lo, hi, XL_E, XL_E, a, e)) {
-                Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_gate_proj_weight))};
-                proj_rows<1, 1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    sc(p, Lk::sc_xg, b)[o] = v[0];
                 });
             }
             break;
