@@ -209,13 +209,6 @@ typedef struct {
 static const char *const template_order[] = {"common.cu", "xlstm.cu", "mamba2.cu", "retnet.cu",
                                              "hawk.cu", "kernel.cu"};
 
-static const char *template_text(const char *name)
-{
-    for (int i = 0; i < stepfuse_template_count; i++)
-        if (!strcmp(stepfuse_templates[i].name, name)) return stepfuse_templates[i].text;
-    return NULL;
-}
-
 static void emit_header(sbuf_t *b, const spec_t *s, const char *spec_path)
 {
     const char *base = strrchr(spec_path, '/');

@@ -11,4 +11,7 @@ typedef struct {
 extern const template_file_t stepfuse_templates[];
 extern const int stepfuse_template_count;
 
+/* The text of templates/<name> ("unfused.cu"), or NULL when no such template is embedded. */
+const char *template_text(const char *name);
+
 #endif

@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "engine_gpu.h"
 #include "spec.h"
+#include "stream_probe.h"
 #include "stage_table.h"
 #include "step_trace.h"
 #include "util.h"
@@ -38,7 +39,9 @@ static void usage(FILE *f)
             "reports step time, requests/s, achieved GB/s and the ratio to the memory floor:\n"
             "the bytes a step must move (weights once, each symbol's state read and written)\n"
             "over the device-to-device copy bandwidth measured in the same run. Also: cold and\n"
-            "cached JIT time, device memory of each engine.\n\n"
+            "cached JIT time, device memory of each engine, and the weight-stream probe: how\n"
+            "fast the projections' access pattern reads memory alone, with a chunk in\n"
+            "registers (as the kernel) and with bulk copies into shared memory.\n\n"
             "options:\n"
             "  --weights W      weights (default: generated with seed %d, kept in the cache)\n"
             "  --batch LIST     comma-separated batch sizes (default 1,8,32,50,64)\n"
@@ -74,6 +77,7 @@ typedef struct {
 typedef struct {
     char device[256];
     double copy_bw; /* bytes/s, read + written */
+    stream_probe_t probe;
     double jit_cold_s, jit_cached_s;
     double fused_mem, unfused_mem; /* device bytes held by each engine */
     double weight_bytes, state_bytes;
@@ -178,9 +182,12 @@ static void print_table(const spec_t *s, const bench_t *b)
     printf("%s on %s: weights %.3f GB (%s), state %.1f MB per symbol\n", s->name, b->device,
            b->weight_bytes * 1e-9, precision_name(s->precision.weights), b->state_bytes * 1e-6);
     printf("device-to-device copy %.0f GB/s; JIT cold %.1f s, cached %.3f s; device memory: "
-           "fused %.2f GB, unfused %.2f GB\n\n",
+           "fused %.2f GB, unfused %.2f GB\n",
            b->copy_bw * 1e-9, b->jit_cold_s, b->jit_cached_s, b->fused_mem * 1e-9,
            b->unfused_mem * 1e-9);
+    printf("weight-stream probe (the projections' access pattern alone, 8 warps an SM, bytes read):\n"
+           "chunk in registers %.0f GB/s, bulk copies into shared memory %.0f GB/s\n\n",
+           b->probe.registers_bps * 1e-9, b->probe.bulk_bps * 1e-9);
     printf("%5s %10s %9s %8s %10s %10s %9s %8s %11s %11s\n", "batch", "fused ms", "floor ms",
            "% floor", "fused GB/s", "fused req/s", "unfused ms", "x faster", "rel diff",
            "max abs");
@@ -236,6 +243,8 @@ static int write_json(const char *path, const spec_t *s, const bench_t *b, char 
                             b->state_bytes, "jit_cold_s", b->jit_cold_s, "jit_cached_s",
                             b->jit_cached_s, "fused_device_bytes", b->fused_mem,
                             "unfused_device_bytes", b->unfused_mem, "batches", rows);
+    json_object_set_new(doc, "probe_registers_gb_s", json_real(b->probe.registers_bps * 1e-9));
+    json_object_set_new(doc, "probe_bulk_gb_s", json_real(b->probe.bulk_bps * 1e-9));
     if (b->traced) json_object_set_new(doc, "trace", trace_report_json(&b->trace, b->trace_batch));
     if (b->nchecked) json_object_set_new(doc, "reference_requests", json_integer(b->checked));
     for (int i = 0; i < b->nchecked; i++)
@@ -299,6 +308,7 @@ static int run(const spec_t *s, const weights_t *w, const weights_t *w_fp32, con
         return seterr(err, "no CUDA device: the benchmark needs a GPU");
     snprintf(b->device, sizeof b->device, "%s", prop.name);
     if (gpu_copy_bandwidth(&b->copy_bw, err)) return -1;
+    if (gpu_stream_probe(&b->probe, err)) return -1;
     if (gpu_jit_time(s, &b->jit_cold_s, &b->jit_cached_s, err)) return -1;
 
     const double before = device_used();

@@ -687,17 +687,10 @@ static int alloc_activations(cublas_engine_t *e, char *err)
     return 0;
 }
 
-static const char *unfused_source(void)
-{
-    for (int i = 0; i < stepfuse_template_count; i++)
-        if (!strcmp(stepfuse_templates[i].name, "unfused.cu")) return stepfuse_templates[i].text;
-    return NULL;
-}
-
 /* Compile templates/unfused.cu for this device (or take it from the cubin cache), load it. */
 static int load_kernels(cublas_engine_t *e, char *err)
 {
-    const char *src = unfused_source();
+    const char *src = template_text("unfused.cu");
     if (!src) return seterr(err, "cublas engine: templates/unfused.cu is not embedded in this build");
     int dev_id;
     struct cudaDeviceProp prop;

@@ -295,3 +295,16 @@ Test(gen, embedded_templates_equal_the_files)
         free(text);
     }
 }
+
+/* Needs no GPU: a compile error in templates/probe.cu (the bench's weight-stream probe) fails
+ * here, in CI. */
+Test(gen, probe_kernels_compile)
+{
+    const char *src = template_text("probe.cu");
+    cr_assert_not_null(src, "templates/probe.cu is not embedded");
+    nvrtc_build_t b;
+    char err[ERR_MAX];
+    const int rc = nvrtc_build(src, "probe.cu", "sm_90", &b, err);
+    cr_expect_eq(rc, 0, "%s\n%s", err, b.log ? b.log : "");
+    nvrtc_build_free(&b);
+}

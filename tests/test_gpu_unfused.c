@@ -23,9 +23,7 @@
 /* Needs no GPU: a compile error in templates/unfused.cu fails here, in CI. */
 Test(gpu_unfused, kernels_compile)
 {
-    const char *src = NULL;
-    for (int i = 0; i < stepfuse_template_count; i++)
-        if (!strcmp(stepfuse_templates[i].name, "unfused.cu")) src = stepfuse_templates[i].text;
+    const char *src = template_text("unfused.cu");
     cr_assert_not_null(src, "templates/unfused.cu is not embedded");
     nvrtc_build_t b;
     char err[ERR_MAX];
