@@ -1,6 +1,6 @@
-/* The unfused GPU step ("cublas" backend; each test but the first skips where there is no
- * GPU; golden streams in test_golden.c, slot save/load in test_engines.c): its kernels
- * compile with NVRTC; random batchings with repeated symbols follow one at a time, and a
+/* The unfused GPU step ("cublas" backend; every test skips where there is no GPU; its
+ * kernels' compilation in test_gen.c, golden streams in test_golden.c, slot save/load in
+ * test_engines.c): random batchings with repeated symbols follow one at a time, and a
  * batch equals its waves fed separately bit for bit; every output written; and, when
  * $STEPFUSE_FULL_WEIGHTS names weights of specs/hackathon.yaml, the full-size model against
  * the fused kernel and the float64 C reference. */
@@ -14,23 +14,9 @@
 #include "compare.h"
 #include "engine.h"
 #include "engine_gpu.h"
-#include "nvrtc_build.h"
 #include "stream.h"
-#include "templates.h"
 #include "testutil.h"
 #include "util.h"
-
-/* Needs no GPU: a compile error in templates/unfused.cu fails here, in CI. */
-Test(gpu_unfused, kernels_compile)
-{
-    const char *src = template_text("unfused.cu");
-    cr_assert_not_null(src, "templates/unfused.cu is not embedded");
-    nvrtc_build_t b;
-    char err[ERR_MAX];
-    const int rc = nvrtc_build(src, "unfused.cu", "sm_90", &b, err);
-    cr_expect_eq(rc, 0, "%s\n%s", err, b.log ? b.log : "");
-    nvrtc_build_free(&b);
-}
 
 /* Random batchings of the long stream (3 symbols, so batches repeat symbols) follow the
  * one-at-a-time outputs; every output of every batch is written (NaN-poisoned before).
