@@ -99,8 +99,9 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
     put(b, "\n// launch shape and buffers\n");
     put(b, "constexpr int MAX_BATCH = %d, THREADS = %d, WARPS = THREADS / 32;\n", s->batch.max_batch,
         KERNEL_THREADS);
-    /* bf16 matrices: a load of 4 weights is 8 bytes, so a lane holds twice as many in the
-     * same registers */
+    /* bf16 matrices: a load of 4 weights is 8 bytes, so a lane could hold twice as many in
+     * the same registers (proj_pass caps a chunk at what the staged inputs of MAX_BATCH
+     * entries allow: at max_batch 64 the same 4 loads a row as fp32) */
     const int bf16 = s->precision.weights == PRECISION_BF16;
     put(b, "constexpr int WEIGHT_ROWS = %d, CHUNK_F4 = %d; // projections: rows per warp, loads of 4 per lane\n",
         KERNEL_WEIGHT_ROWS, bf16 ? 2 * KERNEL_CHUNK_F4 : KERNEL_CHUNK_F4);

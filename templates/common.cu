@@ -58,7 +58,7 @@ __device__ __forceinline__ float ld_act(const float *q) { return __ldcg(q); }
 
 // A weight tensor stored in fp32 (norms, biases, conv taps...) at byte offset `off`.
 __device__ __forceinline__ const float *wvec(const Params &p, long off) { return (const float *)(p.w + off); }
-// Elements i .. i + 3 (i a multiple of 4) of a matrix at byte offset `off`, as stored.
+// Read-only loads that do not allocate in L1: each weight is read once per step.
 __device__ __forceinline__ float4 ld_no_l1(const float4 *q)
 {
     float4 v;
@@ -71,6 +71,7 @@ __device__ __forceinline__ uint2 ld_no_l1(const uint2 *q)
     asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(q));
     return v;
 }
+// Elements i .. i + 3 (i a multiple of 4) of a matrix at byte offset `off`, as stored.
 __device__ __forceinline__ MatRaw ld_mat4(const Params &p, long off, long i)
 {
     const MatRaw *q = (const MatRaw *)(p.w + off) + i / 4;
