@@ -352,6 +352,12 @@ static int run(const spec_t *s, const weights_t *w, const weights_t *w_fp32, con
     return rc;
 }
 
+/* The weights of spec s: the --weights file, or those generated from (s, WEIGHTS_SEED). */
+static int bench_weights(const char *path, const spec_t *s, weights_t *w, char *err)
+{
+    return path ? weights_load(path, s, w, err) : weights_cached(s, WEIGHTS_SEED, NULL, w, err);
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -414,8 +420,7 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "stepfuse bench: no CUDA device: the benchmark needs a GPU\n");
         return 1;
     }
-    if (weights_path ? weights_load(weights_path, &s, &w, err)
-                     : weights_cached(&s, WEIGHTS_SEED, NULL, &w, err)) {
+    if (bench_weights(weights_path, &s, &w, err)) {
         fprintf(stderr, "stepfuse bench: %s\n", err);
         return 1;
     }
@@ -424,8 +429,7 @@ int cmd_bench(int argc, char **argv)
     spec_t s32 = s;
     s32.precision.weights = PRECISION_FP32;
     weights_t w32;
-    if (bf16_check && (weights_path ? weights_load(weights_path, &s32, &w32, err)
-                                    : weights_cached(&s32, WEIGHTS_SEED, NULL, &w32, err))) {
+    if (bf16_check && bench_weights(weights_path, &s32, &w32, err)) {
         fprintf(stderr, "stepfuse bench: %s\n", err);
         weights_free(&w);
         return 1;

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "commands.h"
-#include "emit.h"
 #include "nvrtc_build.h"
 #include "spec.h"
 #include "util.h"
@@ -43,26 +42,14 @@ int cmd_compile(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (!spec_path || optind < argc) {
-        fprintf(stderr, "stepfuse compile: %s\n", spec_path ? "unexpected argument" : "--spec is required");
-        usage(stderr);
-        return 2;
-    }
     spec_t s;
-    char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX];
-    if (spec_load(spec_path, &s, err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    char *src, file[SPEC_NAME_MAX + 8];
+    char *src, file[SPEC_NAME_MAX + 8], err[ERR_MAX];
     size_t len;
-    if (emit_kernel(&s, spec_path, &src, &len, err)) {
-        fprintf(stderr, "stepfuse compile: %s\n", err);
-        return 1;
-    }
+    int rc = command_emit("compile", spec_path, optind < argc, usage, &s, &src, &len);
+    if (rc) return rc;
     snprintf(file, sizeof file, "%s.cu", s.name);
     nvrtc_build_t b;
-    int rc = nvrtc_build(src, file, arch, &b, err);
+    rc = nvrtc_build(src, file, arch, &b, err);
     if (rc) {
         fprintf(stderr, "%s%s\n", b.log ? b.log : "", err);
     } else {

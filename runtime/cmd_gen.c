@@ -4,10 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "commands.h"
-#include "emit.h"
 #include "spec.h"
 #include "util.h"
 
@@ -21,21 +19,6 @@ static void usage(FILE *f)
                "  -o, --out DIR    output folder (created if missing; default out)\n"
                "  --stdout         write the source to standard output instead\n"
                "  -h, --help       this text\n");
-}
-
-static int write_file(const char path[4096], const char *data, size_t len, char *err)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return seterr(err, "%s: %s", tmp, strerror(errno));
-    int bad = fwrite(data, 1, len, f) != len;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        remove(tmp);
-        return seterr(err, "%s: write failed: %s", path, strerror(errno));
-    }
-    return 0;
 }
 
 int cmd_gen(int argc, char **argv)
@@ -56,36 +39,18 @@ int cmd_gen(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (!spec_path || optind < argc) {
-        fprintf(stderr, "stepfuse gen: %s\n", spec_path ? "unexpected argument" : "--spec is required");
-        usage(stderr);
-        return 2;
-    }
     spec_t s;
-    char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX];
-    if (spec_load(spec_path, &s, err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
     char *src;
     size_t len;
-    if (emit_kernel(&s, spec_path, &src, &len, err)) {
-        fprintf(stderr, "stepfuse gen: %s\n", err);
-        return 1;
-    }
-    int rc = 0;
+    int rc = command_emit("gen", spec_path, optind < argc, usage, &s, &src, &len);
+    if (rc) return rc;
     if (to_stdout) {
         rc = fwrite(src, 1, len, stdout) != len;
     } else {
         char path[4096];
-        if (mkdir(dir, 0777) && errno != EEXIST) {
-            fprintf(stderr, "stepfuse gen: %s: %s\n", dir, strerror(errno));
-            free(src);
-            return 1;
-        }
         snprintf(path, sizeof path, "%s/%s.cu", dir, s.name);
-        if (write_file(path, src, len, err)) {
-            fprintf(stderr, "stepfuse gen: %s\n", err);
+        if (make_dirs(dir) || write_file_atomic(path, src, len)) {
+            fprintf(stderr, "stepfuse gen: %s: %s\n", path, strerror(errno));
             rc = 1;
         } else {
             printf("%s\n", path);

@@ -3,6 +3,11 @@
 #ifndef STEPFUSE_COMMANDS_H
 #define STEPFUSE_COMMANDS_H
 
+#include <stddef.h>
+#include <stdio.h>
+
+#include "spec.h"
+
 int cmd_spec(int argc, char **argv);
 int cmd_stream(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
@@ -12,5 +17,11 @@ int cmd_weights(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+
+/* What gen and compile share after their options: --spec given and no stray argument, the
+ * spec loaded, its kernel emitted. 0 with *src (malloc'd) and *len, else the exit code
+ * after saying why (with the usage when --spec is missing or an argument is stray). */
+int command_emit(const char *cmd, const char *spec_path, int stray, void (*usage)(FILE *), spec_t *s,
+                 char **src, size_t *len);
 
 #endif

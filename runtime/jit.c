@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "nvrtc_build.h"
 #include "util.h"
@@ -44,24 +43,6 @@ static int read_cubin(const char *path, void **data, size_t *size)
     return 0;
 }
 
-/* Write to a temporary name unique to this process, then rename: readers see the whole
- * file or none, and two processes storing the same key both succeed. */
-static int write_cubin(const char *path, const void *data, size_t size)
-{
-    static unsigned counter;
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.%ld.%u.tmp", path, (long)getpid(), counter++);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
-    int bad = fwrite(data, 1, size, f) != size;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        remove(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 int jit_cubin(const char *src, const char *file, const char *arch, void **cubin, size_t *size,
               int *from_cache, char *err)
 {
@@ -89,7 +70,7 @@ int jit_cubin(const char *src, const char *file, const char *arch, void **cubin,
         nvrtc_build_free(&b);
         return -1;
     }
-    if (make_dirs(dir) || write_cubin(path, b.cubin, b.cubin_size))
+    if (make_dirs(dir) || write_file_atomic(path, b.cubin, b.cubin_size))
         fprintf(stderr, "stepfuse: warning: cannot store the compiled kernel in %s (%s); continuing\n",
                 dir, strerror(errno));
     *cubin = b.cubin;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int seterr(char *err, const char *fmt, ...)
 {
@@ -55,6 +56,24 @@ int make_dirs(const char *path)
             *c = '/';
         }
     return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t size)
+{
+    static unsigned counter;
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.%ld.%u.tmp", path, (long)getpid(), counter++);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return -1;
+    int bad = fwrite(data, 1, size, f) != size;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path)) {
+        const int saved = errno;
+        remove(tmp);
+        errno = saved;
+        return -1;
+    }
+    return 0;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -26,6 +26,11 @@ void cache_dir(char *out, size_t size);
 /* mkdir -p; 0 or -1 with errno set. */
 int make_dirs(const char *path);
 
+/* Write size bytes to path through a temporary name unique to this process, then rename:
+ * readers see the whole file or none, and two processes writing the same path both succeed.
+ * 0, or -1 with errno set. */
+int write_file_atomic(const char *path, const void *data, size_t size);
+
 /* rm -rf of a folder this program made; 0 or -1 with errno set. */
 int remove_tree(const char *path);
 
