@@ -63,8 +63,10 @@ static int max_i(int a, int b) { return a > b ? a : b; }
  * entries x 32 sums), and 1024 floats so that a pass holds several row groups. */
 int emit_sums_warp(const spec_t *s)
 {
-    const int tiles4 = (s->batch.max_batch + 3) / 4;
-    return max_i(1024, tiles4 * 32);
+    /* proj_pass: a float per lane per tile of 4 entries; proj_rows_mma: a float4 per lane
+     * per tile of 8 */
+    const int tiles4 = (s->batch.max_batch + 3) / 4, tiles8 = (s->batch.max_batch + 7) / 8;
+    return max_i(1024, max_i(tiles4 * 32, tiles8 * 128));
 }
 
 int emit_dynamic_smem_floats(const spec_t *s)
@@ -115,6 +117,8 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
         max_i(1, max_i(s->xlstm.mlstm_num_heads, s->retnet.num_heads)));
     put(b, "constexpr bool WEIGHTS_NO_L1 = %s; // weight loads not allocated in L1\n",
         KERNEL_WEIGHTS_NO_L1 ? "true" : "false");
+    put(b, "constexpr bool TENSOR_CORES = %s; // one-input projections on tensor cores (3xTF32)\n",
+        KERNEL_TENSOR_CORES ? "true" : "false");
     put(b, "#define PROJ_PASS %s // a projection pass: one function per shape, or inlined\n",
         KERNEL_PROJ_INLINE ? "__forceinline__" : "__noinline__");
     put(b, "constexpr int STATE_ROWS = %d;  // rows of a state matrix per warp task\n", KERNEL_STATE_ROWS);

@@ -47,6 +47,12 @@
 #define KERNEL_PROJ_INLINE 1
 #endif
 
+/* Projections of one input and one or two matrices run on tensor cores (1: mma.sync with
+ * fp32 split into two tf32 parts, see proj_rows_mma) or all on CUDA cores (0, for comparison). */
+#ifndef KERNEL_TENSOR_CORES
+#define KERNEL_TENSOR_CORES 1
+#endif
+
 /* Dynamic shared memory of the kernel, floats: the staged projection inputs (windows of
  * columns of every batch entry, STAGE_FLOATS) and each warp's running sums (SUMS_WARP). */
 #define STAGE_FLOATS 32768

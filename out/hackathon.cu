@@ -27,6 +27,7 @@ constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int MAX_GROUPS = 8; // most normalisation groups of one input
 constexpr bool WEIGHTS_NO_L1 = true; // weight loads not allocated in L1
+constexpr bool TENSOR_CORES = true; // one-input projections on tensor cores (3xTF32)
 #define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
 constexpr int GATE_COLS = 1024;  // mLSTM gate projection columns per warp task
@@ -690,6 +691,177 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In (&in)[NIN], const 
     }
 }
 
+// ---- projections on tensor cores ------------------------------------------------------------
+// fp32 x fp32 products from tf32 tensor-core products (3xTF32): a = a_big + a_small, each a
+// tf32 (the top 11 significant bits, then the next 11), and a b = a_big b_small +
+// a_small b_big + a_big b_big, accumulated in fp32; the dropped a_small b_small and the bits
+// below a_small are 2^-22 of the product. A bf16 weight is its own tf32 (a_small = 0).
+struct Tf32 {
+    unsigned big, small;
+};
+__device__ __forceinline__ unsigned tf32_round(float x)
+{
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+__device__ __forceinline__ Tf32 tf32_split(float x)
+{
+    const unsigned big = tf32_round(x);
+    return Tf32{big, tf32_round(x - __uint_as_float(big))};
+}
+
+// d += a b for one m16n8k8 tile: a 16 x 8 (rows g, g + 8; k t, t + 4 of lane 4g + t), b 8 x 8.
+__device__ __forceinline__ void mma_tf32(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                         unsigned b0, unsigned b1)
+{
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+constexpr bool EXACT_W = sizeof(MatRaw) == 8; // bf16 weights are tf32 already (no small part)
+
+// One k-step of 8 columns, 3xTF32: wb, ws the big and small parts of the lane's weights
+// {row g slot t, row g + 8 slot t, row g slot t + 4, row g + 8 slot t + 4}; x0, x1 its input
+// at slots t, t + 4. Small terms first.
+__device__ __forceinline__ void mma_3xtf32(float (&d)[4], const unsigned (&wb)[4], const unsigned (&ws)[4], float x0,
+                                           float x1)
+{
+    const Tf32 b0 = tf32_split(x0), b1 = tf32_split(x1);
+    if (!EXACT_W) mma_tf32(d, ws[0], ws[1], ws[2], ws[3], b0.big, b1.big);
+    mma_tf32(d, wb[0], wb[1], wb[2], wb[3], b0.small, b1.small);
+    mma_tf32(d, wb[0], wb[1], wb[2], wb[3], b0.big, b1.big);
+}
+
+// proj_rows for one input and NM <= 2 matrices on tensor cores. A row tile is 16 weight rows
+// (the mma's A): NM = 1, rows o0 .. o0 + 15; NM = 2, rows o0 .. o0 + 7 of matrix 0 over the
+// same rows of matrix 1. A pass takes up to WARPS row tiles; where it has fewer, each tile's
+// columns are split into KS slices (chunk j of the row goes to slice j % KS), one warp per
+// (tile, slice). A warp streams its weights in chunks of CW columns, U loads a lane per tile
+// row, and applies each chunk to the batch (the mma's B) 8 entries at a time; the k order
+// inside a 16-column group is permuted so that a lane's float4 of weights and its float4 of
+// input are its k-slots of two k-steps. Each 16 columns start from a zero accumulator and
+// are added to the lane's running sums in fp32 (the tensor core's own accumulation
+// truncates), kept in the warp's shared memory for the pass (SUMS_WARP >= NT_MAX * 128
+// floats). The slices are added in order; their number depends on the rows of the pass and
+// the window, so the result can differ in the last bits with the batch and the schedule.
+template <int NM, bool NORM, class Epi>
+__device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)[NM], int len, int block, int lo,
+                              int hi, Epi epi)
+{
+    constexpr int RB = 16 / NM;     // row indices per tile
+    // loads per lane per tile row in a chunk: 64 registers of weights (fp32: 4 float4, each
+    // split into two tf32 parts; bf16: 16 uint2)
+    constexpr int U = EXACT_W ? CHUNK_F4 / 2 : CHUNK_F4 / 4;
+    constexpr int CW = 16 * U;      // columns per chunk
+    constexpr int PAD = 16;         // staged rows 16 floats apart mod 32 banks: no bank conflicts
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int nb = p.nb, nt = (nb + 7) / 8, ld = ld4(len);
+    const int win = max(1, (STAGE_FLOATS / nb - PAD) / CW) * CW; // staged columns
+    float *xs = stage_smem;                                        // [nb][span + PAD]
+    float4 *sums = (float4 *)(stage_smem + STAGE_FLOATS) + lane;  // [warp][tile][32]
+    constexpr int SUMS4 = SUMS_WARP / 4;
+    if (lo >= hi) return;
+    if (NORM) norm_stats(p, in[0], len);
+    for (int pass0 = lo; pass0 < hi;) {
+        int pend = min(hi, pass0 + WARPS * RB);
+        if (block) pend = min(pend, (pass0 / block + 1) * block);
+        const int c_in = block ? (pass0 / block) * block : 0; // input column of weight column 0
+        const int tiles = (pend - pass0 + RB - 1) / RB;
+        const int ks_n = max(1, min(WARPS / tiles, (min(win, ld) + CW - 1) / CW));
+        const int ks = warp % ks_n, o0 = pass0 + warp / ks_n * RB;
+        const bool busy = warp < tiles * ks_n;
+        // this lane's two weight rows (tile rows g and g + 8)
+        const int rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
+        float4 *own = sums + warp * SUMS4;
+        for (int t = 0; t < nt; t++) own[t * 32] = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 1
+        for (int w0 = 0; w0 < ld; w0 += win) {
+            const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW, stride = span + PAD;
+            __syncthreads(); // the previous window's readers are done
+            stage_window<1, NORM>(p, in, len, c_in + w0, n, stride, xs);
+            __syncthreads();
+            if (!busy) continue;
+            const int first = (ks - w0 / CW % ks_n + ks_n) % ks_n; // this slice's first chunk here
+#pragma unroll 1
+            for (int cw = first * CW; cw < span; cw += ks_n * CW) {
+                // the lane's weights as tf32 parts, [u][k-step][slot] (see mma_3xtf32)
+                unsigned wb[U][2][4], ws[EXACT_W ? 1 : U][2][4];
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    const int c = w0 + cw + 16 * u + 4 * t4;
+                    const float4 a = unpack(rg < pend && c < ld ? ld_mat4(p, m[0].w, (long)rg * ld + c) : MatRaw{});
+                    const float4 b = unpack(rh < pend && c < ld ? ld_mat4(p, m[NM - 1].w, (long)rh * ld + c) : MatRaw{});
+                    const float w[2][4] = {{a.x, b.x, a.y, b.y}, {a.z, b.z, a.w, b.w}};
+#pragma unroll
+                    for (int k = 0; k < 2; k++)
+#pragma unroll
+                        for (int i = 0; i < 4; i++) {
+                            const Tf32 v = tf32_split(w[k][i]);
+                            wb[u][k][i] = EXACT_W ? __float_as_uint(w[k][i]) : v.big;
+                            if (!EXACT_W) ws[EXACT_W ? 0 : u][k][i] = v.small;
+                        }
+                }
+                const float *x = xs + cw + 4 * t4;
+#pragma unroll 1
+                for (int t = 0; t < nt; t++) {
+                    const int e = min(8 * t + g, nb - 1); // entries past the batch: discarded columns
+                    float4 acc = own[t * 32];
+#pragma unroll
+                    for (int u = 0; u < U; u++) {
+                        const float4 xv = *(const float4 *)(x + (long)e * stride + 16 * u);
+                        float d[4] = {0.f, 0.f, 0.f, 0.f};
+                        mma_3xtf32(d, wb[u][0], ws[EXACT_W ? 0 : u][0], xv.x, xv.y);
+                        mma_3xtf32(d, wb[u][1], ws[EXACT_W ? 0 : u][1], xv.z, xv.w);
+                        acc.x += d[0];
+                        acc.y += d[1];
+                        acc.z += d[2];
+                        acc.w += d[3];
+                    }
+                    own[t * 32] = acc;
+                }
+            }
+        }
+        __syncthreads(); // every slice's sums are in
+        // lane (g, t4) holds rows rg, rh for entries 8t + 2 t4 and 8t + 2 t4 + 1; the warp of
+        // slice ks adds up the slices of tiles t = ks, ks + KS, ...
+        if (busy) {
+            float bg = 0.0f, bh = 0.0f;
+            if (m[0].bias >= 0 && rg < pend) bg = __ldg(wvec(p, m[0].bias) + rg);
+            if (m[NM - 1].bias >= 0 && rh < pend) bh = __ldg(wvec(p, m[NM - 1].bias) + rh);
+            const float4 *slice0 = sums + (warp - ks) * SUMS4;
+            for (int t = ks; t < nt; t += ks_n) {
+                float4 s4 = slice0[t * 32];
+                for (int k = 1; k < ks_n; k++) {
+                    const float4 y = slice0[k * SUMS4 + t * 32];
+                    s4.x += y.x;
+                    s4.y += y.y;
+                    s4.z += y.z;
+                    s4.w += y.w;
+                }
+                const float acc[4] = {s4.x, s4.y, s4.z, s4.w};
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    const int b = 8 * t + 2 * t4 + i;
+                    if (b >= nb) continue;
+                    if constexpr (NM == 2) {
+                        const float v[NM] = {acc[i] + bg, acc[2 + i] + bh};
+                        if (rg < pend) epi(b, rg, v);
+                    } else {
+                        const float vg[1] = {acc[i] + bg}, vh[1] = {acc[2 + i] + bh};
+                        if (rg < pend) epi(b, rg, vg);
+                        if (rh < pend) epi(b, rh, vh);
+                    }
+                }
+            }
+        }
+        __syncthreads(); // the sums are read before the next pass clears them
+        pass0 = pend;
+    }
+}
+
 // Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
 // INPUTS >> 4k & 15), applied to every entry of the batch: v = W x (+ bias), then
 // epi(b, o, v[NM]) once per (entry, row). Every weight is read from memory once per call,
@@ -709,6 +881,10 @@ template <int NM, int NIN, bool NORM, unsigned INPUTS = 0, class Epi>
 __device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len,
                           int block, int lo, int hi, Epi epi)
 {
+    if constexpr (TENSOR_CORES && NIN == 1 && NM <= 2) {
+        proj_rows_mma<NM, NORM>(p, in, m, len, block, lo, hi, epi);
+        return;
+    }
     using S = ProjShape<NM, NIN>;
     constexpr int RB = S::RB, JT = S::JT, NT_MAX = S::NT_MAX, GW = S::GW;
     if (lo >= hi) return;
