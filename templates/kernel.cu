@@ -75,6 +75,14 @@ __device__ void run_stage(const Params &p, int s)
         cost[k] = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
         total += units[k] * cost[k];
     }
+    // A unit runs on one CTA: one costlier than a CTA's share (a CTA-per-entry phase at
+    // small batches) counts as one share, or the CTAs whose shares it covers would idle.
+    const long share = total / gridDim.x + 1;
+    total = 0;
+    for (int k = 0; k < 4; k++) {
+        cost[k] = min(cost[k], share);
+        total += units[k] * cost[k];
+    }
     // this CTA's contiguous share of the stage's cost, all towers' units concatenated
     const long a = total * blockIdx.x / gridDim.x, b = total * (blockIdx.x + 1) / gridDim.x;
     long base = 0;
