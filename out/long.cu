@@ -903,7 +903,8 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
 // Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
 // INPUTS >> 4k & 15), applied to every entry of the batch: v = W x (+ bias), then
 // epi(b, o, v[NM]) once per (entry, row). Every weight is read from memory once per call,
-// whatever the batch size:
+// whatever the batch size. One input and NM <= 2 (all but the sLSTM gates): on tensor
+// cores, proj_rows_mma. Otherwise on CUDA cores:
 // - a warp owns RB consecutive rows (NV = NM * RB weight rows) and streams them in chunks of
 //   U loads of 4 weights per lane (CW columns), kept in registers while they are applied to
 //   every entry;
