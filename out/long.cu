@@ -792,6 +792,7 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
     constexpr int U = EXACT_W ? CHUNK_F4 / 2 : CHUNK_F4 / 4;
     constexpr int CW = 16 * U;      // columns per chunk
     constexpr int PAD = 16;         // staged rows 16 floats apart mod 32 banks: no bank conflicts
+    static_assert((CW + PAD) * MAX_BATCH <= STAGE_FLOATS, "a chunk's inputs of every entry fit the staging area");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
     const int nb = p.nb, nt = (nb + 7) / 8, ld = ld4(len);
     const int win = max(1, (STAGE_FLOATS / nb - PAD) / CW) * CW; // staged columns
