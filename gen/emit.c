@@ -119,8 +119,6 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
         KERNEL_WEIGHTS_NO_L1 ? "true" : "false");
     put(b, "constexpr bool TENSOR_CORES = %s; // one-input projections on tensor cores (3xTF32)\n",
         KERNEL_TENSOR_CORES ? "true" : "false");
-    put(b, "constexpr bool ASYNC_STAGING = %s; // plain and norm-only inputs staged by cp.async\n",
-        KERNEL_ASYNC_STAGING ? "true" : "false");
     put(b, "#define PROJ_PASS %s // a projection pass: one function per shape, or inlined\n",
         KERNEL_PROJ_INLINE ? "__forceinline__" : "__noinline__");
     put(b, "constexpr int STATE_ROWS = %d;  // rows of a state matrix per warp task\n", KERNEL_STATE_ROWS);

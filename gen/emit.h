@@ -53,13 +53,6 @@
 #define KERNEL_TENSOR_CORES 1
 #endif
 
-/* Inputs of tensor-core projections without skip or gate: staged through registers like the
- * others (0), or by asynchronous copies (1, cp.async). On an H100, 1 made fp32 slower
- * (batch 1: 7.07 against 6.28 ms) and bf16 faster (4.98 against 5.15 ms). */
-#ifndef KERNEL_ASYNC_STAGING
-#define KERNEL_ASYNC_STAGING 0
-#endif
-
 /* Dynamic shared memory of the kernel, floats: the staged projection inputs (windows of
  * columns of every batch entry, STAGE_FLOATS) and each warp's running sums (SUMS_WARP). */
 #define STAGE_FLOATS 32768

@@ -28,7 +28,6 @@ constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: 
 constexpr int MAX_GROUPS = 8; // most normalisation groups of one input
 constexpr bool WEIGHTS_NO_L1 = true; // weight loads not allocated in L1
 constexpr bool TENSOR_CORES = true; // one-input projections on tensor cores (3xTF32)
-constexpr bool ASYNC_STAGING = false; // plain and norm-only inputs staged by cp.async
 #define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
 constexpr int GATE_COLS = 1024;  // mLSTM gate projection columns per warp task
@@ -581,40 +580,6 @@ __device__ void stage_window(const Params &p, const In (&in)[NIN], int len, int 
     }
 }
 
-// stage_window for one input without skip or gate: every float4 by an asynchronous copy
-// (cp.async, around L1 like ld_act4; zero filled past n), so a thread has all its copies in
-// flight at once instead of STAGE_LOADS; then, when NORM, each thread normalises in place
-// the float4s it copied.
-__device__ __forceinline__ void copy_async16(float *dst, const float *src, bool fill)
-{
-    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(fill ? 16 : 0) : "memory");
-}
-
-template <bool NORM>
-__device__ void stage_window_async(const Params &p, const In &in, int len, int c0, int n, int span, float *xs)
-{
-    const int q = span / 4, total = p.nb * q;
-    for (int t = threadIdx.x; t < total; t += THREADS) {
-        const int j = t / q, c = (t % q) * 4;
-        copy_async16(xs + (long)j * span + c, c < n ? in_row(p, in, j) + c0 + c : in.base, c < n);
-    }
-    asm volatile("cp.async.wait_all;" ::: "memory");
-    if (!NORM) return;
-    const int groups = len / in.group;
-    for (int t = threadIdx.x; t < total; t += THREADS) {
-        const int j = t / q, c = (t % q) * 4;
-        if (c >= n) continue;
-        float4 *v = (float4 *)(xs + (long)j * span + c);
-        float4 x = *v;
-        x.x = normalised(in, j, c0 + c, groups, x.x, 0.0f, 0.0f);
-        x.y = normalised(in, j, c0 + c + 1, groups, x.y, 0.0f, 0.0f);
-        x.z = normalised(in, j, c0 + c + 2, groups, x.z, 0.0f, 0.0f);
-        x.w = normalised(in, j, c0 + c + 3, groups, x.w, 0.0f, 0.0f);
-        *v = x;
-    }
-}
-
 // Each lane holds 32 partial sums a[i]; afterwards lane i holds the warp's total of a[i]
 // (31 shuffles for 32 sums; the same addition tree for every i).
 __device__ __forceinline__ float transpose_sum(float (&a)[32])
@@ -817,10 +782,7 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
         for (int w0 = 0; w0 < ld; w0 += win) {
             const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW, stride = span + PAD;
             __syncthreads(); // the previous window's readers are done
-            if (!ASYNC_STAGING || in[0].skip || in[0].gate)
-                stage_window<1, NORM>(p, in, len, c_in + w0, n, stride, xs);
-            else
-                stage_window_async<NORM>(p, in[0], len, c_in + w0, n, stride, xs);
+            stage_window<1, NORM>(p, in, len, c_in + w0, n, stride, xs);
             __syncthreads();
             if (!busy) continue;
             const int first = (ks - w0 / CW % ks_n + ks_n) % ks_n; // this slice's first chunk here
