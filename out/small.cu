@@ -286,11 +286,12 @@ __device__ __forceinline__ uint2 ld_no_l1(const uint2 *q)
     asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(q));
     return v;
 }
+// 4 stored matrix weights.
+__device__ __forceinline__ MatRaw ld_raw(const MatRaw *q) { return WEIGHTS_NO_L1 ? ld_no_l1(q) : __ldg(q); }
 // Elements i .. i + 3 (i a multiple of 4) of a matrix at byte offset `off`, as stored.
 __device__ __forceinline__ MatRaw ld_mat4(const Params &p, long off, long i)
 {
-    const MatRaw *q = (const MatRaw *)(p.w + off) + i / 4;
-    return WEIGHTS_NO_L1 ? ld_no_l1(q) : __ldg(q);
+    return ld_raw((const MatRaw *)(p.w + off) + i / 4);
 }
 // Stored matrix weights as floats: fp32 as is, bf16 widened exactly (the top half of an fp32).
 __device__ __forceinline__ float4 unpack(float4 w) { return w; }
@@ -735,12 +736,27 @@ __device__ __forceinline__ void mma_3xtf32(float (&d)[4], const unsigned (&wb)[4
     mma_tf32(d, wb[0], wb[1], wb[2], wb[3], b0.big, b1.big);
 }
 
+// A lane's weights of a tile chunk: U loads of rows qa and qb (as stored, nullptr past the
+// pass's rows) at columns c + 16 u (zero past column ld).
+template <int U>
+__device__ __forceinline__ void load_tile_chunk(const MatRaw *qa, const MatRaw *qb, int ld, int c, MatRaw (&ra)[U],
+                                                MatRaw (&rb)[U])
+{
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int i = (c + 16 * u) / 4;
+        ra[u] = qa && c + 16 * u < ld ? ld_raw(qa + i) : MatRaw{};
+        rb[u] = qb && c + 16 * u < ld ? ld_raw(qb + i) : MatRaw{};
+    }
+}
+
 // proj_rows for one input and NM <= 2 matrices on tensor cores. A row tile is 16 weight rows
 // (the mma's A): NM = 1, rows o0 .. o0 + 15; NM = 2, rows o0 .. o0 + 7 of matrix 0 over the
 // same rows of matrix 1. A pass takes up to WARPS row tiles; where it has fewer, each tile's
 // columns are split into KS slices (chunk j of the row goes to slice j % KS), one warp per
 // (tile, slice). A warp streams its weights in chunks of CW columns, U loads a lane per tile
-// row, and applies each chunk to the batch (the mma's B) 8 entries at a time; the k order
+// row, the next chunk's loads issued before this one is applied to the batch (the mma's B)
+// 8 entries at a time (not across a window boundary: the staging's registers); the k order
 // inside a 16-column group is permuted so that a lane's float4 of weights and its float4 of
 // input are its k-slots of two k-steps. Each 16 columns start from a zero accumulator and
 // are added to the lane's running sums in fp32 (the tensor core's own accumulation
@@ -752,9 +768,9 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
                               int hi, Epi epi)
 {
     constexpr int RB = 16 / NM;     // row indices per tile
-    // loads per lane per tile row in a chunk: 64 registers of weights (fp32: 4 float4, each
-    // split into two tf32 parts; bf16: 16 uint2)
-    constexpr int U = EXACT_W ? CHUNK_F4 / 2 : CHUNK_F4 / 4;
+    // loads per lane per tile row in a chunk: 4 float4 (fp32, split into two tf32 parts: 64
+    // registers) or 8 uint2 (bf16: 64 registers widened), and the next chunk's loads as stored
+    constexpr int U = CHUNK_F4 / 4;
     constexpr int CW = 16 * U;      // columns per chunk
     constexpr int PAD = 16;         // staged rows 16 floats apart mod 32 banks: no bank conflicts
     static_assert((CW + PAD) * MAX_BATCH <= STAGE_FLOATS, "a chunk's inputs of every entry fit the staging area");
@@ -778,6 +794,11 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
         const int rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
         float4 *own = sums + warp * SUMS4;
         for (int t = 0; t < nt; t++) own[t * 32] = make_float4(0.f, 0.f, 0.f, 0.f);
+        // The warp's chunks are j = ks, ks + KS, ... of the row; the next one in the window is
+        // loaded while this one is applied.
+        MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
+        const MatRaw *qa = rg < pend ? (const MatRaw *)(p.w + m[0].w) + (long)rg * ld / 4 : nullptr;
+        const MatRaw *qb = rh < pend ? (const MatRaw *)(p.w + m[NM - 1].w) + (long)rh * ld / 4 : nullptr;
 #pragma unroll 1
         for (int w0 = 0; w0 < ld; w0 += win) {
             const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW, stride = span + PAD;
@@ -786,15 +807,14 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
             __syncthreads();
             if (!busy) continue;
             const int first = (ks - w0 / CW % ks_n + ks_n) % ks_n; // this slice's first chunk here
+            load_tile_chunk(qa, qb, ld, w0 + first * CW + 4 * t4, ra, rb);
 #pragma unroll 1
             for (int cw = first * CW; cw < span; cw += ks_n * CW) {
                 // the lane's weights as tf32 parts, [u][k-step][slot] (see mma_3xtf32)
                 unsigned wb[U][2][4], ws[EXACT_W ? 1 : U][2][4];
 #pragma unroll
                 for (int u = 0; u < U; u++) {
-                    const int c = w0 + cw + 16 * u + 4 * t4;
-                    const float4 a = unpack(rg < pend && c < ld ? ld_mat4(p, m[0].w, (long)rg * ld + c) : MatRaw{});
-                    const float4 b = unpack(rh < pend && c < ld ? ld_mat4(p, m[NM - 1].w, (long)rh * ld + c) : MatRaw{});
+                    const float4 a = unpack(ra[u]), b = unpack(rb[u]);
                     const float w[2][4] = {{a.x, b.x, a.y, b.y}, {a.z, b.z, a.w, b.w}};
 #pragma unroll
                     for (int k = 0; k < 2; k++)
@@ -805,6 +825,8 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
                             if (!EXACT_W) ws[EXACT_W ? 0 : u][k][i] = v.small;
                         }
                 }
+                if (cw + ks_n * CW < span)
+                    load_tile_chunk(qa, qb, ld, w0 + cw + ks_n * CW + 4 * t4, ra, rb);
                 const float *x = xs + cw + 4 * t4;
 #pragma unroll 1
                 for (int t = 0; t < nt; t++) {
