@@ -31,7 +31,7 @@ constexpr bool TENSOR_CORES = true; // one-input projections on tensor cores (3x
 #define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
 constexpr int GATE_COLS = 1024;  // mLSTM gate projection columns per warp task
-constexpr long WEIGHT_BYTES = 1633360, SLOT_FLOATS = 47768, SCRATCH_FLOATS = 222720;
+constexpr long WEIGHT_BYTES = 1633360, SLOT_FLOATS = 47768, SCRATCH_FLOATS = 239104;
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
 struct Buf {
@@ -114,11 +114,12 @@ struct L_xlstm {
     static constexpr Buf sc_xg = {86016, 128};
     static constexpr Buf sc_pend_nv = {94208, 128};
     static constexpr Buf sc_sh2 = {102400, 128};
-    static constexpr Buf sc_sh2_part = {110592, 128};
-    static constexpr Buf sc_sh2_count = {118784, 4};
-    static constexpr Buf sc_qkv = {119040, 384};
-    static constexpr Buf sc_ipf_part = {143616, 8};
-    static constexpr Buf sc_pend_m = {144128, 4};
+    static constexpr Buf sc_sg = {110592, 256};
+    static constexpr Buf sc_sh2_part = {126976, 128};
+    static constexpr Buf sc_sh2_count = {135168, 4};
+    static constexpr Buf sc_qkv = {135424, 384};
+    static constexpr Buf sc_ipf_part = {160000, 8};
+    static constexpr Buf sc_pend_m = {160512, 4};
 };
 
 struct L_mamba2 {
@@ -156,12 +157,12 @@ struct L_mamba2 {
     static constexpr long st_ssm = 1152;
     static constexpr Buf sc_u = {10240, 64};
     static constexpr Buf sc_ap = {14336, 96};
-    static constexpr Buf sc_xs = {144384, 128};
-    static constexpr Buf sc_z = {152576, 128};
-    static constexpr Buf sc_bv = {160768, 128};
-    static constexpr Buf sc_cv = {168960, 128};
-    static constexpr Buf sc_dt = {177152, 4};
-    static constexpr Buf sc_yz = {177408, 128};
+    static constexpr Buf sc_xs = {160768, 128};
+    static constexpr Buf sc_z = {168960, 128};
+    static constexpr Buf sc_bv = {177152, 128};
+    static constexpr Buf sc_cv = {185344, 128};
+    static constexpr Buf sc_dt = {193536, 4};
+    static constexpr Buf sc_yz = {193792, 128};
 };
 
 struct L_retnet {
@@ -189,13 +190,13 @@ struct L_retnet {
     static constexpr long st_R = 8;
     static constexpr Buf sc_u = {20480, 64};
     static constexpr Buf sc_ap = {24576, 96};
-    static constexpr Buf sc_q = {185600, 64};
-    static constexpr Buf sc_k = {189696, 64};
-    static constexpr Buf sc_v = {193792, 64};
-    static constexpr Buf sc_g = {197888, 64};
-    static constexpr Buf sc_o = {201984, 64};
-    static constexpr Buf sc_o_part = {206080, 64};
-    static constexpr Buf sc_o_count = {210176, 4};
+    static constexpr Buf sc_q = {201984, 64};
+    static constexpr Buf sc_k = {206080, 64};
+    static constexpr Buf sc_v = {210176, 64};
+    static constexpr Buf sc_g = {214272, 64};
+    static constexpr Buf sc_o = {218368, 64};
+    static constexpr Buf sc_o_part = {222464, 64};
+    static constexpr Buf sc_o_count = {226560, 4};
 };
 
 struct L_hawk {
@@ -223,9 +224,9 @@ struct L_hawk {
     static constexpr long st_h = 192;
     static constexpr Buf sc_u = {30720, 64};
     static constexpr Buf sc_ap = {34816, 96};
-    static constexpr Buf sc_gate = {210432, 64};
-    static constexpr Buf sc_xc = {214528, 64};
-    static constexpr Buf sc_y = {218624, 64};
+    static constexpr Buf sc_gate = {226816, 64};
+    static constexpr Buf sc_xc = {230912, 64};
+    static constexpr Buf sc_y = {235008, 64};
 };
 
 struct Params {
@@ -489,13 +490,6 @@ struct Mat {
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1) { return Mat{w, bias}; }
 
-// Which input each matrix of a projection reads, 4 bits per matrix (matrix 0 lowest).
-__host__ __device__ constexpr unsigned inputs_of(int k0, int k1 = 0, int k2 = 0, int k3 = 0, int k4 = 0,
-                                                 int k5 = 0, int k6 = 0, int k7 = 0)
-{
-    return k0 | k1 << 4 | k2 << 8 | k3 << 12 | k4 << 16 | k5 << 20 | k6 << 24 | (unsigned)k7 << 28;
-}
-
 // Mean and 1/std of every normalisation group of input `in` for every entry of the batch, one
 // warp per (entry, group), into norm_stats_smem[entry][group][2].
 __device__ void norm_stats(const Params &p, const In &in, int len)
@@ -543,40 +537,40 @@ __device__ __forceinline__ float normalised(const In &in, int b, int c, int grou
     return v;
 }
 
-// Stage columns [c0, c0 + n) of every entry's inputs into xs[NIN][nb][span] (zero past n);
-// input 0 normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their
+// Stage columns [c0, c0 + n) of every entry's input into xs[nb][span] (zero past n),
+// normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their
 // skip and gate inputs) are issued before any is used.
 constexpr int STAGE_LOADS = 8;
 
-template <int NIN, bool NORM>
-__device__ void stage_window(const Params &p, const In (&in)[NIN], int len, int c0, int n, int span, float *xs)
+template <bool NORM>
+__device__ void stage_window(const Params &p, const In &in, int len, int c0, int n, int span, float *xs)
 {
-    const int q = span / 4, per_input = p.nb * q, total = NIN * per_input;
-    const int groups = NORM ? len / in[0].group : 1;
+    const int q = span / 4, total = p.nb * q;
+    const int groups = NORM ? len / in.group : 1;
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int t0 = threadIdx.x; t0 < total; t0 += STAGE_LOADS * THREADS) {
         float4 x[STAGE_LOADS], skip[STAGE_LOADS], gate[STAGE_LOADS];
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
-            const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
-            const bool load = t < total && c < n, side = NORM && load && i == 0;
-            x[r] = load ? ld_act4(in_row(p, in[i], j) + c0 + c) : zero;
-            skip[r] = side && in[0].skip ? ld_act4(in[0].skip + (long)j * in[0].skip_stride + c0 + c) : zero;
-            gate[r] = side && in[0].gate ? ld_act4(in[0].gate + (long)j * in[0].gate_stride + c0 + c) : zero;
+            const int j = t / q, c = (t % q) * 4;
+            const bool load = t < total && c < n, side = NORM && load;
+            x[r] = load ? ld_act4(in_row(p, in, j) + c0 + c) : zero;
+            skip[r] = side && in.skip ? ld_act4(in.skip + (long)j * in.skip_stride + c0 + c) : zero;
+            gate[r] = side && in.gate ? ld_act4(in.gate + (long)j * in.gate_stride + c0 + c) : zero;
         }
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             if (t >= total) continue;
-            const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
-            if (NORM && i == 0 && c < n) {
-                x[r].x = normalised(in[0], j, c0 + c, groups, x[r].x, skip[r].x, gate[r].x);
-                x[r].y = normalised(in[0], j, c0 + c + 1, groups, x[r].y, skip[r].y, gate[r].y);
-                x[r].z = normalised(in[0], j, c0 + c + 2, groups, x[r].z, skip[r].z, gate[r].z);
-                x[r].w = normalised(in[0], j, c0 + c + 3, groups, x[r].w, skip[r].w, gate[r].w);
+            const int j = t / q, c = (t % q) * 4;
+            if (NORM && c < n) {
+                x[r].x = normalised(in, j, c0 + c, groups, x[r].x, skip[r].x, gate[r].x);
+                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y, skip[r].y, gate[r].y);
+                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z, skip[r].z, gate[r].z);
+                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w, skip[r].w, gate[r].w);
             }
-            *(float4 *)(xs + ((long)i * p.nb + j) * span + c) = x[r];
+            *(float4 *)(xs + (long)j * span + c) = x[r];
         }
     }
 }
@@ -614,11 +608,11 @@ __device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM]
                                                               : MatRaw{};
 }
 
-// The shape of a projection of NM matrices reading NIN inputs (see proj_rows).
-template <int NM, int NIN> struct ProjShape {
+// The shape of a projection of NM matrices on CUDA cores (see proj_rows).
+template <int NM> struct ProjShape {
     static constexpr int NV = NM > WEIGHT_ROWS ? NM : WEIGHT_ROWS; // weight rows per warp
     static constexpr int RB = NV / NM, JT = 32 / NV;
-    static constexpr int U_SMEM = STAGE_FLOATS / (NIN * MAX_BATCH * 128); // a window of CW fits
+    static constexpr int U_SMEM = STAGE_FLOATS / (MAX_BATCH * 128); // a window of CW fits
     static constexpr int U = CHUNK_F4 / NV < U_SMEM ? CHUNK_F4 / NV : U_SMEM;
     static constexpr int CW = 128 * U;
     static constexpr int NT_MAX = (MAX_BATCH + JT - 1) / JT;
@@ -631,22 +625,22 @@ template <int NM, int NIN> struct ProjShape {
 // running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). PROJ_PASS: inlined
 // into each call site, or one function per projection shape (gen/emit.h); either way each
 // call site of proj_rows costs compile time, so phases share one call site where they can.
-template <int NM, int NIN, bool NORM, unsigned INPUTS>
-__device__ PROJ_PASS void proj_pass(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len, int block,
+template <int NM, bool NORM>
+__device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m)[NM], int len, int block,
                                        int pass0, int pend)
 {
-    using S = ProjShape<NM, NIN>;
+    using S = ProjShape<NM>;
     constexpr int RB = S::RB, JT = S::JT, U = S::U, CW = S::CW, NT_MAX = S::NT_MAX, GW = S::GW;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
     const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
-    const int win = max(1, STAGE_FLOATS / (NIN * nb * CW)) * CW; // staged columns, a multiple of CW
-    float *xs = stage_smem;                                            // [NIN][nb][span]
+    const int win = max(1, STAGE_FLOATS / (nb * CW)) * CW; // staged columns, a multiple of CW
+    float *xs = stage_smem;                                            // [nb][span]
     float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane; // [GW][NT_MAX][32]
     const int c_in = block ? (pass0 / block) * block : 0;              // input column of weight column 0
     for (int w0 = 0; w0 < ld; w0 += win) {
         const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW;
         __syncthreads(); // the previous window's readers are done
-        stage_window<NIN, NORM>(p, in, len, c_in + w0, n, span, xs);
+        stage_window<NORM>(p, in, len, c_in + w0, n, span, xs);
         __syncthreads();
         for (int i = 0; i < GW; i++) {
             const int o0 = pass0 + (warp + i * WARPS) * RB;
@@ -666,24 +660,20 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In (&in)[NIN], const 
                         const int j = t * JT + jj;
                         if (j >= nb) break;
 #pragma unroll
-                        for (int u = 0; u < U; u++)
+                        for (int u = 0; u < U; u++) {
+                            const float4 x = *(const float4 *)(xs + (long)j * span + cw + lane * 4 + 128 * u);
 #pragma unroll
-                            for (int ii = 0; ii < NIN; ii++) {
-                                const float4 x = *(const float4 *)(xs + ((long)ii * nb + j) * span + cw + lane * 4 + 128 * u);
+                            for (int k = 0; k < NM; k++)
 #pragma unroll
-                                for (int k = 0; k < NM; k++) {
-                                    if ((int)(INPUTS >> (4 * k) & 15u) != ii) continue;
-#pragma unroll
-                                    for (int r = 0; r < RB; r++) {
-                                        const float4 w = unpack(wv[k][r][u]);
-                                        float &s = acc[(k * RB + r) * JT + jj];
-                                        s = fmaf(w.x, x.x, s);
-                                        s = fmaf(w.y, x.y, s);
-                                        s = fmaf(w.z, x.z, s);
-                                        s = fmaf(w.w, x.w, s);
-                                    }
+                                for (int r = 0; r < RB; r++) {
+                                    const float4 w = unpack(wv[k][r][u]);
+                                    float &s = acc[(k * RB + r) * JT + jj];
+                                    s = fmaf(w.x, x.x, s);
+                                    s = fmaf(w.y, x.y, s);
+                                    s = fmaf(w.z, x.z, s);
+                                    s = fmaf(w.w, x.w, s);
                                 }
-                            }
+                        }
                     }
                     run[t * 32] += transpose_sum(acc);
                 }
@@ -764,7 +754,7 @@ __device__ __forceinline__ void load_tile_chunk(const MatRaw *qa, const MatRaw *
 // floats). The slices are added in order; their number depends on the rows of the pass and
 // the window, so the result can differ in the last bits with the batch and the schedule.
 template <int NM, bool NORM, class Epi>
-__device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)[NM], int len, int block, int lo,
+__device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[NM], int len, int block, int lo,
                               int hi, Epi epi)
 {
     constexpr int RB = 16 / NM;     // row indices per tile
@@ -781,7 +771,7 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
     float4 *sums = (float4 *)(stage_smem + STAGE_FLOATS) + lane;  // [warp][tile][32]
     constexpr int SUMS4 = SUMS_WARP / 4;
     if (lo >= hi) return;
-    if (NORM) norm_stats(p, in[0], len);
+    if (NORM) norm_stats(p, in, len);
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + WARPS * RB);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
@@ -797,16 +787,16 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
         // The warp's chunks are j = ks, ks + KS, ... of the row; the next one in the window is
         // loaded while this one is applied.
         MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
-        const MatRaw *qa = rg < pend ? (const MatRaw *)(p.w + m[0].w) + (long)rg * ld / 4 : nullptr;
-        const MatRaw *qb = rh < pend ? (const MatRaw *)(p.w + m[NM - 1].w) + (long)rh * ld / 4 : nullptr;
 #pragma unroll 1
         for (int w0 = 0; w0 < ld; w0 += win) {
             const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW, stride = span + PAD;
             __syncthreads(); // the previous window's readers are done
-            stage_window<1, NORM>(p, in, len, c_in + w0, n, stride, xs);
+            stage_window<NORM>(p, in, len, c_in + w0, n, stride, xs);
             __syncthreads();
             if (!busy) continue;
             const int first = (ks - w0 / CW % ks_n + ks_n) % ks_n; // this slice's first chunk here
+            const MatRaw *qa = rg < pend ? (const MatRaw *)(p.w + m[0].w) + (long)rg * ld / 4 : nullptr;
+            const MatRaw *qb = rh < pend ? (const MatRaw *)(p.w + m[NM - 1].w) + (long)rh * ld / 4 : nullptr;
             load_tile_chunk(qa, qb, ld, w0 + first * CW + 4 * t4, ra, rb);
 #pragma unroll 1
             for (int cw = first * CW; cw < span; cw += ks_n * CW) {
@@ -885,40 +875,40 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
     }
 }
 
-// Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
-// INPUTS >> 4k & 15), applied to every entry of the batch: v = W x (+ bias), then
-// epi(b, o, v[NM]) once per (entry, row). Every weight is read from memory once per call,
-// whatever the batch size. One input and NM <= 2 (all but the sLSTM gates): on tensor
-// cores, proj_rows_mma. Otherwise on CUDA cores:
+// Rows [lo, hi) of NM <= 2 matrices that share their row index and input, applied to every
+// entry of the batch: v = W x (+ bias), then epi(b, o, v[NM]) once per (entry, row). Every
+// weight is read from memory once per call, whatever the batch size. On tensor cores,
+// proj_rows_mma; with TENSOR_CORES = 0 (for comparison) on CUDA cores:
 // - a warp owns RB consecutive rows (NV = NM * RB weight rows) and streams them in chunks of
 //   U loads of 4 weights per lane (CW columns), kept in registers while they are applied to
 //   every entry;
 // - the CTA stages the inputs of all entries in shared memory, a window of columns at a
-//   time (input 0 normalised there when NORM, statistics computed first for all entries);
+//   time (normalised there when NORM, statistics computed first for all entries);
 // - per tile of JT entries a lane accumulates NV x JT = 32 partial dot products; one
 //   transposing warp reduction leaves one sum per lane, added to the warp's running sums in
 //   shared memory. The addition order does not depend on the batch or the schedule.
 // Rows are taken in passes of RP rows (the running sums of a pass fit in shared memory).
 // `block` > 0 makes it a BlockLinear: row o reads the input at (o / block) * block, and a
 // pass stays within one block. `len` is the dot length. NORM projections are never blocked.
-template <int NM, int NIN, bool NORM, unsigned INPUTS = 0, class Epi>
-__device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len,
-                          int block, int lo, int hi, Epi epi)
+template <int NM, bool NORM, class Epi>
+__device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[NM], int len, int block, int lo, int hi,
+                          Epi epi)
 {
-    if constexpr (TENSOR_CORES && NIN == 1 && NM <= 2) {
+    static_assert(NM <= 2, "projections of one or two matrices");
+    if constexpr (TENSOR_CORES) {
         proj_rows_mma<NM, NORM>(p, in, m, len, block, lo, hi, epi);
         return;
     }
-    using S = ProjShape<NM, NIN>;
+    using S = ProjShape<NM>;
     constexpr int RB = S::RB, JT = S::JT, NT_MAX = S::NT_MAX, GW = S::GW;
     if (lo >= hi) return;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb, nt = (nb + JT - 1) / JT;
     const float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane;
-    if (NORM) norm_stats(p, in[0], len);
+    if (NORM) norm_stats(p, in, len);
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + S::RP);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
-        proj_pass<NM, NIN, NORM, INPUTS>(p, in, m, len, block, pass0, pend);
+        proj_pass<NM, NORM>(p, in, m, len, block, pass0, pend);
         // epilogue: lane (r, jj) gathers the NM sums of row o0 + r for entry t * JT + jj
         for (int i = 0; i < GW; i++) {
             const int o0 = pass0 + (warp + i * WARPS) * RB;
@@ -1038,39 +1028,39 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
     const long blk = t.blocks + (long)l * t.block_stride;
     switch (phase) {
     case PH_IN_UP: { // ap = relu(input_up(features))   [P] <- [F]
-        In in[1] = {};
-        in[0].base = p.feats;
-        in[0].stride = F4;
+        In in = {};
+        in.base = p.feats;
+        in.stride = F4;
         Mat m[1] = {mat(t.input_up_weight, t.input_up_bias)};
-        proj_rows<1, 1, false>(p, in, m, F, 0, lo, hi,
+        proj_rows<1, false>(p, in, m, F, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
         break;
     }
     case PH_IN_DOWN: { // u = input_down(ap)   [H] <- [P]
-        In in[1] = {in_act(p, ap)};
+        In in = in_act(p, ap);
         Mat m[1] = {mat(t.input_down_weight, t.input_down_bias)};
-        proj_rows<1, 1, false>(p, in, m, P, 0, lo, hi,
+        proj_rows<1, false>(p, in, m, P, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, u, b)[o] = v[0]; });
         break;
     }
     case PH_MLP_UP: { // ap = relu(fc1(RMSNorm(u; norm2)))   [P] <- [H]
-        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, wvec(p, blk + t.norm2_weight), nullptr)};
+        In in = in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, wvec(p, blk + t.norm2_weight), nullptr);
         Mat m[1] = {mat(blk + t.fc1_weight, blk + t.fc1_bias)};
-        proj_rows<1, 1, true>(p, in, m, H, 0, lo, hi,
+        proj_rows<1, true>(p, in, m, H, 0, lo, hi,
                               [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
         break;
     }
     case PH_MLP_DOWN: { // u += fc2(ap)   [H] <- [P]
-        In in[1] = {in_act(p, ap)};
+        In in = in_act(p, ap);
         Mat m[1] = {mat(blk + t.fc2_weight, blk + t.fc2_bias)};
-        proj_rows<1, 1, false>(p, in, m, P, 0, lo, hi,
+        proj_rows<1, false>(p, in, m, P, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, u, b)[o] += v[0]; });
         break;
     }
     case PH_OUT: { // out[k] = output_proj(u), one output_proj shared by all towers
-        In in[1] = {in_act(p, u)};
+        In in = in_act(p, u);
         Mat m[1] = {mat(W_output_proj_weight, W_output_proj_bias)};
-        proj_rows<1, 1, false>(p, in, m, H, 0, lo, hi,
+        proj_rows<1, false>(p, in, m, H, 0, lo, hi,
                                [&](int b, int, const float (&v)[1]) { p.out[b * 4 + tower] = v[0]; });
         break;
     }
@@ -1079,8 +1069,8 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 
 // ---- xlstm.cu: towers.0, the xLSTM layer (sLSTM block, mLSTM block, LayerNorm) -------------
 // phase 0 (CTA per entry): xt = RMSNorm(u; norm1); xn = LayerNorm(xt); xc = silu(conv(xn))
-// phase 1: sLSTM gates, 8 BlockLinears (input and state parts) per row, cell update;
-//          sh = new hidden state                                                 H rows
+// phase 1: sLSTM gates, 8 BlockLinears (input and state parts) per row, as 4 projections of
+//          two matrices sharing an input (sums in sg), cell update; sh = new hidden state  H rows
 // phase 2 (CTA per entry): commit hprev = sh; so = GroupNorm(sh) + xt; xn2 = LayerNorm(so)
 // phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
@@ -1317,40 +1307,57 @@ struct XLSTM {
         case 0:
             for (int b = lo; b < hi; b++) sl_input(p, l, b);
             break;
-        case 1: { // gates: input part (xc for i, f; xn for z, o) + state part (hprev, bias)
-            In in[3] = {in_act(p, Lk::sc_xc), in_act(p, Lk::sc_xn),
-                        in_state(p, Lk::st_base + (long)l * Lk::st_block + Lk::st_s_h)};
-            Mat m[8] = {mat(wb<Lk>(l, Lk::b_layer_slstm_igate_input_weight)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_igate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_igate_state_bias)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_input_weight)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_fgate_state_bias)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_input_weight)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_zgate_state_bias)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_input_weight)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_ogate_state_bias))};
-            proj_rows<8, 3, false, inputs_of(0, 2, 0, 2, 1, 2, 1, 2)>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[8]) {
-                const float i = v[0] + v[1], f = v[2] + v[3], z = v[4] + v[5], og = v[6] + v[7];
-                float *cst = st<Lk>(p, b, l, Lk::st_s_c) + o, *nst = st<Lk>(p, b, l, Lk::st_s_n) + o;
-                float *mst = st<Lk>(p, b, l, Lk::st_s_m) + o;
-                const float lf = *mst + logsigmoidf(f), mnew = fmaxf(i, lf);
-                const float ig = expf(i - mnew), fg = expf(lf - mnew);
-                const float c = fg * *cst + ig * tanhf(z), n = fg * *nst + ig;
-                *cst = c;
-                *nst = n;
-                *mst = mnew;
-                sc(p, Lk::sc_sh, b)[o] = sigmoidf_(og) * c / (n + 1e-6f);
-            });
+        case 1: { // gates: four projections of a pair of matrices sharing an input, each pair's
+                  // sums into sg (i, f, z, o pre-activations), the last pair's epilogue runs the cell
+            const long wi[4] = {Lk::b_layer_slstm_igate_input_weight, Lk::b_layer_slstm_zgate_input_weight,
+                                Lk::b_layer_slstm_igate_state_weight, Lk::b_layer_slstm_zgate_state_weight};
+            const long wf[4] = {Lk::b_layer_slstm_fgate_input_weight, Lk::b_layer_slstm_ogate_input_weight,
+                                Lk::b_layer_slstm_fgate_state_weight, Lk::b_layer_slstm_ogate_state_weight};
+            const long bi[4] = {-1, -1, Lk::b_layer_slstm_igate_state_bias, Lk::b_layer_slstm_zgate_state_bias};
+            const long bf[4] = {-1, -1, Lk::b_layer_slstm_fgate_state_bias, Lk::b_layer_slstm_ogate_state_bias};
+#pragma unroll 1
+            for (int q = 0; q < 4; q++) { // (i, f) of xc, (z, o) of xn, then both of hprev
+                In in = q == 0   ? in_act(p, Lk::sc_xc)
+                            : q == 1 ? in_act(p, Lk::sc_xn)
+                                     : in_state(p, Lk::st_base + (long)l * Lk::st_block + Lk::st_s_h);
+                Mat m[2] = {mat(wb<Lk>(l, wi[q]), bi[q] < 0 ? -1 : wb<Lk>(l, bi[q])),
+                            mat(wb<Lk>(l, wf[q]), bf[q] < 0 ? -1 : wb<Lk>(l, bf[q]))};
+                proj_rows<2, false>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
+                    float *g = sc(p, Lk::sc_sg, b) + o; // g[0], g[H], g[2H], g[3H]: i, f, z, o
+                    const int k = q & 1 ? 2 * H : 0;   // (z, o) or (i, f)
+                    if (q < 2) {
+                        g[k] = v[0];
+                        g[k + H] = v[1];
+                        return;
+                    }
+                    if (q == 2) {
+                        g[0] += v[0];
+                        g[H] += v[1];
+                        return;
+                    }
+                    const float i = g[0], f = g[H], z = g[2 * H] + v[0], og = g[3 * H] + v[1];
+                    float *cst = st<Lk>(p, b, l, Lk::st_s_c) + o, *nst = st<Lk>(p, b, l, Lk::st_s_n) + o;
+                    float *mst = st<Lk>(p, b, l, Lk::st_s_m) + o;
+                    const float lf = *mst + logsigmoidf(f), mnew = fmaxf(i, lf);
+                    const float ig = expf(i - mnew), fg = expf(lf - mnew);
+                    const float c = fg * *cst + ig * tanhf(z), n = fg * *nst + ig;
+                    *cst = c;
+                    *nst = n;
+                    *mst = mnew;
+                    sc(p, Lk::sc_sh, b)[o] = sigmoidf_(og) * c / (n + 1e-6f);
+                });
+            }
             break;
         }
         case 2:
             for (int b = lo; b < hi; b++) sl_output(p, l, b);
             break;
         case 3: {
-            In in[1] = {in_act(p, Lk::sc_xn2)};
+            In in = in_act(p, Lk::sc_xn2);
             for (int i = 0; i < 2; i++) { // x_proj, gate_proj: one call site (one copy of the code)
                 if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
                 Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_mlstm_gate_proj_weight : Lk::b_layer_mlstm_x_proj_weight))};
-                proj_rows<1, 1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                proj_rows<1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
                     if (i == 1) {
                         sc(p, Lk::sc_xg, b)[o] = v[0];
                         return;
@@ -1369,14 +1376,14 @@ struct XLSTM {
                                Lk::b_layer_mlstm_v_proj_weight};
             for (int i = 0; i < 3; i++) {
                 if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
-                In in[1] = {in_act(p, i < 2 ? Lk::sc_xc2 : Lk::sc_xm)};
+                In in = in_act(p, i < 2 ? Lk::sc_xc2 : Lk::sc_xm);
                 const int off = i * XL_E;
                 auto epi = [&](int b, int o, const float (&v)[1]) { sc(p, Lk::sc_qkv, b)[off + o] = v[0]; };
                 if constexpr (XL_QB < 128) {
-                    block_rows(p, in[0], wb<Lk>(l, w[i]), XL_QB, a, e, epi);
+                    block_rows(p, in, wb<Lk>(l, w[i]), XL_QB, a, e, epi);
                 } else {
                     Mat m[1] = {mat(wb<Lk>(l, w[i]))};
-                    proj_rows<1, 1, false>(p, in, m, XL_QB, XL_QB, a, e, epi);
+                    proj_rows<1, false>(p, in, m, XL_QB, XL_QB, a, e, epi);
                 }
             }
             break;
@@ -1388,16 +1395,16 @@ struct XLSTM {
             ml_cell(p, l, lo, hi);
             break;
         case 7: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
+            In in = in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
                                 wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
-                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)))};
-            in[0].skip_w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip));
-            in[0].skip = p.scr + Lk::sc_xc2.off;
-            in[0].skip_stride = Lk::sc_xc2.stride;
-            in[0].gate = p.scr + Lk::sc_xg.off;
-            in[0].gate_stride = Lk::sc_xg.stride;
+                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)));
+            in.skip_w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip));
+            in.skip = p.scr + Lk::sc_xc2.off;
+            in.skip_stride = Lk::sc_xc2.stride;
+            in.gate = p.scr + Lk::sc_xg.off;
+            in.gate_stride = Lk::sc_xg.stride;
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_proj_down_weight))};
-            proj_rows<1, 1, true>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_ym, b)[o] = v[0] + ld_act(sc(p, Lk::sc_so, b) + o);
             });
             break;
@@ -1465,15 +1472,15 @@ struct Mamba2 {
                  Lk::st_c_conv, Lk::sc_cv, MB_S, false},
                 {Lk::b_layer_dt_proj_weight, Lk::b_layer_dt_proj_bias, -1, -1, -1, Lk::sc_dt, MB_NM, true},
             };
-            In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
+            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
             int base = 0;
             for (int i = 0; i < 5; i++) {
                 const Proj0 q = proj[i];
                 int a, e;
                 if (part(lo, hi, base, q.rows, a, e)) {
                     Mat m[1] = {mat(wb<Lk>(l, q.w), q.bias < 0 ? -1 : wb<Lk>(l, q.bias))};
-                    proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
                         float y = v[0];
                         if (q.conv_w >= 0) {
                             const float *cwo = wvec(p, wb<Lk>(l, q.conv_w)) + o * ld4(MB_K);
@@ -1530,10 +1537,10 @@ struct Mamba2 {
             break;
         }
         case 2: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_yz), NORM_RMS, MB_E, 1e-5f,
-                                wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)), nullptr)};
+            In in = in_norm(in_act(p, Lk::sc_yz), NORM_RMS, MB_E, 1e-5f,
+                                wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)), nullptr);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, 1, true>(p, in, m, MB_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true>(p, in, m, MB_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
             });
             break;
@@ -1574,8 +1581,8 @@ struct RetNet {
     {
         switch (phase) {
         case 0: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
+            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
             const long w[4] = {Lk::b_layer_q_proj_weight, Lk::b_layer_k_proj_weight,
                                Lk::b_layer_v_proj_weight, Lk::b_layer_g_proj_weight};
             const Buf out[4] = {Lk::sc_q, Lk::sc_k, Lk::sc_v, Lk::sc_g};
@@ -1585,7 +1592,7 @@ struct RetNet {
                 Mat m[1] = {mat(wb<Lk>(l, w[i]))};
                 const Buf ob = out[i];
                 const float scale = i == 1 ? RN_KSCALE : 1.0f;
-                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
                     sc(p, ob, b)[o] = v[0] * scale;
                 });
             }
@@ -1626,11 +1633,11 @@ struct RetNet {
             break;
         }
         case 2: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_o), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr)};
-            in[0].gate = p.scr + Lk::sc_g.off;
-            in[0].gate_stride = Lk::sc_g.stride;
+            In in = in_norm(in_act(p, Lk::sc_o), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr);
+            in.gate = p.scr + Lk::sc_g.off;
+            in.gate_stride = Lk::sc_g.stride;
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, 1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
                 // commit the state phase 1 read: scale per head, then the position
                 if (o < RN_NH) {
@@ -1674,12 +1681,12 @@ struct Hawk {
         int a, e;
         switch (phase) {
         case 0: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
+            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
             for (int i = 0; i < 2; i++) { // gate, recurrent: one call site (one copy of the code)
                 if (!part(lo, hi, i * H, H, a, e)) continue;
                 Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_recurrent_proj_weight : Lk::b_layer_gate_proj_weight))};
-                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
                     if (i == 0) {
                         sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
                         return;
@@ -1693,10 +1700,10 @@ struct Hawk {
             break;
         }
         case 1: {
-            In in[1] = {in_act(p, Lk::sc_xc)};
+            In in = in_act(p, Lk::sc_xc);
             Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_rglru_input_gate_weight)),
                         mat(wb<Lk>(l, Lk::b_layer_rglru_recurrence_gate_weight))};
-            proj_rows<2, 1, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
+            proj_rows<2, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
                 const float i = sigmoidf_(v[0]), r = sigmoidf_(v[1]);
                 const float at = powf(wvec(p, wb<Lk>(l, Lk::b_layer_rglru_a))[o], HK_C * r);
                 float *h = st<Lk>(p, b, l, Lk::st_h) + o;
@@ -1708,9 +1715,9 @@ struct Hawk {
             break;
         }
         case 2: {
-            In in[1] = {in_act(p, Lk::sc_y)};
+            In in = in_act(p, Lk::sc_y);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, 1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
             });
             break;

@@ -274,13 +274,6 @@ struct Mat {
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1) { return Mat{w, bias}; }
 
-// Which input each matrix of a projection reads, 4 bits per matrix (matrix 0 lowest).
-__host__ __device__ constexpr unsigned inputs_of(int k0, int k1 = 0, int k2 = 0, int k3 = 0, int k4 = 0,
-                                                 int k5 = 0, int k6 = 0, int k7 = 0)
-{
-    return k0 | k1 << 4 | k2 << 8 | k3 << 12 | k4 << 16 | k5 << 20 | k6 << 24 | (unsigned)k7 << 28;
-}
-
 // Mean and 1/std of every normalisation group of input `in` for every entry of the batch, one
 // warp per (entry, group), into norm_stats_smem[entry][group][2].
 __device__ void norm_stats(const Params &p, const In &in, int len)
@@ -328,40 +321,40 @@ __device__ __forceinline__ float normalised(const In &in, int b, int c, int grou
     return v;
 }
 
-// Stage columns [c0, c0 + n) of every entry's inputs into xs[NIN][nb][span] (zero past n);
-// input 0 normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their
+// Stage columns [c0, c0 + n) of every entry's input into xs[nb][span] (zero past n),
+// normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their
 // skip and gate inputs) are issued before any is used.
 constexpr int STAGE_LOADS = 8;
 
-template <int NIN, bool NORM>
-__device__ void stage_window(const Params &p, const In (&in)[NIN], int len, int c0, int n, int span, float *xs)
+template <bool NORM>
+__device__ void stage_window(const Params &p, const In &in, int len, int c0, int n, int span, float *xs)
 {
-    const int q = span / 4, per_input = p.nb * q, total = NIN * per_input;
-    const int groups = NORM ? len / in[0].group : 1;
+    const int q = span / 4, total = p.nb * q;
+    const int groups = NORM ? len / in.group : 1;
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int t0 = threadIdx.x; t0 < total; t0 += STAGE_LOADS * THREADS) {
         float4 x[STAGE_LOADS], skip[STAGE_LOADS], gate[STAGE_LOADS];
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
-            const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
-            const bool load = t < total && c < n, side = NORM && load && i == 0;
-            x[r] = load ? ld_act4(in_row(p, in[i], j) + c0 + c) : zero;
-            skip[r] = side && in[0].skip ? ld_act4(in[0].skip + (long)j * in[0].skip_stride + c0 + c) : zero;
-            gate[r] = side && in[0].gate ? ld_act4(in[0].gate + (long)j * in[0].gate_stride + c0 + c) : zero;
+            const int j = t / q, c = (t % q) * 4;
+            const bool load = t < total && c < n, side = NORM && load;
+            x[r] = load ? ld_act4(in_row(p, in, j) + c0 + c) : zero;
+            skip[r] = side && in.skip ? ld_act4(in.skip + (long)j * in.skip_stride + c0 + c) : zero;
+            gate[r] = side && in.gate ? ld_act4(in.gate + (long)j * in.gate_stride + c0 + c) : zero;
         }
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             if (t >= total) continue;
-            const int i = t / per_input, j = (t % per_input) / q, c = (t % q) * 4;
-            if (NORM && i == 0 && c < n) {
-                x[r].x = normalised(in[0], j, c0 + c, groups, x[r].x, skip[r].x, gate[r].x);
-                x[r].y = normalised(in[0], j, c0 + c + 1, groups, x[r].y, skip[r].y, gate[r].y);
-                x[r].z = normalised(in[0], j, c0 + c + 2, groups, x[r].z, skip[r].z, gate[r].z);
-                x[r].w = normalised(in[0], j, c0 + c + 3, groups, x[r].w, skip[r].w, gate[r].w);
+            const int j = t / q, c = (t % q) * 4;
+            if (NORM && c < n) {
+                x[r].x = normalised(in, j, c0 + c, groups, x[r].x, skip[r].x, gate[r].x);
+                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y, skip[r].y, gate[r].y);
+                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z, skip[r].z, gate[r].z);
+                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w, skip[r].w, gate[r].w);
             }
-            *(float4 *)(xs + ((long)i * p.nb + j) * span + c) = x[r];
+            *(float4 *)(xs + (long)j * span + c) = x[r];
         }
     }
 }
@@ -399,11 +392,11 @@ __device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM]
                                                               : MatRaw{};
 }
 
-// The shape of a projection of NM matrices reading NIN inputs (see proj_rows).
-template <int NM, int NIN> struct ProjShape {
+// The shape of a projection of NM matrices on CUDA cores (see proj_rows).
+template <int NM> struct ProjShape {
     static constexpr int NV = NM > WEIGHT_ROWS ? NM : WEIGHT_ROWS; // weight rows per warp
     static constexpr int RB = NV / NM, JT = 32 / NV;
-    static constexpr int U_SMEM = STAGE_FLOATS / (NIN * MAX_BATCH * 128); // a window of CW fits
+    static constexpr int U_SMEM = STAGE_FLOATS / (MAX_BATCH * 128); // a window of CW fits
     static constexpr int U = CHUNK_F4 / NV < U_SMEM ? CHUNK_F4 / NV : U_SMEM;
     static constexpr int CW = 128 * U;
     static constexpr int NT_MAX = (MAX_BATCH + JT - 1) / JT;
@@ -416,22 +409,22 @@ template <int NM, int NIN> struct ProjShape {
 // running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). PROJ_PASS: inlined
 // into each call site, or one function per projection shape (gen/emit.h); either way each
 // call site of proj_rows costs compile time, so phases share one call site where they can.
-template <int NM, int NIN, bool NORM, unsigned INPUTS>
-__device__ PROJ_PASS void proj_pass(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len, int block,
+template <int NM, bool NORM>
+__device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m)[NM], int len, int block,
                                        int pass0, int pend)
 {
-    using S = ProjShape<NM, NIN>;
+    using S = ProjShape<NM>;
     constexpr int RB = S::RB, JT = S::JT, U = S::U, CW = S::CW, NT_MAX = S::NT_MAX, GW = S::GW;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
     const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
-    const int win = max(1, STAGE_FLOATS / (NIN * nb * CW)) * CW; // staged columns, a multiple of CW
-    float *xs = stage_smem;                                            // [NIN][nb][span]
+    const int win = max(1, STAGE_FLOATS / (nb * CW)) * CW; // staged columns, a multiple of CW
+    float *xs = stage_smem;                                            // [nb][span]
     float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane; // [GW][NT_MAX][32]
     const int c_in = block ? (pass0 / block) * block : 0;              // input column of weight column 0
     for (int w0 = 0; w0 < ld; w0 += win) {
         const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW;
         __syncthreads(); // the previous window's readers are done
-        stage_window<NIN, NORM>(p, in, len, c_in + w0, n, span, xs);
+        stage_window<NORM>(p, in, len, c_in + w0, n, span, xs);
         __syncthreads();
         for (int i = 0; i < GW; i++) {
             const int o0 = pass0 + (warp + i * WARPS) * RB;
@@ -451,24 +444,20 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In (&in)[NIN], const 
                         const int j = t * JT + jj;
                         if (j >= nb) break;
 #pragma unroll
-                        for (int u = 0; u < U; u++)
+                        for (int u = 0; u < U; u++) {
+                            const float4 x = *(const float4 *)(xs + (long)j * span + cw + lane * 4 + 128 * u);
 #pragma unroll
-                            for (int ii = 0; ii < NIN; ii++) {
-                                const float4 x = *(const float4 *)(xs + ((long)ii * nb + j) * span + cw + lane * 4 + 128 * u);
+                            for (int k = 0; k < NM; k++)
 #pragma unroll
-                                for (int k = 0; k < NM; k++) {
-                                    if ((int)(INPUTS >> (4 * k) & 15u) != ii) continue;
-#pragma unroll
-                                    for (int r = 0; r < RB; r++) {
-                                        const float4 w = unpack(wv[k][r][u]);
-                                        float &s = acc[(k * RB + r) * JT + jj];
-                                        s = fmaf(w.x, x.x, s);
-                                        s = fmaf(w.y, x.y, s);
-                                        s = fmaf(w.z, x.z, s);
-                                        s = fmaf(w.w, x.w, s);
-                                    }
+                                for (int r = 0; r < RB; r++) {
+                                    const float4 w = unpack(wv[k][r][u]);
+                                    float &s = acc[(k * RB + r) * JT + jj];
+                                    s = fmaf(w.x, x.x, s);
+                                    s = fmaf(w.y, x.y, s);
+                                    s = fmaf(w.z, x.z, s);
+                                    s = fmaf(w.w, x.w, s);
                                 }
-                            }
+                        }
                     }
                     run[t * 32] += transpose_sum(acc);
                 }
@@ -549,7 +538,7 @@ __device__ __forceinline__ void load_tile_chunk(const MatRaw *qa, const MatRaw *
 // floats). The slices are added in order; their number depends on the rows of the pass and
 // the window, so the result can differ in the last bits with the batch and the schedule.
 template <int NM, bool NORM, class Epi>
-__device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)[NM], int len, int block, int lo,
+__device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[NM], int len, int block, int lo,
                               int hi, Epi epi)
 {
     constexpr int RB = 16 / NM;     // row indices per tile
@@ -566,7 +555,7 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
     float4 *sums = (float4 *)(stage_smem + STAGE_FLOATS) + lane;  // [warp][tile][32]
     constexpr int SUMS4 = SUMS_WARP / 4;
     if (lo >= hi) return;
-    if (NORM) norm_stats(p, in[0], len);
+    if (NORM) norm_stats(p, in, len);
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + WARPS * RB);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
@@ -582,16 +571,16 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
         // The warp's chunks are j = ks, ks + KS, ... of the row; the next one in the window is
         // loaded while this one is applied.
         MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
-        const MatRaw *qa = rg < pend ? (const MatRaw *)(p.w + m[0].w) + (long)rg * ld / 4 : nullptr;
-        const MatRaw *qb = rh < pend ? (const MatRaw *)(p.w + m[NM - 1].w) + (long)rh * ld / 4 : nullptr;
 #pragma unroll 1
         for (int w0 = 0; w0 < ld; w0 += win) {
             const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW, stride = span + PAD;
             __syncthreads(); // the previous window's readers are done
-            stage_window<1, NORM>(p, in, len, c_in + w0, n, stride, xs);
+            stage_window<NORM>(p, in, len, c_in + w0, n, stride, xs);
             __syncthreads();
             if (!busy) continue;
             const int first = (ks - w0 / CW % ks_n + ks_n) % ks_n; // this slice's first chunk here
+            const MatRaw *qa = rg < pend ? (const MatRaw *)(p.w + m[0].w) + (long)rg * ld / 4 : nullptr;
+            const MatRaw *qb = rh < pend ? (const MatRaw *)(p.w + m[NM - 1].w) + (long)rh * ld / 4 : nullptr;
             load_tile_chunk(qa, qb, ld, w0 + first * CW + 4 * t4, ra, rb);
 #pragma unroll 1
             for (int cw = first * CW; cw < span; cw += ks_n * CW) {
@@ -670,40 +659,40 @@ __device__ void proj_rows_mma(const Params &p, const In (&in)[1], const Mat (&m)
     }
 }
 
-// Rows [lo, hi) of NM matrices that share their row index (matrix k reads input
-// INPUTS >> 4k & 15), applied to every entry of the batch: v = W x (+ bias), then
-// epi(b, o, v[NM]) once per (entry, row). Every weight is read from memory once per call,
-// whatever the batch size. One input and NM <= 2 (all but the sLSTM gates): on tensor
-// cores, proj_rows_mma. Otherwise on CUDA cores:
+// Rows [lo, hi) of NM <= 2 matrices that share their row index and input, applied to every
+// entry of the batch: v = W x (+ bias), then epi(b, o, v[NM]) once per (entry, row). Every
+// weight is read from memory once per call, whatever the batch size. On tensor cores,
+// proj_rows_mma; with TENSOR_CORES = 0 (for comparison) on CUDA cores:
 // - a warp owns RB consecutive rows (NV = NM * RB weight rows) and streams them in chunks of
 //   U loads of 4 weights per lane (CW columns), kept in registers while they are applied to
 //   every entry;
 // - the CTA stages the inputs of all entries in shared memory, a window of columns at a
-//   time (input 0 normalised there when NORM, statistics computed first for all entries);
+//   time (normalised there when NORM, statistics computed first for all entries);
 // - per tile of JT entries a lane accumulates NV x JT = 32 partial dot products; one
 //   transposing warp reduction leaves one sum per lane, added to the warp's running sums in
 //   shared memory. The addition order does not depend on the batch or the schedule.
 // Rows are taken in passes of RP rows (the running sums of a pass fit in shared memory).
 // `block` > 0 makes it a BlockLinear: row o reads the input at (o / block) * block, and a
 // pass stays within one block. `len` is the dot length. NORM projections are never blocked.
-template <int NM, int NIN, bool NORM, unsigned INPUTS = 0, class Epi>
-__device__ void proj_rows(const Params &p, const In (&in)[NIN], const Mat (&m)[NM], int len,
-                          int block, int lo, int hi, Epi epi)
+template <int NM, bool NORM, class Epi>
+__device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[NM], int len, int block, int lo, int hi,
+                          Epi epi)
 {
-    if constexpr (TENSOR_CORES && NIN == 1 && NM <= 2) {
+    static_assert(NM <= 2, "projections of one or two matrices");
+    if constexpr (TENSOR_CORES) {
         proj_rows_mma<NM, NORM>(p, in, m, len, block, lo, hi, epi);
         return;
     }
-    using S = ProjShape<NM, NIN>;
+    using S = ProjShape<NM>;
     constexpr int RB = S::RB, JT = S::JT, NT_MAX = S::NT_MAX, GW = S::GW;
     if (lo >= hi) return;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb, nt = (nb + JT - 1) / JT;
     const float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane;
-    if (NORM) norm_stats(p, in[0], len);
+    if (NORM) norm_stats(p, in, len);
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + S::RP);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
-        proj_pass<NM, NIN, NORM, INPUTS>(p, in, m, len, block, pass0, pend);
+        proj_pass<NM, NORM>(p, in, m, len, block, pass0, pend);
         // epilogue: lane (r, jj) gathers the NM sums of row o0 + r for entry t * JT + jj
         for (int i = 0; i < GW; i++) {
             const int o0 = pass0 + (warp + i * WARPS) * RB;
@@ -823,39 +812,39 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
     const long blk = t.blocks + (long)l * t.block_stride;
     switch (phase) {
     case PH_IN_UP: { // ap = relu(input_up(features))   [P] <- [F]
-        In in[1] = {};
-        in[0].base = p.feats;
-        in[0].stride = F4;
+        In in = {};
+        in.base = p.feats;
+        in.stride = F4;
         Mat m[1] = {mat(t.input_up_weight, t.input_up_bias)};
-        proj_rows<1, 1, false>(p, in, m, F, 0, lo, hi,
+        proj_rows<1, false>(p, in, m, F, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
         break;
     }
     case PH_IN_DOWN: { // u = input_down(ap)   [H] <- [P]
-        In in[1] = {in_act(p, ap)};
+        In in = in_act(p, ap);
         Mat m[1] = {mat(t.input_down_weight, t.input_down_bias)};
-        proj_rows<1, 1, false>(p, in, m, P, 0, lo, hi,
+        proj_rows<1, false>(p, in, m, P, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, u, b)[o] = v[0]; });
         break;
     }
     case PH_MLP_UP: { // ap = relu(fc1(RMSNorm(u; norm2)))   [P] <- [H]
-        In in[1] = {in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, wvec(p, blk + t.norm2_weight), nullptr)};
+        In in = in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, wvec(p, blk + t.norm2_weight), nullptr);
         Mat m[1] = {mat(blk + t.fc1_weight, blk + t.fc1_bias)};
-        proj_rows<1, 1, true>(p, in, m, H, 0, lo, hi,
+        proj_rows<1, true>(p, in, m, H, 0, lo, hi,
                               [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
         break;
     }
     case PH_MLP_DOWN: { // u += fc2(ap)   [H] <- [P]
-        In in[1] = {in_act(p, ap)};
+        In in = in_act(p, ap);
         Mat m[1] = {mat(blk + t.fc2_weight, blk + t.fc2_bias)};
-        proj_rows<1, 1, false>(p, in, m, P, 0, lo, hi,
+        proj_rows<1, false>(p, in, m, P, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, u, b)[o] += v[0]; });
         break;
     }
     case PH_OUT: { // out[k] = output_proj(u), one output_proj shared by all towers
-        In in[1] = {in_act(p, u)};
+        In in = in_act(p, u);
         Mat m[1] = {mat(W_output_proj_weight, W_output_proj_bias)};
-        proj_rows<1, 1, false>(p, in, m, H, 0, lo, hi,
+        proj_rows<1, false>(p, in, m, H, 0, lo, hi,
                                [&](int b, int, const float (&v)[1]) { p.out[b * 4 + tower] = v[0]; });
         break;
     }

@@ -24,12 +24,12 @@ struct Hawk {
         int a, e;
         switch (phase) {
         case 0: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
+            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
             for (int i = 0; i < 2; i++) { // gate, recurrent: one call site (one copy of the code)
                 if (!part(lo, hi, i * H, H, a, e)) continue;
                 Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_recurrent_proj_weight : Lk::b_layer_gate_proj_weight))};
-                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
                     if (i == 0) {
                         sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
                         return;
@@ -43,10 +43,10 @@ struct Hawk {
             break;
         }
         case 1: {
-            In in[1] = {in_act(p, Lk::sc_xc)};
+            In in = in_act(p, Lk::sc_xc);
             Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_rglru_input_gate_weight)),
                         mat(wb<Lk>(l, Lk::b_layer_rglru_recurrence_gate_weight))};
-            proj_rows<2, 1, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
+            proj_rows<2, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
                 const float i = sigmoidf_(v[0]), r = sigmoidf_(v[1]);
                 const float at = powf(wvec(p, wb<Lk>(l, Lk::b_layer_rglru_a))[o], HK_C * r);
                 float *h = st<Lk>(p, b, l, Lk::st_h) + o;
@@ -58,9 +58,9 @@ struct Hawk {
             break;
         }
         case 2: {
-            In in[1] = {in_act(p, Lk::sc_y)};
+            In in = in_act(p, Lk::sc_y);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, 1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
             });
             break;

@@ -54,15 +54,15 @@ struct Mamba2 {
                  Lk::st_c_conv, Lk::sc_cv, MB_S, false},
                 {Lk::b_layer_dt_proj_weight, Lk::b_layer_dt_proj_bias, -1, -1, -1, Lk::sc_dt, MB_NM, true},
             };
-            In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
+            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
             int base = 0;
             for (int i = 0; i < 5; i++) {
                 const Proj0 q = proj[i];
                 int a, e;
                 if (part(lo, hi, base, q.rows, a, e)) {
                     Mat m[1] = {mat(wb<Lk>(l, q.w), q.bias < 0 ? -1 : wb<Lk>(l, q.bias))};
-                    proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                    proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
                         float y = v[0];
                         if (q.conv_w >= 0) {
                             const float *cwo = wvec(p, wb<Lk>(l, q.conv_w)) + o * ld4(MB_K);
@@ -119,10 +119,10 @@ struct Mamba2 {
             break;
         }
         case 2: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_yz), NORM_RMS, MB_E, 1e-5f,
-                                wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)), nullptr)};
+            In in = in_norm(in_act(p, Lk::sc_yz), NORM_RMS, MB_E, 1e-5f,
+                                wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)), nullptr);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, 1, true>(p, in, m, MB_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true>(p, in, m, MB_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
             });
             break;

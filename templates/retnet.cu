@@ -30,8 +30,8 @@ struct RetNet {
     {
         switch (phase) {
         case 0: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr)};
+            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
+                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
             const long w[4] = {Lk::b_layer_q_proj_weight, Lk::b_layer_k_proj_weight,
                                Lk::b_layer_v_proj_weight, Lk::b_layer_g_proj_weight};
             const Buf out[4] = {Lk::sc_q, Lk::sc_k, Lk::sc_v, Lk::sc_g};
@@ -41,7 +41,7 @@ struct RetNet {
                 Mat m[1] = {mat(wb<Lk>(l, w[i]))};
                 const Buf ob = out[i];
                 const float scale = i == 1 ? RN_KSCALE : 1.0f;
-                proj_rows<1, 1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
                     sc(p, ob, b)[o] = v[0] * scale;
                 });
             }
@@ -82,11 +82,11 @@ struct RetNet {
             break;
         }
         case 2: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_o), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr)};
-            in[0].gate = p.scr + Lk::sc_g.off;
-            in[0].gate_stride = Lk::sc_g.stride;
+            In in = in_norm(in_act(p, Lk::sc_o), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr);
+            in.gate = p.scr + Lk::sc_g.off;
+            in.gate_stride = Lk::sc_g.stride;
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, 1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
                 // commit the state phase 1 read: scale per head, then the position
                 if (o < RN_NH) {

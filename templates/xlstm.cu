@@ -1,7 +1,7 @@
 // ---- xlstm.cu: towers.0, the xLSTM layer (sLSTM block, mLSTM block, LayerNorm) -------------
 // phase 0 (CTA per entry): xt = RMSNorm(u; norm1); xn = LayerNorm(xt); xc = silu(conv(xn))
-// phase 1: sLSTM gates, 8 BlockLinears (input and state parts) per row, cell update;
-//          sh = new hidden state                                                 H rows
+// phase 1: sLSTM gates, 8 BlockLinears (input and state parts) per row, as 4 projections of
+//          two matrices sharing an input (sums in sg), cell update; sh = new hidden state  H rows
 // phase 2 (CTA per entry): commit hprev = sh; so = GroupNorm(sh) + xt; xn2 = LayerNorm(so)
 // phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
@@ -238,40 +238,57 @@ struct XLSTM {
         case 0:
             for (int b = lo; b < hi; b++) sl_input(p, l, b);
             break;
-        case 1: { // gates: input part (xc for i, f; xn for z, o) + state part (hprev, bias)
-            In in[3] = {in_act(p, Lk::sc_xc), in_act(p, Lk::sc_xn),
-                        in_state(p, Lk::st_base + (long)l * Lk::st_block + Lk::st_s_h)};
-            Mat m[8] = {mat(wb<Lk>(l, Lk::b_layer_slstm_igate_input_weight)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_igate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_igate_state_bias)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_input_weight)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_fgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_fgate_state_bias)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_input_weight)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_zgate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_zgate_state_bias)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_input_weight)),
-                        mat(wb<Lk>(l, Lk::b_layer_slstm_ogate_state_weight), wb<Lk>(l, Lk::b_layer_slstm_ogate_state_bias))};
-            proj_rows<8, 3, false, inputs_of(0, 2, 0, 2, 1, 2, 1, 2)>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[8]) {
-                const float i = v[0] + v[1], f = v[2] + v[3], z = v[4] + v[5], og = v[6] + v[7];
-                float *cst = st<Lk>(p, b, l, Lk::st_s_c) + o, *nst = st<Lk>(p, b, l, Lk::st_s_n) + o;
-                float *mst = st<Lk>(p, b, l, Lk::st_s_m) + o;
-                const float lf = *mst + logsigmoidf(f), mnew = fmaxf(i, lf);
-                const float ig = expf(i - mnew), fg = expf(lf - mnew);
-                const float c = fg * *cst + ig * tanhf(z), n = fg * *nst + ig;
-                *cst = c;
-                *nst = n;
-                *mst = mnew;
-                sc(p, Lk::sc_sh, b)[o] = sigmoidf_(og) * c / (n + 1e-6f);
-            });
+        case 1: { // gates: four projections of a pair of matrices sharing an input, each pair's
+                  // sums into sg (i, f, z, o pre-activations), the last pair's epilogue runs the cell
+            const long wi[4] = {Lk::b_layer_slstm_igate_input_weight, Lk::b_layer_slstm_zgate_input_weight,
+                                Lk::b_layer_slstm_igate_state_weight, Lk::b_layer_slstm_zgate_state_weight};
+            const long wf[4] = {Lk::b_layer_slstm_fgate_input_weight, Lk::b_layer_slstm_ogate_input_weight,
+                                Lk::b_layer_slstm_fgate_state_weight, Lk::b_layer_slstm_ogate_state_weight};
+            const long bi[4] = {-1, -1, Lk::b_layer_slstm_igate_state_bias, Lk::b_layer_slstm_zgate_state_bias};
+            const long bf[4] = {-1, -1, Lk::b_layer_slstm_fgate_state_bias, Lk::b_layer_slstm_ogate_state_bias};
+#pragma unroll 1
+            for (int q = 0; q < 4; q++) { // (i, f) of xc, (z, o) of xn, then both of hprev
+                In in = q == 0   ? in_act(p, Lk::sc_xc)
+                            : q == 1 ? in_act(p, Lk::sc_xn)
+                                     : in_state(p, Lk::st_base + (long)l * Lk::st_block + Lk::st_s_h);
+                Mat m[2] = {mat(wb<Lk>(l, wi[q]), bi[q] < 0 ? -1 : wb<Lk>(l, bi[q])),
+                            mat(wb<Lk>(l, wf[q]), bf[q] < 0 ? -1 : wb<Lk>(l, bf[q]))};
+                proj_rows<2, false>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
+                    float *g = sc(p, Lk::sc_sg, b) + o; // g[0], g[H], g[2H], g[3H]: i, f, z, o
+                    const int k = q & 1 ? 2 * H : 0;   // (z, o) or (i, f)
+                    if (q < 2) {
+                        g[k] = v[0];
+                        g[k + H] = v[1];
+                        return;
+                    }
+                    if (q == 2) {
+                        g[0] += v[0];
+                        g[H] += v[1];
+                        return;
+                    }
+                    const float i = g[0], f = g[H], z = g[2 * H] + v[0], og = g[3 * H] + v[1];
+                    float *cst = st<Lk>(p, b, l, Lk::st_s_c) + o, *nst = st<Lk>(p, b, l, Lk::st_s_n) + o;
+                    float *mst = st<Lk>(p, b, l, Lk::st_s_m) + o;
+                    const float lf = *mst + logsigmoidf(f), mnew = fmaxf(i, lf);
+                    const float ig = expf(i - mnew), fg = expf(lf - mnew);
+                    const float c = fg * *cst + ig * tanhf(z), n = fg * *nst + ig;
+                    *cst = c;
+                    *nst = n;
+                    *mst = mnew;
+                    sc(p, Lk::sc_sh, b)[o] = sigmoidf_(og) * c / (n + 1e-6f);
+                });
+            }
             break;
         }
         case 2:
             for (int b = lo; b < hi; b++) sl_output(p, l, b);
             break;
         case 3: {
-            In in[1] = {in_act(p, Lk::sc_xn2)};
+            In in = in_act(p, Lk::sc_xn2);
             for (int i = 0; i < 2; i++) { // x_proj, gate_proj: one call site (one copy of the code)
                 if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
                 Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_mlstm_gate_proj_weight : Lk::b_layer_mlstm_x_proj_weight))};
-                proj_rows<1, 1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
+                proj_rows<1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
                     if (i == 1) {
                         sc(p, Lk::sc_xg, b)[o] = v[0];
                         return;
@@ -290,14 +307,14 @@ struct XLSTM {
                                Lk::b_layer_mlstm_v_proj_weight};
             for (int i = 0; i < 3; i++) {
                 if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
-                In in[1] = {in_act(p, i < 2 ? Lk::sc_xc2 : Lk::sc_xm)};
+                In in = in_act(p, i < 2 ? Lk::sc_xc2 : Lk::sc_xm);
                 const int off = i * XL_E;
                 auto epi = [&](int b, int o, const float (&v)[1]) { sc(p, Lk::sc_qkv, b)[off + o] = v[0]; };
                 if constexpr (XL_QB < 128) {
-                    block_rows(p, in[0], wb<Lk>(l, w[i]), XL_QB, a, e, epi);
+                    block_rows(p, in, wb<Lk>(l, w[i]), XL_QB, a, e, epi);
                 } else {
                     Mat m[1] = {mat(wb<Lk>(l, w[i]))};
-                    proj_rows<1, 1, false>(p, in, m, XL_QB, XL_QB, a, e, epi);
+                    proj_rows<1, false>(p, in, m, XL_QB, XL_QB, a, e, epi);
                 }
             }
             break;
@@ -309,16 +326,16 @@ struct XLSTM {
             ml_cell(p, l, lo, hi);
             break;
         case 7: {
-            In in[1] = {in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
+            In in = in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
                                 wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
-                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)))};
-            in[0].skip_w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip));
-            in[0].skip = p.scr + Lk::sc_xc2.off;
-            in[0].skip_stride = Lk::sc_xc2.stride;
-            in[0].gate = p.scr + Lk::sc_xg.off;
-            in[0].gate_stride = Lk::sc_xg.stride;
+                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)));
+            in.skip_w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip));
+            in.skip = p.scr + Lk::sc_xc2.off;
+            in.skip_stride = Lk::sc_xc2.stride;
+            in.gate = p.scr + Lk::sc_xg.off;
+            in.gate_stride = Lk::sc_xg.stride;
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_proj_down_weight))};
-            proj_rows<1, 1, true>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_ym, b)[o] = v[0] + ld_act(sc(p, Lk::sc_so, b) + o);
             });
             break;
