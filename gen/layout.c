@@ -92,7 +92,7 @@ static void scratch_regions(const spec_t *s, layout_t *l)
         const int64_t E = s->d.mlstm_inner, NH = s->xlstm.mlstm_num_heads;
         static const char *h_sized[] = {"xt", "xn", "xc", "sh", "so", "xn2", "ym"};
         for (size_t i = 0; i < ARRAY_LEN(h_sized); i++) SC(TOWER_XLSTM, h_sized[i], H);
-        static const char *e_sized[] = {"xm", "xc2", "xg", "pend_nv", "sh2"};
+        static const char *e_sized[] = {"xm", "xc2", "xg", "pend_nv", "sh2", "mo"};
         for (size_t i = 0; i < ARRAY_LEN(e_sized); i++) SC(TOWER_XLSTM, e_sized[i], E);
         SC(TOWER_XLSTM, "sg", 4 * H); /* sLSTM gate sums: i, f, z, o */
         SC(TOWER_XLSTM, "sh2_part", E * row_chunks(s->d.mlstm_head)); /* partial sums of sh2 */

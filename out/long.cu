@@ -31,7 +31,7 @@ constexpr bool TENSOR_CORES = true; // one-input projections on tensor cores (3x
 #define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
 constexpr int GATE_COLS = 1024;  // mLSTM gate projection columns per warp task
-constexpr long WEIGHT_BYTES = 1633360, SLOT_FLOATS = 47768, SCRATCH_FLOATS = 239104;
+constexpr long WEIGHT_BYTES = 1633360, SLOT_FLOATS = 47768, SCRATCH_FLOATS = 247296;
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
 struct Buf {
@@ -114,12 +114,13 @@ struct L_xlstm {
     static constexpr Buf sc_xg = {86016, 128};
     static constexpr Buf sc_pend_nv = {94208, 128};
     static constexpr Buf sc_sh2 = {102400, 128};
-    static constexpr Buf sc_sg = {110592, 256};
-    static constexpr Buf sc_sh2_part = {126976, 128};
-    static constexpr Buf sc_sh2_count = {135168, 4};
-    static constexpr Buf sc_qkv = {135424, 384};
-    static constexpr Buf sc_ipf_part = {160000, 8};
-    static constexpr Buf sc_pend_m = {160512, 4};
+    static constexpr Buf sc_mo = {110592, 128};
+    static constexpr Buf sc_sg = {118784, 256};
+    static constexpr Buf sc_sh2_part = {135168, 128};
+    static constexpr Buf sc_sh2_count = {143360, 4};
+    static constexpr Buf sc_qkv = {143616, 384};
+    static constexpr Buf sc_ipf_part = {168192, 8};
+    static constexpr Buf sc_pend_m = {168704, 4};
 };
 
 struct L_mamba2 {
@@ -157,12 +158,12 @@ struct L_mamba2 {
     static constexpr long st_ssm = 1152;
     static constexpr Buf sc_u = {10240, 64};
     static constexpr Buf sc_ap = {14336, 96};
-    static constexpr Buf sc_xs = {160768, 128};
-    static constexpr Buf sc_z = {168960, 128};
-    static constexpr Buf sc_bv = {177152, 128};
-    static constexpr Buf sc_cv = {185344, 128};
-    static constexpr Buf sc_dt = {193536, 4};
-    static constexpr Buf sc_yz = {193792, 128};
+    static constexpr Buf sc_xs = {168960, 128};
+    static constexpr Buf sc_z = {177152, 128};
+    static constexpr Buf sc_bv = {185344, 128};
+    static constexpr Buf sc_cv = {193536, 128};
+    static constexpr Buf sc_dt = {201728, 4};
+    static constexpr Buf sc_yz = {201984, 128};
 };
 
 struct L_retnet {
@@ -190,13 +191,13 @@ struct L_retnet {
     static constexpr long st_R = 8;
     static constexpr Buf sc_u = {20480, 64};
     static constexpr Buf sc_ap = {24576, 96};
-    static constexpr Buf sc_q = {201984, 64};
-    static constexpr Buf sc_k = {206080, 64};
-    static constexpr Buf sc_v = {210176, 64};
-    static constexpr Buf sc_g = {214272, 64};
-    static constexpr Buf sc_o = {218368, 64};
-    static constexpr Buf sc_o_part = {222464, 64};
-    static constexpr Buf sc_o_count = {226560, 4};
+    static constexpr Buf sc_q = {210176, 64};
+    static constexpr Buf sc_k = {214272, 64};
+    static constexpr Buf sc_v = {218368, 64};
+    static constexpr Buf sc_g = {222464, 64};
+    static constexpr Buf sc_o = {226560, 64};
+    static constexpr Buf sc_o_part = {230656, 64};
+    static constexpr Buf sc_o_count = {234752, 4};
 };
 
 struct L_hawk {
@@ -224,9 +225,9 @@ struct L_hawk {
     static constexpr long st_h = 192;
     static constexpr Buf sc_u = {30720, 64};
     static constexpr Buf sc_ap = {34816, 96};
-    static constexpr Buf sc_gate = {226816, 64};
-    static constexpr Buf sc_xc = {230912, 64};
-    static constexpr Buf sc_y = {235008, 64};
+    static constexpr Buf sc_gate = {235008, 64};
+    static constexpr Buf sc_xc = {239104, 64};
+    static constexpr Buf sc_y = {243200, 64};
 };
 
 struct Params {
@@ -409,8 +410,9 @@ __device__ __forceinline__ float4 outer_update(float *S, int rows, float f, cons
 // The `tasks` warp tasks of one (entry, head) each wrote their part (a row chunk's partial
 // sum) at part + rc * part_stride; the last task to finish, counted on *count, adds the
 // `parts` parts in a fixed order into out[0 .. n) and resets the count. The result does not
-// depend on which task finishes last. Called by all lanes of the warp.
-__device__ void sum_parts_when_last(unsigned *count, int tasks, const float *part, int part_stride, int parts,
+// depend on which task finishes last. Called by all lanes of the warp; true in the last
+// (each lane then holds its own float4 columns of out, as written).
+__device__ bool sum_parts_when_last(unsigned *count, int tasks, const float *part, int part_stride, int parts,
                                     float *out, int n)
 {
     const int lane = threadIdx.x & 31;
@@ -418,7 +420,7 @@ __device__ void sum_parts_when_last(unsigned *count, int tasks, const float *par
     __syncwarp();
     unsigned last = 0;
     if (lane == 0) last = atomicAdd(count, 1u) == (unsigned)tasks - 1;
-    if (!__shfl_sync(0xffffffffu, last, 0)) return;
+    if (!__shfl_sync(0xffffffffu, last, 0)) return false;
     __threadfence();
     for (int c = lane * 4; c < n; c += 128) {
         float4 sum = ld_act4(part + c);
@@ -432,6 +434,7 @@ __device__ void sum_parts_when_last(unsigned *count, int tasks, const float *par
         *(float4 *)(out + c) = sum;
     }
     if (lane == 0) atomicExch(count, 0u);
+    return true;
 }
 
 // ---- inputs of a projection ----------------------------------------------------------------
@@ -439,7 +442,7 @@ enum { NORM_NONE = 0, NORM_RMS = 1, NORM_LAYER = 2 };
 
 // The input vector of batch entry b is base + row(b) * stride, row(b) = b or the slot of b.
 // An input may be normalised per group (RMSNorm, LayerNorm, GroupNorm), then get
-// `+ skip_w[c] * skip(b)[c]` and `* silu(gate(b)[c])` (mLSTM and RetNet outputs).
+// `* silu(gate(b)[c])` (RetNet output).
 struct In {
     const float *base;
     long stride;
@@ -447,9 +450,8 @@ struct In {
     int norm, group; // group: elements per normalisation group
     float eps;
     const float *nw, *nbias; // weight and bias of the norm, or null
-    const float *skip_w, *skip;
     const float *gate;
-    int skip_stride, gate_stride;
+    int gate_stride;
 };
 
 __device__ __forceinline__ In in_act(const Params &p, Buf b)
@@ -490,56 +492,68 @@ struct Mat {
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1) { return Mat{w, bias}; }
 
+// Mean (0 for RMSNorm) and 1/std of x[0, n) over a warp: each lane adds its float4 columns
+// in order, then one warp sum.
+__device__ void warp_norm_stats(const float *x, int n, int norm, float eps, float &mean, float &rstd)
+{
+    const int lane = threadIdx.x & 31;
+    mean = 0.0f;
+    if (norm == NORM_LAYER) {
+        float s = 0.0f;
+#pragma unroll 8
+        for (int c = lane * 4; c < n; c += 128) {
+            const float4 v = ld_act4(x + c);
+            s += (v.x + v.y) + (v.z + v.w);
+        }
+        mean = warp_sum(s) / n;
+    }
+    float s2 = 0.0f;
+#pragma unroll 8
+    for (int c = lane * 4; c < n; c += 128) {
+        const float4 v = ld_act4(x + c);
+        const float a = v.x - mean, b = v.y - mean, d = v.z - mean, e = v.w - mean;
+        s2 += (a * a + b * b) + (d * d + e * e);
+    }
+    rstd = 1.0f / sqrtf(warp_sum(s2) / n + eps);
+}
+
 // Mean and 1/std of every normalisation group of input `in` for every entry of the batch, one
 // warp per (entry, group), into norm_stats_smem[entry][group][2].
 __device__ void norm_stats(const Params &p, const In &in, int len)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, groups = len / in.group;
     for (int t = warp; t < p.nb * groups; t += WARPS) {
-        const float *x = in_row(p, in, t / groups) + (t % groups) * in.group;
-        float mean = 0.0f;
-        if (in.norm == NORM_LAYER) {
-            float s = 0.0f;
-#pragma unroll 8
-            for (int c = lane * 4; c < in.group; c += 128) {
-                const float4 v = ld_act4(x + c);
-                s += (v.x + v.y) + (v.z + v.w);
-            }
-            mean = warp_sum(s) / in.group;
-        }
-        float s2 = 0.0f;
-#pragma unroll 8
-        for (int c = lane * 4; c < in.group; c += 128) {
-            const float4 v = ld_act4(x + c);
-            const float a = v.x - mean, b = v.y - mean, d = v.z - mean, e = v.w - mean;
-            s2 += (a * a + b * b) + (d * d + e * e);
-        }
-        const float var = warp_sum(s2) / in.group;
+        float mean, rstd;
+        warp_norm_stats(in_row(p, in, t / groups) + (t % groups) * in.group, in.group, in.norm, in.eps, mean, rstd);
         if (lane == 0) {
             norm_stats_smem[2 * t] = mean;
-            norm_stats_smem[2 * t + 1] = 1.0f / sqrtf(var + in.eps);
+            norm_stats_smem[2 * t + 1] = rstd;
         }
     }
     __syncthreads();
 }
 
-// The normalised value x of column c of entry b's input (statistics from norm_stats), with
-// weight and bias applied, then skip (skip_x: the skip input's value) and gate (gate_x).
-__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x, float skip_x,
-                                            float gate_x)
+// x normalised with its group's statistics, then the norm's weight w and bias (if not null).
+__device__ __forceinline__ float norm_value(float x, float mean, float rstd, const float *w, const float *bias, int c)
 {
-    const float *stats = norm_stats_smem + 2 * (b * groups + c / in.group);
-    float v = (x - stats[0]) * stats[1];
-    if (in.nw) v *= __ldg(in.nw + c);
-    if (in.nbias) v += __ldg(in.nbias + c);
-    if (in.skip) v += __ldg(in.skip_w + c) * skip_x;
-    if (in.gate) v *= siluf(gate_x);
+    float v = (x - mean) * rstd;
+    if (w) v *= __ldg(w + c);
+    if (bias) v += __ldg(bias + c);
     return v;
 }
 
+// The normalised value x of column c of entry b's input (statistics from norm_stats), then
+// gated (gate_x: the gate input's value).
+__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x, float gate_x)
+{
+    const float *stats = norm_stats_smem + 2 * (b * groups + c / in.group);
+    const float v = norm_value(x, stats[0], stats[1], in.nw, in.nbias, c);
+    return in.gate ? v * siluf(gate_x) : v;
+}
+
 // Stage columns [c0, c0 + n) of every entry's input into xs[nb][span] (zero past n),
-// normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their
-// skip and gate inputs) are issued before any is used.
+// normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their gate
+// inputs) are issued before any is used.
 constexpr int STAGE_LOADS = 8;
 
 template <bool NORM>
@@ -549,15 +563,14 @@ __device__ void stage_window(const Params &p, const In &in, int len, int c0, int
     const int groups = NORM ? len / in.group : 1;
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int t0 = threadIdx.x; t0 < total; t0 += STAGE_LOADS * THREADS) {
-        float4 x[STAGE_LOADS], skip[STAGE_LOADS], gate[STAGE_LOADS];
+        float4 x[STAGE_LOADS], gate[STAGE_LOADS];
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             const int j = t / q, c = (t % q) * 4;
-            const bool load = t < total && c < n, side = NORM && load;
+            const bool load = t < total && c < n;
             x[r] = load ? ld_act4(in_row(p, in, j) + c0 + c) : zero;
-            skip[r] = side && in.skip ? ld_act4(in.skip + (long)j * in.skip_stride + c0 + c) : zero;
-            gate[r] = side && in.gate ? ld_act4(in.gate + (long)j * in.gate_stride + c0 + c) : zero;
+            gate[r] = NORM && load && in.gate ? ld_act4(in.gate + (long)j * in.gate_stride + c0 + c) : zero;
         }
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
@@ -565,10 +578,10 @@ __device__ void stage_window(const Params &p, const In &in, int len, int c0, int
             if (t >= total) continue;
             const int j = t / q, c = (t % q) * 4;
             if (NORM && c < n) {
-                x[r].x = normalised(in, j, c0 + c, groups, x[r].x, skip[r].x, gate[r].x);
-                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y, skip[r].y, gate[r].y);
-                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z, skip[r].z, gate[r].z);
-                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w, skip[r].w, gate[r].w);
+                x[r].x = normalised(in, j, c0 + c, groups, x[r].x, gate[r].x);
+                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y, gate[r].y);
+                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z, gate[r].z);
+                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w, gate[r].w);
             }
             *(float4 *)(xs + (long)j * span + c) = x[r];
         }
@@ -1077,9 +1090,10 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]: one warp task per (gate, head,
 //          GATE_COLS columns), partial sums added in a fixed order by phase 6     2 NH x GC
 // phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
-//          as one partial sum per 32 rows, added up by the head's last task to finish
+//          as one partial sum per 32 rows, added up by the head's last task to finish,
+//          which also writes mo = (GroupNorm(sh2) + skip * xc2) * silu(xg) for the head
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
-// phase 7: ym = proj_down((GroupNorm(sh2) + skip * xc2) * silu(xg)) + so          H rows
+// phase 7: ym = proj_down(mo) + so                                                H rows
 // phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
 struct XLSTM {
     using Lk = L_xlstm;
@@ -1277,9 +1291,29 @@ struct XLSTM {
                 const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
                 *(float4 *)(part + rc * XL_E + j) = make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
             }
-            sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E, ML_RC,
-                                sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM);
+            if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E,
+                                    ML_RC, sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM))
+                ml_head_out(p, l, b, n);
         }
+    }
+
+    // Head n of entry b's input of proj_down, once its h is summed: mo = (GroupNorm(sh2) +
+    // skip * xc2) * silu(xg), computed once here rather than by every CTA of proj_down. One
+    // warp; a lane reads back only its own float4 columns of sh2.
+    __device__ static void ml_head_out(const Params &p, int l, int b, int n)
+    {
+        const int lane = threadIdx.x & 31, c0 = n * XL_DM;
+        const float *h = sc(p, Lk::sc_sh2, b) + c0, *xc = sc(p, Lk::sc_xc2, b) + c0, *xg = sc(p, Lk::sc_xg, b) + c0;
+        const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)) + c0;
+        const float *bias = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)) + c0;
+        const float *skip = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)) + c0;
+        float *mo = sc(p, Lk::sc_mo, b) + c0;
+        float mean, rstd;
+        warp_norm_stats(h, XL_DM, NORM_LAYER, 1e-5f, mean, rstd);
+        for (int c = lane * 4; c < XL_DM; c += 128)
+            for (int i = c; i < c + 4; i++)
+                mo[i] = (norm_value(ld_act(h + i), mean, rstd, w, bias, i) + __ldg(skip + i) * ld_act(xc + i)) *
+                        siluf(ld_act(xg + i));
     }
 
     __device__ static void ml_output(const Params &p, int l, int b)
@@ -1395,16 +1429,9 @@ struct XLSTM {
             ml_cell(p, l, lo, hi);
             break;
         case 7: {
-            In in = in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
-                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
-                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)));
-            in.skip_w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip));
-            in.skip = p.scr + Lk::sc_xc2.off;
-            in.skip_stride = Lk::sc_xc2.stride;
-            in.gate = p.scr + Lk::sc_xg.off;
-            in.gate_stride = Lk::sc_xg.stride;
+            In in = in_act(p, Lk::sc_mo);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_proj_down_weight))};
-            proj_rows<1, true>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_ym, b)[o] = v[0] + ld_act(sc(p, Lk::sc_so, b) + o);
             });
             break;

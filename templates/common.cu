@@ -193,8 +193,9 @@ __device__ __forceinline__ float4 outer_update(float *S, int rows, float f, cons
 // The `tasks` warp tasks of one (entry, head) each wrote their part (a row chunk's partial
 // sum) at part + rc * part_stride; the last task to finish, counted on *count, adds the
 // `parts` parts in a fixed order into out[0 .. n) and resets the count. The result does not
-// depend on which task finishes last. Called by all lanes of the warp.
-__device__ void sum_parts_when_last(unsigned *count, int tasks, const float *part, int part_stride, int parts,
+// depend on which task finishes last. Called by all lanes of the warp; true in the last
+// (each lane then holds its own float4 columns of out, as written).
+__device__ bool sum_parts_when_last(unsigned *count, int tasks, const float *part, int part_stride, int parts,
                                     float *out, int n)
 {
     const int lane = threadIdx.x & 31;
@@ -202,7 +203,7 @@ __device__ void sum_parts_when_last(unsigned *count, int tasks, const float *par
     __syncwarp();
     unsigned last = 0;
     if (lane == 0) last = atomicAdd(count, 1u) == (unsigned)tasks - 1;
-    if (!__shfl_sync(0xffffffffu, last, 0)) return;
+    if (!__shfl_sync(0xffffffffu, last, 0)) return false;
     __threadfence();
     for (int c = lane * 4; c < n; c += 128) {
         float4 sum = ld_act4(part + c);
@@ -216,6 +217,7 @@ __device__ void sum_parts_when_last(unsigned *count, int tasks, const float *par
         *(float4 *)(out + c) = sum;
     }
     if (lane == 0) atomicExch(count, 0u);
+    return true;
 }
 
 // ---- inputs of a projection ----------------------------------------------------------------
@@ -223,7 +225,7 @@ enum { NORM_NONE = 0, NORM_RMS = 1, NORM_LAYER = 2 };
 
 // The input vector of batch entry b is base + row(b) * stride, row(b) = b or the slot of b.
 // An input may be normalised per group (RMSNorm, LayerNorm, GroupNorm), then get
-// `+ skip_w[c] * skip(b)[c]` and `* silu(gate(b)[c])` (mLSTM and RetNet outputs).
+// `* silu(gate(b)[c])` (RetNet output).
 struct In {
     const float *base;
     long stride;
@@ -231,9 +233,8 @@ struct In {
     int norm, group; // group: elements per normalisation group
     float eps;
     const float *nw, *nbias; // weight and bias of the norm, or null
-    const float *skip_w, *skip;
     const float *gate;
-    int skip_stride, gate_stride;
+    int gate_stride;
 };
 
 __device__ __forceinline__ In in_act(const Params &p, Buf b)
@@ -274,56 +275,68 @@ struct Mat {
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1) { return Mat{w, bias}; }
 
+// Mean (0 for RMSNorm) and 1/std of x[0, n) over a warp: each lane adds its float4 columns
+// in order, then one warp sum.
+__device__ void warp_norm_stats(const float *x, int n, int norm, float eps, float &mean, float &rstd)
+{
+    const int lane = threadIdx.x & 31;
+    mean = 0.0f;
+    if (norm == NORM_LAYER) {
+        float s = 0.0f;
+#pragma unroll 8
+        for (int c = lane * 4; c < n; c += 128) {
+            const float4 v = ld_act4(x + c);
+            s += (v.x + v.y) + (v.z + v.w);
+        }
+        mean = warp_sum(s) / n;
+    }
+    float s2 = 0.0f;
+#pragma unroll 8
+    for (int c = lane * 4; c < n; c += 128) {
+        const float4 v = ld_act4(x + c);
+        const float a = v.x - mean, b = v.y - mean, d = v.z - mean, e = v.w - mean;
+        s2 += (a * a + b * b) + (d * d + e * e);
+    }
+    rstd = 1.0f / sqrtf(warp_sum(s2) / n + eps);
+}
+
 // Mean and 1/std of every normalisation group of input `in` for every entry of the batch, one
 // warp per (entry, group), into norm_stats_smem[entry][group][2].
 __device__ void norm_stats(const Params &p, const In &in, int len)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, groups = len / in.group;
     for (int t = warp; t < p.nb * groups; t += WARPS) {
-        const float *x = in_row(p, in, t / groups) + (t % groups) * in.group;
-        float mean = 0.0f;
-        if (in.norm == NORM_LAYER) {
-            float s = 0.0f;
-#pragma unroll 8
-            for (int c = lane * 4; c < in.group; c += 128) {
-                const float4 v = ld_act4(x + c);
-                s += (v.x + v.y) + (v.z + v.w);
-            }
-            mean = warp_sum(s) / in.group;
-        }
-        float s2 = 0.0f;
-#pragma unroll 8
-        for (int c = lane * 4; c < in.group; c += 128) {
-            const float4 v = ld_act4(x + c);
-            const float a = v.x - mean, b = v.y - mean, d = v.z - mean, e = v.w - mean;
-            s2 += (a * a + b * b) + (d * d + e * e);
-        }
-        const float var = warp_sum(s2) / in.group;
+        float mean, rstd;
+        warp_norm_stats(in_row(p, in, t / groups) + (t % groups) * in.group, in.group, in.norm, in.eps, mean, rstd);
         if (lane == 0) {
             norm_stats_smem[2 * t] = mean;
-            norm_stats_smem[2 * t + 1] = 1.0f / sqrtf(var + in.eps);
+            norm_stats_smem[2 * t + 1] = rstd;
         }
     }
     __syncthreads();
 }
 
-// The normalised value x of column c of entry b's input (statistics from norm_stats), with
-// weight and bias applied, then skip (skip_x: the skip input's value) and gate (gate_x).
-__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x, float skip_x,
-                                            float gate_x)
+// x normalised with its group's statistics, then the norm's weight w and bias (if not null).
+__device__ __forceinline__ float norm_value(float x, float mean, float rstd, const float *w, const float *bias, int c)
 {
-    const float *stats = norm_stats_smem + 2 * (b * groups + c / in.group);
-    float v = (x - stats[0]) * stats[1];
-    if (in.nw) v *= __ldg(in.nw + c);
-    if (in.nbias) v += __ldg(in.nbias + c);
-    if (in.skip) v += __ldg(in.skip_w + c) * skip_x;
-    if (in.gate) v *= siluf(gate_x);
+    float v = (x - mean) * rstd;
+    if (w) v *= __ldg(w + c);
+    if (bias) v += __ldg(bias + c);
     return v;
 }
 
+// The normalised value x of column c of entry b's input (statistics from norm_stats), then
+// gated (gate_x: the gate input's value).
+__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x, float gate_x)
+{
+    const float *stats = norm_stats_smem + 2 * (b * groups + c / in.group);
+    const float v = norm_value(x, stats[0], stats[1], in.nw, in.nbias, c);
+    return in.gate ? v * siluf(gate_x) : v;
+}
+
 // Stage columns [c0, c0 + n) of every entry's input into xs[nb][span] (zero past n),
-// normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their
-// skip and gate inputs) are issued before any is used.
+// normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their gate
+// inputs) are issued before any is used.
 constexpr int STAGE_LOADS = 8;
 
 template <bool NORM>
@@ -333,15 +346,14 @@ __device__ void stage_window(const Params &p, const In &in, int len, int c0, int
     const int groups = NORM ? len / in.group : 1;
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int t0 = threadIdx.x; t0 < total; t0 += STAGE_LOADS * THREADS) {
-        float4 x[STAGE_LOADS], skip[STAGE_LOADS], gate[STAGE_LOADS];
+        float4 x[STAGE_LOADS], gate[STAGE_LOADS];
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             const int j = t / q, c = (t % q) * 4;
-            const bool load = t < total && c < n, side = NORM && load;
+            const bool load = t < total && c < n;
             x[r] = load ? ld_act4(in_row(p, in, j) + c0 + c) : zero;
-            skip[r] = side && in.skip ? ld_act4(in.skip + (long)j * in.skip_stride + c0 + c) : zero;
-            gate[r] = side && in.gate ? ld_act4(in.gate + (long)j * in.gate_stride + c0 + c) : zero;
+            gate[r] = NORM && load && in.gate ? ld_act4(in.gate + (long)j * in.gate_stride + c0 + c) : zero;
         }
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
@@ -349,10 +361,10 @@ __device__ void stage_window(const Params &p, const In &in, int len, int c0, int
             if (t >= total) continue;
             const int j = t / q, c = (t % q) * 4;
             if (NORM && c < n) {
-                x[r].x = normalised(in, j, c0 + c, groups, x[r].x, skip[r].x, gate[r].x);
-                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y, skip[r].y, gate[r].y);
-                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z, skip[r].z, gate[r].z);
-                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w, skip[r].w, gate[r].w);
+                x[r].x = normalised(in, j, c0 + c, groups, x[r].x, gate[r].x);
+                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y, gate[r].y);
+                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z, gate[r].z);
+                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w, gate[r].w);
             }
             *(float4 *)(xs + (long)j * span + c) = x[r];
         }

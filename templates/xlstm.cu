@@ -8,9 +8,10 @@
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]: one warp task per (gate, head,
 //          GATE_COLS columns), partial sums added in a fixed order by phase 6     2 NH x GC
 // phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
-//          as one partial sum per 32 rows, added up by the head's last task to finish
+//          as one partial sum per 32 rows, added up by the head's last task to finish,
+//          which also writes mo = (GroupNorm(sh2) + skip * xc2) * silu(xg) for the head
 //          (new n and m go to pend_*: other warps of the head still read the old ones)
-// phase 7: ym = proj_down((GroupNorm(sh2) + skip * xc2) * silu(xg)) + so          H rows
+// phase 7: ym = proj_down(mo) + so                                                H rows
 // phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
 struct XLSTM {
     using Lk = L_xlstm;
@@ -208,9 +209,29 @@ struct XLSTM {
                 const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
                 *(float4 *)(part + rc * XL_E + j) = make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
             }
-            sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E, ML_RC,
-                                sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM);
+            if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E,
+                                    ML_RC, sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM))
+                ml_head_out(p, l, b, n);
         }
+    }
+
+    // Head n of entry b's input of proj_down, once its h is summed: mo = (GroupNorm(sh2) +
+    // skip * xc2) * silu(xg), computed once here rather than by every CTA of proj_down. One
+    // warp; a lane reads back only its own float4 columns of sh2.
+    __device__ static void ml_head_out(const Params &p, int l, int b, int n)
+    {
+        const int lane = threadIdx.x & 31, c0 = n * XL_DM;
+        const float *h = sc(p, Lk::sc_sh2, b) + c0, *xc = sc(p, Lk::sc_xc2, b) + c0, *xg = sc(p, Lk::sc_xg, b) + c0;
+        const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)) + c0;
+        const float *bias = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)) + c0;
+        const float *skip = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)) + c0;
+        float *mo = sc(p, Lk::sc_mo, b) + c0;
+        float mean, rstd;
+        warp_norm_stats(h, XL_DM, NORM_LAYER, 1e-5f, mean, rstd);
+        for (int c = lane * 4; c < XL_DM; c += 128)
+            for (int i = c; i < c + 4; i++)
+                mo[i] = (norm_value(ld_act(h + i), mean, rstd, w, bias, i) + __ldg(skip + i) * ld_act(xc + i)) *
+                        siluf(ld_act(xg + i));
     }
 
     __device__ static void ml_output(const Params &p, int l, int b)
@@ -326,16 +347,9 @@ struct XLSTM {
             ml_cell(p, l, lo, hi);
             break;
         case 7: {
-            In in = in_norm(in_act(p, Lk::sc_sh2), NORM_LAYER, XL_DM, 1e-5f,
-                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
-                                wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)));
-            in.skip_w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip));
-            in.skip = p.scr + Lk::sc_xc2.off;
-            in.skip_stride = Lk::sc_xc2.stride;
-            in.gate = p.scr + Lk::sc_xg.off;
-            in.gate_stride = Lk::sc_xg.stride;
+            In in = in_act(p, Lk::sc_mo);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_proj_down_weight))};
-            proj_rows<1, true>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_ym, b)[o] = v[0] + ld_act(sc(p, Lk::sc_so, b) + o);
             });
             break;
