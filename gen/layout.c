@@ -111,7 +111,7 @@ static void scratch_regions(const spec_t *s, layout_t *l)
         SC(TOWER_MAMBA2, "yz", E);
     }
     {
-        static const char *names[] = {"q", "k", "v", "g", "o"};
+        static const char *names[] = {"q", "k", "v", "g", "o", "og"};
         for (size_t i = 0; i < ARRAY_LEN(names); i++) SC(TOWER_RETNET, names[i], H);
         SC(TOWER_RETNET, "o_part", H * row_chunks(s->d.retnet_head)); /* partial sums of o */
         SC(TOWER_RETNET, "o_count", s->retnet.num_heads); /* tasks done per head (unsigned) */

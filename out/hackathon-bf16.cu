@@ -31,7 +31,7 @@ constexpr bool TENSOR_CORES = true; // one-input projections on tensor cores (3x
 #define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
 constexpr int GATE_COLS = 1024;  // mLSTM gate projection columns per warp task
-constexpr long WEIGHT_BYTES = 3973765264, SLOT_FLOATS = 38372592, SCRATCH_FLOATS = 12486144;
+constexpr long WEIGHT_BYTES = 3973765264, SLOT_FLOATS = 38372592, SCRATCH_FLOATS = 12617216;
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
 struct Buf {
@@ -196,8 +196,9 @@ struct L_retnet {
     static constexpr Buf sc_v = {10650624, 2048};
     static constexpr Buf sc_g = {10781696, 2048};
     static constexpr Buf sc_o = {10912768, 2048};
-    static constexpr Buf sc_o_part = {11043840, 16384};
-    static constexpr Buf sc_o_count = {12092416, 8};
+    static constexpr Buf sc_og = {11043840, 2048};
+    static constexpr Buf sc_o_part = {11174912, 16384};
+    static constexpr Buf sc_o_count = {12223488, 8};
 };
 
 struct L_hawk {
@@ -225,9 +226,9 @@ struct L_hawk {
     static constexpr long st_h = 6144;
     static constexpr Buf sc_u = {1179648, 2048};
     static constexpr Buf sc_ap = {1310720, 4096};
-    static constexpr Buf sc_gate = {12092928, 2048};
-    static constexpr Buf sc_xc = {12224000, 2048};
-    static constexpr Buf sc_y = {12355072, 2048};
+    static constexpr Buf sc_gate = {12224000, 2048};
+    static constexpr Buf sc_xc = {12355072, 2048};
+    static constexpr Buf sc_y = {12486144, 2048};
 };
 
 struct Params {
@@ -441,8 +442,7 @@ __device__ bool sum_parts_when_last(unsigned *count, int tasks, const float *par
 enum { NORM_NONE = 0, NORM_RMS = 1, NORM_LAYER = 2 };
 
 // The input vector of batch entry b is base + row(b) * stride, row(b) = b or the slot of b.
-// An input may be normalised per group (RMSNorm, LayerNorm, GroupNorm), then get
-// `* silu(gate(b)[c])` (RetNet output).
+// An input may be normalised per group (RMSNorm, LayerNorm, GroupNorm).
 struct In {
     const float *base;
     long stride;
@@ -450,8 +450,6 @@ struct In {
     int norm, group; // group: elements per normalisation group
     float eps;
     const float *nw, *nbias; // weight and bias of the norm, or null
-    const float *gate;
-    int gate_stride;
 };
 
 __device__ __forceinline__ In in_act(const Params &p, Buf b)
@@ -542,18 +540,34 @@ __device__ __forceinline__ float norm_value(float x, float mean, float rstd, con
     return v;
 }
 
-// The normalised value x of column c of entry b's input (statistics from norm_stats), then
-// gated (gate_x: the gate input's value).
-__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x, float gate_x)
+// The normalised value x of column c of entry b's input (statistics from norm_stats).
+__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x)
 {
     const float *stats = norm_stats_smem + 2 * (b * groups + c / in.group);
-    const float v = norm_value(x, stats[0], stats[1], in.nw, in.nbias, c);
-    return in.gate ? v * siluf(gate_x) : v;
+    return norm_value(x, stats[0], stats[1], in.nw, in.nbias, c);
+}
+
+// A head's output once its sums are in, by the warp that added them (sum_parts_when_last):
+// out = (norm(h) + skip_w * skip) * silu(gate) over the head's n columns (skip optional),
+// so that the projection reading it stages a plain input instead of every CTA normalising
+// every entry. A lane reads back only its own float4 columns of h.
+__device__ void head_output(const float *h, int n, int norm, float eps, const float *w, const float *bias,
+                            const float *skip_w, const float *skip, const float *gate, float *out)
+{
+    const int lane = threadIdx.x & 31;
+    float mean, rstd;
+    warp_norm_stats(h, n, norm, eps, mean, rstd);
+    for (int c = lane * 4; c < n; c += 128)
+        for (int i = c; i < c + 4; i++) {
+            float v = norm_value(ld_act(h + i), mean, rstd, w, bias, i);
+            if (skip) v += __ldg(skip_w + i) * ld_act(skip + i);
+            out[i] = v * siluf(ld_act(gate + i));
+        }
 }
 
 // Stage columns [c0, c0 + n) of every entry's input into xs[nb][span] (zero past n),
-// normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their gate
-// inputs) are issued before any is used.
+// normalised when NORM. All loads of STAGE_LOADS float4 per thread are issued before any
+// is used.
 constexpr int STAGE_LOADS = 8;
 
 template <bool NORM>
@@ -563,14 +577,13 @@ __device__ void stage_window(const Params &p, const In &in, int len, int c0, int
     const int groups = NORM ? len / in.group : 1;
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int t0 = threadIdx.x; t0 < total; t0 += STAGE_LOADS * THREADS) {
-        float4 x[STAGE_LOADS], gate[STAGE_LOADS];
+        float4 x[STAGE_LOADS];
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             const int j = t / q, c = (t % q) * 4;
             const bool load = t < total && c < n;
             x[r] = load ? ld_act4(in_row(p, in, j) + c0 + c) : zero;
-            gate[r] = NORM && load && in.gate ? ld_act4(in.gate + (long)j * in.gate_stride + c0 + c) : zero;
         }
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
@@ -578,10 +591,10 @@ __device__ void stage_window(const Params &p, const In &in, int len, int c0, int
             if (t >= total) continue;
             const int j = t / q, c = (t % q) * 4;
             if (NORM && c < n) {
-                x[r].x = normalised(in, j, c0 + c, groups, x[r].x, gate[r].x);
-                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y, gate[r].y);
-                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z, gate[r].z);
-                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w, gate[r].w);
+                x[r].x = normalised(in, j, c0 + c, groups, x[r].x);
+                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y);
+                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z);
+                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w);
             }
             *(float4 *)(xs + (long)j * span + c) = x[r];
         }
@@ -1293,27 +1306,13 @@ struct XLSTM {
             }
             if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E,
                                     ML_RC, sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM))
-                ml_head_out(p, l, b, n);
+                head_output(sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM, NORM_LAYER, 1e-5f, // mo of head n
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)) + n * XL_DM,
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)) + n * XL_DM,
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)) + n * XL_DM,
+                            sc(p, Lk::sc_xc2, b) + n * XL_DM, sc(p, Lk::sc_xg, b) + n * XL_DM,
+                            sc(p, Lk::sc_mo, b) + n * XL_DM);
         }
-    }
-
-    // Head n of entry b's input of proj_down, once its h is summed: mo = (GroupNorm(sh2) +
-    // skip * xc2) * silu(xg), computed once here rather than by every CTA of proj_down. One
-    // warp; a lane reads back only its own float4 columns of sh2.
-    __device__ static void ml_head_out(const Params &p, int l, int b, int n)
-    {
-        const int lane = threadIdx.x & 31, c0 = n * XL_DM;
-        const float *h = sc(p, Lk::sc_sh2, b) + c0, *xc = sc(p, Lk::sc_xc2, b) + c0, *xg = sc(p, Lk::sc_xg, b) + c0;
-        const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)) + c0;
-        const float *bias = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)) + c0;
-        const float *skip = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)) + c0;
-        float *mo = sc(p, Lk::sc_mo, b) + c0;
-        float mean, rstd;
-        warp_norm_stats(h, XL_DM, NORM_LAYER, 1e-5f, mean, rstd);
-        for (int c = lane * 4; c < XL_DM; c += 128)
-            for (int i = c; i < c + 4; i++)
-                mo[i] = (norm_value(ld_act(h + i), mean, rstd, w, bias, i) + __ldg(skip + i) * ld_act(xc + i)) *
-                        siluf(ld_act(xg + i));
     }
 
     __device__ static void ml_output(const Params &p, int l, int b)
@@ -1581,8 +1580,9 @@ struct Mamba2 {
 // phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
 // phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
 //          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum per 32 rows,
-//          added up by the head's last task to finish
-// phase 2: u += out_proj(silu(g) * RMSNorm_per_head(o; 1e-6)); commits scale and pos
+//          added up by the head's last task to finish, which also writes
+//          og = silu(g) * RMSNorm_per_head(o; 1e-6) for the head
+// phase 2: u += out_proj(og); commits scale and pos
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
@@ -1654,17 +1654,17 @@ struct RetNet {
                     const float root = sqrtf(scale);
                     *(float4 *)(part + rc * H + j) = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
                 }
-                sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
-                                    sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
+                if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
+                                        sc(p, Lk::sc_o, b) + n * RN_D, RN_D))
+                    head_output(sc(p, Lk::sc_o, b) + n * RN_D, RN_D, NORM_RMS, 1e-6f, nullptr, nullptr, nullptr,
+                                nullptr, sc(p, Lk::sc_g, b) + n * RN_D, sc(p, Lk::sc_og, b) + n * RN_D);
             }
             break;
         }
         case 2: {
-            In in = in_norm(in_act(p, Lk::sc_o), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr);
-            in.gate = p.scr + Lk::sc_g.off;
-            in.gate_stride = Lk::sc_g.stride;
+            In in = in_act(p, Lk::sc_og);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
                 // commit the state phase 1 read: scale per head, then the position
                 if (o < RN_NH) {

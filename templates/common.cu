@@ -224,8 +224,7 @@ __device__ bool sum_parts_when_last(unsigned *count, int tasks, const float *par
 enum { NORM_NONE = 0, NORM_RMS = 1, NORM_LAYER = 2 };
 
 // The input vector of batch entry b is base + row(b) * stride, row(b) = b or the slot of b.
-// An input may be normalised per group (RMSNorm, LayerNorm, GroupNorm), then get
-// `* silu(gate(b)[c])` (RetNet output).
+// An input may be normalised per group (RMSNorm, LayerNorm, GroupNorm).
 struct In {
     const float *base;
     long stride;
@@ -233,8 +232,6 @@ struct In {
     int norm, group; // group: elements per normalisation group
     float eps;
     const float *nw, *nbias; // weight and bias of the norm, or null
-    const float *gate;
-    int gate_stride;
 };
 
 __device__ __forceinline__ In in_act(const Params &p, Buf b)
@@ -325,18 +322,34 @@ __device__ __forceinline__ float norm_value(float x, float mean, float rstd, con
     return v;
 }
 
-// The normalised value x of column c of entry b's input (statistics from norm_stats), then
-// gated (gate_x: the gate input's value).
-__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x, float gate_x)
+// The normalised value x of column c of entry b's input (statistics from norm_stats).
+__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x)
 {
     const float *stats = norm_stats_smem + 2 * (b * groups + c / in.group);
-    const float v = norm_value(x, stats[0], stats[1], in.nw, in.nbias, c);
-    return in.gate ? v * siluf(gate_x) : v;
+    return norm_value(x, stats[0], stats[1], in.nw, in.nbias, c);
+}
+
+// A head's output once its sums are in, by the warp that added them (sum_parts_when_last):
+// out = (norm(h) + skip_w * skip) * silu(gate) over the head's n columns (skip optional),
+// so that the projection reading it stages a plain input instead of every CTA normalising
+// every entry. A lane reads back only its own float4 columns of h.
+__device__ void head_output(const float *h, int n, int norm, float eps, const float *w, const float *bias,
+                            const float *skip_w, const float *skip, const float *gate, float *out)
+{
+    const int lane = threadIdx.x & 31;
+    float mean, rstd;
+    warp_norm_stats(h, n, norm, eps, mean, rstd);
+    for (int c = lane * 4; c < n; c += 128)
+        for (int i = c; i < c + 4; i++) {
+            float v = norm_value(ld_act(h + i), mean, rstd, w, bias, i);
+            if (skip) v += __ldg(skip_w + i) * ld_act(skip + i);
+            out[i] = v * siluf(ld_act(gate + i));
+        }
 }
 
 // Stage columns [c0, c0 + n) of every entry's input into xs[nb][span] (zero past n),
-// normalised when NORM. All loads of STAGE_LOADS float4 per thread (and of their gate
-// inputs) are issued before any is used.
+// normalised when NORM. All loads of STAGE_LOADS float4 per thread are issued before any
+// is used.
 constexpr int STAGE_LOADS = 8;
 
 template <bool NORM>
@@ -346,14 +359,13 @@ __device__ void stage_window(const Params &p, const In &in, int len, int c0, int
     const int groups = NORM ? len / in.group : 1;
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int t0 = threadIdx.x; t0 < total; t0 += STAGE_LOADS * THREADS) {
-        float4 x[STAGE_LOADS], gate[STAGE_LOADS];
+        float4 x[STAGE_LOADS];
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
             const int t = t0 + r * THREADS;
             const int j = t / q, c = (t % q) * 4;
             const bool load = t < total && c < n;
             x[r] = load ? ld_act4(in_row(p, in, j) + c0 + c) : zero;
-            gate[r] = NORM && load && in.gate ? ld_act4(in.gate + (long)j * in.gate_stride + c0 + c) : zero;
         }
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
@@ -361,10 +373,10 @@ __device__ void stage_window(const Params &p, const In &in, int len, int c0, int
             if (t >= total) continue;
             const int j = t / q, c = (t % q) * 4;
             if (NORM && c < n) {
-                x[r].x = normalised(in, j, c0 + c, groups, x[r].x, gate[r].x);
-                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y, gate[r].y);
-                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z, gate[r].z);
-                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w, gate[r].w);
+                x[r].x = normalised(in, j, c0 + c, groups, x[r].x);
+                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y);
+                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z);
+                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w);
             }
             *(float4 *)(xs + (long)j * span + c) = x[r];
         }

@@ -3,8 +3,9 @@
 // phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
 // phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
 //          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum per 32 rows,
-//          added up by the head's last task to finish
-// phase 2: u += out_proj(silu(g) * RMSNorm_per_head(o; 1e-6)); commits scale and pos
+//          added up by the head's last task to finish, which also writes
+//          og = silu(g) * RMSNorm_per_head(o; 1e-6) for the head
+// phase 2: u += out_proj(og); commits scale and pos
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
@@ -76,17 +77,17 @@ struct RetNet {
                     const float root = sqrtf(scale);
                     *(float4 *)(part + rc * H + j) = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
                 }
-                sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
-                                    sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
+                if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
+                                        sc(p, Lk::sc_o, b) + n * RN_D, RN_D))
+                    head_output(sc(p, Lk::sc_o, b) + n * RN_D, RN_D, NORM_RMS, 1e-6f, nullptr, nullptr, nullptr,
+                                nullptr, sc(p, Lk::sc_g, b) + n * RN_D, sc(p, Lk::sc_og, b) + n * RN_D);
             }
             break;
         }
         case 2: {
-            In in = in_norm(in_act(p, Lk::sc_o), NORM_RMS, RN_D, 1e-6f, nullptr, nullptr);
-            in.gate = p.scr + Lk::sc_g.off;
-            in.gate_stride = Lk::sc_g.stride;
+            In in = in_act(p, Lk::sc_og);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
                 // commit the state phase 1 read: scale per head, then the position
                 if (o < RN_NH) {

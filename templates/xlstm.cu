@@ -211,27 +211,13 @@ struct XLSTM {
             }
             if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E,
                                     ML_RC, sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM))
-                ml_head_out(p, l, b, n);
+                head_output(sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM, NORM_LAYER, 1e-5f, // mo of head n
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)) + n * XL_DM,
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)) + n * XL_DM,
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)) + n * XL_DM,
+                            sc(p, Lk::sc_xc2, b) + n * XL_DM, sc(p, Lk::sc_xg, b) + n * XL_DM,
+                            sc(p, Lk::sc_mo, b) + n * XL_DM);
         }
-    }
-
-    // Head n of entry b's input of proj_down, once its h is summed: mo = (GroupNorm(sh2) +
-    // skip * xc2) * silu(xg), computed once here rather than by every CTA of proj_down. One
-    // warp; a lane reads back only its own float4 columns of sh2.
-    __device__ static void ml_head_out(const Params &p, int l, int b, int n)
-    {
-        const int lane = threadIdx.x & 31, c0 = n * XL_DM;
-        const float *h = sc(p, Lk::sc_sh2, b) + c0, *xc = sc(p, Lk::sc_xc2, b) + c0, *xg = sc(p, Lk::sc_xg, b) + c0;
-        const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)) + c0;
-        const float *bias = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)) + c0;
-        const float *skip = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)) + c0;
-        float *mo = sc(p, Lk::sc_mo, b) + c0;
-        float mean, rstd;
-        warp_norm_stats(h, XL_DM, NORM_LAYER, 1e-5f, mean, rstd);
-        for (int c = lane * 4; c < XL_DM; c += 128)
-            for (int i = c; i < c + 4; i++)
-                mo[i] = (norm_value(ld_act(h + i), mean, rstd, w, bias, i) + __ldg(skip + i) * ld_act(xc + i)) *
-                        siluf(ld_act(xg + i));
     }
 
     __device__ static void ml_output(const Params &p, int l, int b)
