@@ -74,8 +74,20 @@ int emit_dynamic_smem_floats(const spec_t *s)
     return STAGE_FLOATS + KERNEL_THREADS / 32 * emit_sums_warp(s);
 }
 
-/* A window of 128 columns of the sLSTM gates' three inputs for every entry must fit. */
-static int staged_window_floats(const spec_t *s) { return 3 * s->batch.max_batch * 128; }
+/* Loads of 4 weights per lane in a projection's chunk: a bf16 load is 8 bytes, so a lane
+ * holds twice as many in the same registers. */
+static int chunk_f4(const spec_t *s)
+{
+    return s->precision.weights == PRECISION_BF16 ? 2 * KERNEL_CHUNK_F4 : KERNEL_CHUNK_F4;
+}
+
+/* One chunk of columns of every entry: proj_rows_mma's 4 x CHUNK_F4 columns and the pad,
+ * or proj_pass's 128 columns at the least. */
+int emit_staged_window_floats(const spec_t *s)
+{
+    const int columns = KERNEL_TENSOR_CORES ? 4 * chunk_f4(s) + STAGE_PAD : 128;
+    return s->batch.max_batch * columns;
+}
 
 static void emit_constants(sbuf_t *b, const ctx_t *c)
 {
@@ -101,23 +113,21 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
     put(b, "\n// launch shape and buffers\n");
     put(b, "constexpr int MAX_BATCH = %d, THREADS = %d, WARPS = THREADS / 32;\n", s->batch.max_batch,
         KERNEL_THREADS);
-    /* bf16 matrices: a load of 4 weights is 8 bytes, so a lane could hold twice as many in
-     * the same registers (proj_pass caps a chunk at what the staged inputs of MAX_BATCH
-     * entries allow: at max_batch 64 the same 4 loads a row as fp32) */
     const int bf16 = s->precision.weights == PRECISION_BF16;
     put(b, "constexpr int WEIGHT_ROWS = %d, CHUNK_F4 = %d; // projections: rows per warp, loads of 4 per lane\n",
-        KERNEL_WEIGHT_ROWS, bf16 ? 2 * KERNEL_CHUNK_F4 : KERNEL_CHUNK_F4);
+        KERNEL_WEIGHT_ROWS, chunk_f4(s));
     put(b, "using MatRaw = %s; // 4 consecutive weights of a matrix row, as stored (%s)\n",
         bf16 ? "uint2" : "float4", precision_name(s->precision.weights));
     put(b, "constexpr bool SPLIT_BY_COST = %s; // stages split by cost, not unit count\n",
         KERNEL_SPLIT_BY_COST ? "true" : "false");
     put(b, "constexpr int STAGE_FLOATS = %d, SUMS_WARP = %d; // dynamic shared memory: staged inputs, sums\n",
         STAGE_FLOATS, emit_sums_warp(s));
+    put(b, "constexpr int STAGE_PAD = %d; // floats between entries' staged rows (tensor cores)\n", STAGE_PAD);
     put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",
         max_i(1, max_i(s->xlstm.mlstm_num_heads, s->retnet.num_heads)));
     put(b, "constexpr bool WEIGHTS_NO_L1 = %s; // weight loads not allocated in L1\n",
         KERNEL_WEIGHTS_NO_L1 ? "true" : "false");
-    put(b, "constexpr bool TENSOR_CORES = %s; // one-input projections on tensor cores (3xTF32)\n",
+    put(b, "constexpr bool TENSOR_CORES = %s; // projections on tensor cores (3xTF32)\n",
         KERNEL_TENSOR_CORES ? "true" : "false");
     put(b, "#define PROJ_PASS %s // a projection pass: one function per shape, or inlined\n",
         KERNEL_PROJ_INLINE ? "__forceinline__" : "__noinline__");
@@ -231,11 +241,11 @@ int emit_kernel(const spec_t *s, const char *spec_path, char **src, size_t *len,
     if (s->precision.state != PRECISION_FP32)
         return seterr(err, "%s: the fused kernel keeps state in fp32 only (precision.state is %s)",
                       spec_path, precision_name(s->precision.state));
-    if (staged_window_floats(s) > STAGE_FLOATS)
-        return seterr(err, "%s: max_batch %d is too large for the fused kernel: a window of 128 columns of "
-                           "three inputs per entry (%d floats) exceeds the %d floats of shared memory it "
-                           "stages projection inputs in",
-                      spec_path, s->batch.max_batch, staged_window_floats(s), STAGE_FLOATS);
+    if (emit_staged_window_floats(s) > STAGE_FLOATS)
+        return seterr(err, "%s: max_batch %d is too large for the fused kernel: one chunk of columns of "
+                           "every entry's projection input (%d floats) exceeds the %d floats of shared "
+                           "memory it stages them in",
+                      spec_path, s->batch.max_batch, emit_staged_window_floats(s), STAGE_FLOATS);
     catalogue_t cat;
     layout_t lay;
     catalogue_build(s, &cat);

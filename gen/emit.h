@@ -47,8 +47,8 @@
 #define KERNEL_PROJ_INLINE 1
 #endif
 
-/* Projections of one input and one or two matrices run on tensor cores (1: mma.sync with
- * fp32 split into two tf32 parts, see proj_rows_mma) or all on CUDA cores (0, for comparison). */
+/* Projections run on tensor cores (1: mma.sync with fp32 split into two tf32 parts, see
+ * proj_rows_mma) or on CUDA cores (0, for comparison). */
 #ifndef KERNEL_TENSOR_CORES
 #define KERNEL_TENSOR_CORES 1
 #endif
@@ -56,6 +56,12 @@
 /* Dynamic shared memory of the kernel, floats: the staged projection inputs (windows of
  * columns of every batch entry, STAGE_FLOATS) and each warp's running sums (SUMS_WARP). */
 #define STAGE_FLOATS 32768
+/* Floats between two entries' staged rows beyond the window (tensor cores: rows 16 floats
+ * apart mod 32 banks, no bank conflicts). */
+#define STAGE_PAD 16
+/* The smallest window of staged inputs the projections need at the spec's max_batch (one
+ * chunk of columns of every entry): at most STAGE_FLOATS. */
+int emit_staged_window_floats(const spec_t *s);
 int emit_sums_warp(const spec_t *s);
 int emit_dynamic_smem_floats(const spec_t *s);
 

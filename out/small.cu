@@ -25,9 +25,10 @@ constexpr int WEIGHT_ROWS = 4, CHUNK_F4 = 16; // projections: rows per warp, loa
 using MatRaw = float4; // 4 consecutive weights of a matrix row, as stored (fp32)
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
+constexpr int STAGE_PAD = 16; // floats between entries' staged rows (tensor cores)
 constexpr int MAX_GROUPS = 4; // most normalisation groups of one input
 constexpr bool WEIGHTS_NO_L1 = true; // weight loads not allocated in L1
-constexpr bool TENSOR_CORES = true; // one-input projections on tensor cores (3xTF32)
+constexpr bool TENSOR_CORES = true; // projections on tensor cores (3xTF32)
 #define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
 constexpr int GATE_COLS = 1024;  // mLSTM gate projection columns per warp task
@@ -548,16 +549,17 @@ __device__ __forceinline__ float normalised(const In &in, int b, int c, int grou
 }
 
 // A head's output once its sums are in, by the warp that added them (sum_parts_when_last):
-// out = (norm(h) + skip_w * skip) * silu(gate) over the head's n columns (skip optional),
-// so that the projection reading it stages a plain input instead of every CTA normalising
-// every entry. A lane reads back only its own float4 columns of h.
-__device__ void head_output(const float *h, int n, int norm, float eps, const float *w, const float *bias,
+// out = (norm(h) + skip_w * skip) * silu(gate) over the head's columns [c0, c0 + n) of
+// every vector (skip optional), so that the projection reading it stages a plain input
+// instead of every CTA normalising every entry. A lane reads back only its own float4
+// columns of h.
+__device__ void head_output(int c0, int n, const float *h, int norm, float eps, const float *w, const float *bias,
                             const float *skip_w, const float *skip, const float *gate, float *out)
 {
     const int lane = threadIdx.x & 31;
     float mean, rstd;
-    warp_norm_stats(h, n, norm, eps, mean, rstd);
-    for (int c = lane * 4; c < n; c += 128)
+    warp_norm_stats(h + c0, n, norm, eps, mean, rstd);
+    for (int c = c0 + lane * 4; c < c0 + n; c += 128)
         for (int i = c; i < c + 4; i++) {
             float v = norm_value(ld_act(h + i), mean, rstd, w, bias, i);
             if (skip) v += __ldg(skip_w + i) * ld_act(skip + i);
@@ -658,7 +660,7 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m
     using S = ProjShape<NM>;
     constexpr int RB = S::RB, JT = S::JT, U = S::U, CW = S::CW, NT_MAX = S::NT_MAX, GW = S::GW;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
-    const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
+    const int ld = ld4(len), nt = (nb + JT - 1) / JT;
     const int win = max(1, STAGE_FLOATS / (nb * CW)) * CW; // staged columns, a multiple of CW
     float *xs = stage_smem;                                            // [nb][span]
     float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane; // [GW][NT_MAX][32]
@@ -788,7 +790,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[NM],
     // registers) or 8 uint2 (bf16: 64 registers widened), and the next chunk's loads as stored
     constexpr int U = CHUNK_F4 / 4;
     constexpr int CW = 16 * U;      // columns per chunk
-    constexpr int PAD = 16;         // staged rows 16 floats apart mod 32 banks: no bank conflicts
+    constexpr int PAD = STAGE_PAD;  // staged rows 16 floats apart mod 32 banks: no bank conflicts
     static_assert((CW + PAD) * MAX_BATCH <= STAGE_FLOATS, "a chunk's inputs of every entry fit the staging area");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
     const int nb = p.nb, nt = (nb + 7) / 8, ld = ld4(len);
@@ -1306,12 +1308,11 @@ struct XLSTM {
             }
             if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E,
                                     ML_RC, sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM))
-                head_output(sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM, NORM_LAYER, 1e-5f, // mo of head n
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)) + n * XL_DM,
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)) + n * XL_DM,
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)) + n * XL_DM,
-                            sc(p, Lk::sc_xc2, b) + n * XL_DM, sc(p, Lk::sc_xg, b) + n * XL_DM,
-                            sc(p, Lk::sc_mo, b) + n * XL_DM);
+                head_output(n * XL_DM, XL_DM, sc(p, Lk::sc_sh2, b), NORM_LAYER, 1e-5f, // mo of head n
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)),
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)), sc(p, Lk::sc_xc2, b),
+                            sc(p, Lk::sc_xg, b), sc(p, Lk::sc_mo, b));
         }
     }
 
@@ -1656,8 +1657,8 @@ struct RetNet {
                 }
                 if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
                                         sc(p, Lk::sc_o, b) + n * RN_D, RN_D))
-                    head_output(sc(p, Lk::sc_o, b) + n * RN_D, RN_D, NORM_RMS, 1e-6f, nullptr, nullptr, nullptr,
-                                nullptr, sc(p, Lk::sc_g, b) + n * RN_D, sc(p, Lk::sc_og, b) + n * RN_D);
+                    head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr,
+                                nullptr, sc(p, Lk::sc_g, b), sc(p, Lk::sc_og, b)); // og of head n
             }
             break;
         }

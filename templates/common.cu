@@ -330,16 +330,17 @@ __device__ __forceinline__ float normalised(const In &in, int b, int c, int grou
 }
 
 // A head's output once its sums are in, by the warp that added them (sum_parts_when_last):
-// out = (norm(h) + skip_w * skip) * silu(gate) over the head's n columns (skip optional),
-// so that the projection reading it stages a plain input instead of every CTA normalising
-// every entry. A lane reads back only its own float4 columns of h.
-__device__ void head_output(const float *h, int n, int norm, float eps, const float *w, const float *bias,
+// out = (norm(h) + skip_w * skip) * silu(gate) over the head's columns [c0, c0 + n) of
+// every vector (skip optional), so that the projection reading it stages a plain input
+// instead of every CTA normalising every entry. A lane reads back only its own float4
+// columns of h.
+__device__ void head_output(int c0, int n, const float *h, int norm, float eps, const float *w, const float *bias,
                             const float *skip_w, const float *skip, const float *gate, float *out)
 {
     const int lane = threadIdx.x & 31;
     float mean, rstd;
-    warp_norm_stats(h, n, norm, eps, mean, rstd);
-    for (int c = lane * 4; c < n; c += 128)
+    warp_norm_stats(h + c0, n, norm, eps, mean, rstd);
+    for (int c = c0 + lane * 4; c < c0 + n; c += 128)
         for (int i = c; i < c + 4; i++) {
             float v = norm_value(ld_act(h + i), mean, rstd, w, bias, i);
             if (skip) v += __ldg(skip_w + i) * ld_act(skip + i);
@@ -440,7 +441,7 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m
     using S = ProjShape<NM>;
     constexpr int RB = S::RB, JT = S::JT, U = S::U, CW = S::CW, NT_MAX = S::NT_MAX, GW = S::GW;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb;
-    const int ld = (len + 3) & ~3, nt = (nb + JT - 1) / JT;
+    const int ld = ld4(len), nt = (nb + JT - 1) / JT;
     const int win = max(1, STAGE_FLOATS / (nb * CW)) * CW; // staged columns, a multiple of CW
     float *xs = stage_smem;                                            // [nb][span]
     float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane; // [GW][NT_MAX][32]
@@ -570,7 +571,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[NM],
     // registers) or 8 uint2 (bf16: 64 registers widened), and the next chunk's loads as stored
     constexpr int U = CHUNK_F4 / 4;
     constexpr int CW = 16 * U;      // columns per chunk
-    constexpr int PAD = 16;         // staged rows 16 floats apart mod 32 banks: no bank conflicts
+    constexpr int PAD = STAGE_PAD;  // staged rows 16 floats apart mod 32 banks: no bank conflicts
     static_assert((CW + PAD) * MAX_BATCH <= STAGE_FLOATS, "a chunk's inputs of every entry fit the staging area");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
     const int nb = p.nb, nt = (nb + 7) / 8, ld = ld4(len);

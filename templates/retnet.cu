@@ -79,8 +79,8 @@ struct RetNet {
                 }
                 if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
                                         sc(p, Lk::sc_o, b) + n * RN_D, RN_D))
-                    head_output(sc(p, Lk::sc_o, b) + n * RN_D, RN_D, NORM_RMS, 1e-6f, nullptr, nullptr, nullptr,
-                                nullptr, sc(p, Lk::sc_g, b) + n * RN_D, sc(p, Lk::sc_og, b) + n * RN_D);
+                    head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr,
+                                nullptr, sc(p, Lk::sc_g, b), sc(p, Lk::sc_og, b)); // og of head n
             }
             break;
         }

@@ -211,12 +211,11 @@ struct XLSTM {
             }
             if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E,
                                     ML_RC, sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM))
-                head_output(sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM, NORM_LAYER, 1e-5f, // mo of head n
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)) + n * XL_DM,
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)) + n * XL_DM,
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)) + n * XL_DM,
-                            sc(p, Lk::sc_xc2, b) + n * XL_DM, sc(p, Lk::sc_xg, b) + n * XL_DM,
-                            sc(p, Lk::sc_mo, b) + n * XL_DM);
+                head_output(n * XL_DM, XL_DM, sc(p, Lk::sc_sh2, b), NORM_LAYER, 1e-5f, // mo of head n
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)),
+                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)), sc(p, Lk::sc_xc2, b),
+                            sc(p, Lk::sc_xg, b), sc(p, Lk::sc_mo, b));
         }
     }
 
