@@ -1,5 +1,6 @@
 /* stepfuse compile: generate a spec's kernel and compile it with NVRTC (no GPU needed);
  * report registers, shared memory and spills, or the compiler log on failure. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: stepfuse compile --spec SPEC.yaml [--arch sm_90]\n\n"
+    fprintf(f, "usage: stepfuse compile --spec SPEC.yaml [--arch sm_90] [--cubin FILE]\n\n"
                "Generate the fused kernel of a spec and compile it with NVRTC (works without a\n"
                "GPU). Prints registers per thread, shared memory, stack and spills; on a\n"
                "compilation error prints the full log, each error followed by the generated\n"
@@ -21,6 +22,7 @@ static void usage(FILE *f)
                "  --spec PATH     the spec\n"
                "  --arch SM       target architecture (default sm_90)\n"
                "  --log           also print the full compiler log on success\n"
+               "  --cubin FILE    also write the cubin (for cuobjdump -sass FILE)\n"
                "  -h, --help      this text\n");
 }
 
@@ -29,15 +31,17 @@ int cmd_compile(int argc, char **argv)
     static const struct option opts[] = {{"spec", required_argument, 0, 's'},
                                          {"arch", required_argument, 0, 'a'},
                                          {"log", no_argument, 0, 'l'},
+                                         {"cubin", required_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *spec_path = NULL, *arch = "sm_90";
+    const char *spec_path = NULL, *arch = "sm_90", *cubin_path = NULL;
     int show_log = 0, c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': spec_path = optarg; break;
         case 'a': arch = optarg; break;
         case 'l': show_log = 1; break;
+        case 'c': cubin_path = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -59,6 +63,10 @@ int cmd_compile(int argc, char **argv)
                "  spill stores %d bytes, spill loads %d bytes\n",
                b.registers, b.shared_bytes < 0 ? 0 : b.shared_bytes, b.stack_bytes, b.spill_stores,
                b.spill_loads);
+        if (cubin_path && write_file_atomic(cubin_path, b.cubin, b.cubin_size)) {
+            fprintf(stderr, "stepfuse compile: cannot write %s: %s\n", cubin_path, strerror(errno));
+            rc = 1;
+        }
     }
     nvrtc_build_free(&b);
     free(src);

@@ -16,6 +16,12 @@ int nvrtc_options(const char *arch, const char **opts, char *storage)
     opts[0] = storage;
     opts[1] = "--std=c++17";
     opts[2] = "--ptxas-options=-v"; /* registers, shared memory, spills into the log */
+    /* source lines in the cubin, for a profiler's per-line view; part of the cache key */
+    const char *lineinfo = getenv("STEPFUSE_LINEINFO");
+    if (lineinfo && *lineinfo && strcmp(lineinfo, "0")) {
+        opts[3] = "--generate-line-info";
+        return 4;
+    }
     return 3;
 }
 

@@ -12,8 +12,9 @@ typedef struct {
     int registers, shared_bytes, stack_bytes, spill_stores, spill_loads; /* -1: not reported */
 } nvrtc_build_t;
 
-/* The options every build uses for arch ("sm_90"): written into opts (at most 8 entries,
- * each pointing into storage, which needs 64 bytes). Returns the count. */
+/* The options every build uses for arch ("sm_90"), plus --generate-line-info where
+ * $STEPFUSE_LINEINFO is set and not "0": written into opts (at most 8 entries, each pointing
+ * into storage, which needs 64 bytes). Returns the count. */
 int nvrtc_options(const char *arch, const char **opts, char *storage);
 
 /* "13.0" */
