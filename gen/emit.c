@@ -123,8 +123,6 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
     put(b, "constexpr int STAGE_FLOATS = %d, SUMS_WARP = %d; // dynamic shared memory: staged inputs, sums\n",
         STAGE_FLOATS, emit_sums_warp(s));
     put(b, "constexpr int STAGE_PAD = %d; // floats between entries' staged rows (tensor cores)\n", STAGE_PAD);
-    put(b, "constexpr int MAX_GROUPS = %d; // most normalisation groups of one input\n",
-        max_i(1, max_i(s->xlstm.mlstm_num_heads, s->retnet.num_heads)));
     put(b, "constexpr bool WEIGHTS_NO_L1 = %s; // weight loads not allocated in L1\n",
         KERNEL_WEIGHTS_NO_L1 ? "true" : "false");
     put(b, "constexpr bool TENSOR_CORES = %s; // projections on tensor cores (3xTF32)\n",

@@ -26,7 +26,6 @@ using MatRaw = float4; // 4 consecutive weights of a matrix row, as stored (fp32
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int STAGE_PAD = 16; // floats between entries' staged rows (tensor cores)
-constexpr int MAX_GROUPS = 8; // most normalisation groups of one input
 constexpr bool WEIGHTS_NO_L1 = true; // weight loads not allocated in L1
 constexpr bool TENSOR_CORES = true; // projections on tensor cores (3xTF32)
 #define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
@@ -246,8 +245,8 @@ struct Params {
 
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
 // template would be one copy per instantiation).
-__shared__ float norm_stats_smem[MAX_BATCH * MAX_GROUPS * 2]; // [entry][group][mean, 1/std]
-__shared__ float warp_vecs[WARPS][2][STATE_ROWS];              // per warp: two row vectors
+__shared__ float rms_smem[MAX_BATCH];             // 1 / RMS of each entry's input (rms_stats)
+__shared__ float warp_vecs[WARPS][2][STATE_ROWS]; // per warp: two row vectors
 // dynamic: STAGE_FLOATS of staged projection inputs, then SUMS_WARP running sums per warp
 extern __shared__ float4 stage_smem4[];
 #define stage_smem ((float *)stage_smem4)
@@ -440,17 +439,16 @@ __device__ bool sum_parts_when_last(unsigned *count, int tasks, const float *par
 }
 
 // ---- inputs of a projection ----------------------------------------------------------------
-enum { NORM_NONE = 0, NORM_RMS = 1, NORM_LAYER = 2 };
+enum { NORM_RMS = 1, NORM_LAYER = 2 };
 
 // The input vector of batch entry b is base + row(b) * stride, row(b) = b or the slot of b.
-// An input may be normalised per group (RMSNorm, LayerNorm, GroupNorm).
+// An input may be RMS-normalised over its whole length while it is staged (weight rms_w).
 struct In {
     const float *base;
     long stride;
     bool by_slot;
-    int norm, group; // group: elements per normalisation group
+    const float *rms_w; // RMSNorm weight, or null
     float eps;
-    const float *nw, *nbias; // weight and bias of the norm, or null
 };
 
 __device__ __forceinline__ In in_act(const Params &p, Buf b)
@@ -468,14 +466,10 @@ __device__ __forceinline__ In in_state(const Params &p, long offset)
     in.by_slot = true;
     return in;
 }
-__device__ __forceinline__ In in_norm(In in, int norm, int group, float eps, const float *w,
-                                      const float *bias)
+__device__ __forceinline__ In in_rms(In in, float eps, const float *w)
 {
-    in.norm = norm;
-    in.group = group;
+    in.rms_w = w;
     in.eps = eps;
-    in.nw = w;
-    in.nbias = bias;
     return in;
 }
 __device__ __forceinline__ const float *in_row(const Params &p, const In &in, int b)
@@ -485,11 +479,32 @@ __device__ __forceinline__ const float *in_row(const Params &p, const In &in, in
 
 // ---- the batched projection ----------------------------------------------------------------
 // One matrix of a projection: rows of ld elements from byte offset w, optional fp32 bias.
+// Matrices that share an input can be stacked into one projection (their rows one after the
+// other), so that a CTA's rows of them take one staging of the input: `rows` is then the
+// matrix's row count.
 struct Mat {
     long w, bias; // byte offsets into the weights; bias < 0: none
+    int rows;     // rows of a stacked matrix
 };
 
-__device__ __forceinline__ Mat mat(long w, long bias = -1) { return Mat{w, bias}; }
+__device__ __forceinline__ Mat mat(long w, long bias = -1, int rows = 0) { return Mat{w, bias, rows}; }
+
+// The matrix of row o of a stack m[0 .. N) (rows of m[k] follow those of m[k - 1]); o becomes
+// the row's index in that matrix.
+template <int N> __device__ __forceinline__ int stack_index(const Mat (&m)[N], int &o)
+{
+    int k = 0;
+    while (k < N - 1 && o >= m[k].rows) o -= m[k].rows, k++;
+    return k;
+}
+
+// Matrix j of row o of a projection: NM matrices sharing their row index (the sLSTM and RG-LRU
+// gate pairs), or with NM = 1 a stack of N matrices; o becomes the row's index in it.
+template <int NM, int N> __device__ __forceinline__ const Mat &mat_of_row(const Mat (&m)[N], int j, int &o)
+{
+    static_assert(NM == N || NM == 1, "a pair of matrices is not stacked");
+    return m[NM > 1 ? j : stack_index(m, o)];
+}
 
 // Mean (0 for RMSNorm) and 1/std of x[0, n) over a warp: each lane adds its float4 columns
 // in order, then one warp sum.
@@ -516,36 +531,26 @@ __device__ void warp_norm_stats(const float *x, int n, int norm, float eps, floa
     rstd = 1.0f / sqrtf(warp_sum(s2) / n + eps);
 }
 
-// Mean and 1/std of every normalisation group of input `in` for every entry of the batch, one
-// warp per (entry, group), into norm_stats_smem[entry][group][2].
-__device__ void norm_stats(const Params &p, const In &in, int len)
+// 1 / RMS of input `in` (len elements) for every entry of the batch, one warp per entry, into
+// rms_smem[entry].
+__device__ void rms_stats(const Params &p, const In &in, int len)
 {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, groups = len / in.group;
-    for (int t = warp; t < p.nb * groups; t += WARPS) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int b = warp; b < p.nb; b += WARPS) {
         float mean, rstd;
-        warp_norm_stats(in_row(p, in, t / groups) + (t % groups) * in.group, in.group, in.norm, in.eps, mean, rstd);
-        if (lane == 0) {
-            norm_stats_smem[2 * t] = mean;
-            norm_stats_smem[2 * t + 1] = rstd;
-        }
+        warp_norm_stats(in_row(p, in, b), len, NORM_RMS, in.eps, mean, rstd);
+        if (lane == 0) rms_smem[b] = rstd;
     }
     __syncthreads();
 }
 
-// x normalised with its group's statistics, then the norm's weight w and bias (if not null).
+// x normalised with mean and 1/std, then the norm's weight w and bias (if not null).
 __device__ __forceinline__ float norm_value(float x, float mean, float rstd, const float *w, const float *bias, int c)
 {
     float v = (x - mean) * rstd;
     if (w) v *= __ldg(w + c);
     if (bias) v += __ldg(bias + c);
     return v;
-}
-
-// The normalised value x of column c of entry b's input (statistics from norm_stats).
-__device__ __forceinline__ float normalised(const In &in, int b, int c, int groups, float x)
-{
-    const float *stats = norm_stats_smem + 2 * (b * groups + c / in.group);
-    return norm_value(x, stats[0], stats[1], in.nw, in.nbias, c);
 }
 
 // A head's output once its sums are in, by the warp that added them (sum_parts_when_last):
@@ -567,53 +572,67 @@ __device__ void head_output(int c0, int n, const float *h, int norm, float eps, 
         }
 }
 
-// Stage columns [c0, c0 + n) of every entry's input into xs[nb][span] (zero past n),
-// normalised when NORM. All loads of STAGE_LOADS float4 per thread are issued before any
-// is used.
+// Stage columns [c0, c0 + n) of every entry's input into xs[nb][stride] (zero past n),
+// RMS-normalised when NORM (rms_stats first). All loads of STAGE_LOADS float4 per thread are
+// issued before any is used. A thread walks the (entry, float4 column) pairs THREADS apart
+// by adding, not dividing.
 constexpr int STAGE_LOADS = 8;
 
 template <bool NORM>
-__device__ void stage_window(const Params &p, const In &in, int len, int c0, int n, int span, float *xs)
+__device__ void stage_window(const Params &p, const In &in, int c0, int n, int stride, float *xs)
 {
-    const int q = span / 4, total = p.nb * q;
-    const int groups = NORM ? len / in.group : 1;
+    const int q = stride / 4, nb = p.nb, dj = THREADS / q, dk = THREADS % q;
+    int j0 = threadIdx.x / q, k0 = threadIdx.x % q; // this thread's next (entry, float4 column)
+    const auto step = [&](int &j, int &k) {
+        j += dj;
+        k += dk;
+        if (k >= q) {
+            k -= q;
+            j++;
+        }
+    };
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int t0 = threadIdx.x; t0 < total; t0 += STAGE_LOADS * THREADS) {
+    while (j0 < nb) {
         float4 x[STAGE_LOADS];
+        int j = j0, k = k0;
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
-            const int t = t0 + r * THREADS;
-            const int j = t / q, c = (t % q) * 4;
-            const bool load = t < total && c < n;
-            x[r] = load ? ld_act4(in_row(p, in, j) + c0 + c) : zero;
+            x[r] = j < nb && 4 * k < n ? ld_act4(in_row(p, in, j) + c0 + 4 * k) : zero;
+            step(j, k);
         }
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
-            const int t = t0 + r * THREADS;
-            if (t >= total) continue;
-            const int j = t / q, c = (t % q) * 4;
-            if (NORM && c < n) {
-                x[r].x = normalised(in, j, c0 + c, groups, x[r].x);
-                x[r].y = normalised(in, j, c0 + c + 1, groups, x[r].y);
-                x[r].z = normalised(in, j, c0 + c + 2, groups, x[r].z);
-                x[r].w = normalised(in, j, c0 + c + 3, groups, x[r].w);
+            if (j0 < nb) {
+                if (NORM && 4 * k0 < n) { // (x * rstd) * w, as the reference's RMSNorm
+                    const float rs = rms_smem[j0];
+                    const float4 w = __ldg((const float4 *)(in.rms_w + c0 + 4 * k0));
+                    x[r] = make_float4(x[r].x * rs * w.x, x[r].y * rs * w.y, x[r].z * rs * w.z, x[r].w * rs * w.w);
+                }
+                *(float4 *)(xs + (long)j0 * stride + 4 * k0) = x[r];
             }
-            *(float4 *)(xs + (long)j * span + c) = x[r];
+            step(j0, k0);
         }
     }
 }
 
-// Each lane holds 32 partial sums a[i]; afterwards lane i holds the warp's total of a[i]
-// (31 shuffles for 32 sums; the same addition tree for every i).
-__device__ __forceinline__ float transpose_sum(float (&a)[32])
+// Each lane holds N partial sums a[i] (N a power of two, <= 32); afterwards lane l holds the
+// warp's total of a[l / (32 / N)] (N - 1 + log2(32 / N) shuffles for N sums, the same
+// addition tree as warp_sum's for every i).
+template <int N> __device__ __forceinline__ float transpose_sum(float (&a)[N])
 {
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int w = 16; w >= 1; w >>= 1) {
         const bool upper = lane & w;
+        const int k = w * N / 32; // sums each lane keeps after this step
+        if (k == 0) {
+            a[0] += __shfl_xor_sync(0xffffffffu, a[0], w);
+            continue;
+        }
 #pragma unroll
-        for (int i = 0; i < w; i++) {
-            const float send = upper ? a[i] : a[i + w], keep = upper ? a[i + w] : a[i];
+        for (int i = 0; i < N / 2; i++) {
+            if (i >= k) break;
+            const float send = upper ? a[i] : a[i + k], keep = upper ? a[i + k] : a[i];
             a[i] = keep + __shfl_xor_sync(0xffffffffu, send, w);
         }
     }
@@ -622,18 +641,20 @@ __device__ __forceinline__ float transpose_sum(float (&a)[32])
 
 // A lane's 4 weights of rows o0 .. o0 + RB - 1 of NM matrices at columns c + 128 u, as
 // stored (zero past row `end` or column ld).
-template <int NM, int RB, int U>
-__device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[NM], int ld, int o0, int end, int c,
+template <int NM, int RB, int U, int N>
+__device__ __forceinline__ void load_weights(const Params &p, const Mat (&m)[N], int ld, int o0, int end, int c,
                                              MatRaw (&w)[NM][RB][U])
 {
 #pragma unroll
-    for (int u = 0; u < U; u++)
+    for (int k = 0; k < NM; k++)
 #pragma unroll
-        for (int k = 0; k < NM; k++)
+        for (int r = 0; r < RB; r++) {
+            int o = o0 + r;
+            const long mw = mat_of_row<NM>(m, k, o).w;
 #pragma unroll
-            for (int r = 0; r < RB; r++)
-                w[k][r][u] = o0 + r < end && c + 128 * u < ld ? ld_mat4(p, m[k].w, (long)(o0 + r) * ld + c + 128 * u)
-                                                              : MatRaw{};
+            for (int u = 0; u < U; u++)
+                w[k][r][u] = o0 + r < end && c + 128 * u < ld ? ld_mat4(p, mw, (long)o * ld + c + 128 * u) : MatRaw{};
+        }
 }
 
 // The shape of a projection of NM matrices on CUDA cores (see proj_rows).
@@ -653,8 +674,8 @@ template <int NM> struct ProjShape {
 // running sums (stage_smem after STAGE_FLOATS: [warp][GW][NT_MAX][32]). PROJ_PASS: inlined
 // into each call site, or one function per projection shape (gen/emit.h); either way each
 // call site of proj_rows costs compile time, so phases share one call site where they can.
-template <int NM, bool NORM>
-__device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m)[NM], int len, int block,
+template <int NM, bool NORM, int N>
+__device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m)[N], int len, int block,
                                        int pass0, int pend)
 {
     using S = ProjShape<NM>;
@@ -668,7 +689,7 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m
     for (int w0 = 0; w0 < ld; w0 += win) {
         const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW;
         __syncthreads(); // the previous window's readers are done
-        stage_window<NORM>(p, in, len, c_in + w0, n, span, xs);
+        stage_window<NORM>(p, in, c_in + w0, n, span, xs);
         __syncthreads();
         for (int i = 0; i < GW; i++) {
             const int o0 = pass0 + (warp + i * WARPS) * RB;
@@ -703,7 +724,7 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m
                                 }
                         }
                     }
-                    run[t * 32] += transpose_sum(acc);
+                    run[t * 32] += transpose_sum<32>(acc);
                 }
             }
         }
@@ -718,11 +739,11 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m
 struct Tf32 {
     unsigned big, small;
 };
+// x rounded to tf32, to nearest with ties away from zero: cvt.rna.tf32.f32 for finite x, in two
+// integer operations (cheaper than the cvt, which also handles infinities and NaN)
 __device__ __forceinline__ unsigned tf32_round(float x)
 {
-    unsigned r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return r;
+    return (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
 }
 __device__ __forceinline__ Tf32 tf32_split(float x)
 {
@@ -781,8 +802,8 @@ __device__ __forceinline__ void load_tile_chunk(const MatRaw *qa, const MatRaw *
 // truncates), kept in the warp's shared memory for the pass (SUMS_WARP >= NT_MAX * 128
 // floats). The slices are added in order; their number depends on the rows of the pass and
 // the window, so the result can differ in the last bits with the batch and the schedule.
-template <int NM, bool NORM, class Epi>
-__device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[NM], int len, int block, int lo,
+template <int NM, bool NORM, int N, class Epi>
+__device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], int len, int block, int lo,
                               int hi, Epi epi)
 {
     constexpr int RB = 16 / NM;     // row indices per tile
@@ -799,7 +820,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[NM],
     float4 *sums = (float4 *)(stage_smem + STAGE_FLOATS) + lane;  // [warp][tile][32]
     constexpr int SUMS4 = SUMS_WARP / 4;
     if (lo >= hi) return;
-    if (NORM) norm_stats(p, in, len);
+    if (NORM) rms_stats(p, in, len);
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + WARPS * RB);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
@@ -819,12 +840,14 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[NM],
         for (int w0 = 0; w0 < ld; w0 += win) {
             const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW, stride = span + PAD;
             __syncthreads(); // the previous window's readers are done
-            stage_window<NORM>(p, in, len, c_in + w0, n, stride, xs);
+            stage_window<NORM>(p, in, c_in + w0, n, stride, xs);
             __syncthreads();
             if (!busy) continue;
             const int first = (ks - w0 / CW % ks_n + ks_n) % ks_n; // this slice's first chunk here
-            const MatRaw *qa = rg < pend ? (const MatRaw *)(p.w + m[0].w) + (long)rg * ld / 4 : nullptr;
-            const MatRaw *qb = rh < pend ? (const MatRaw *)(p.w + m[NM - 1].w) + (long)rh * ld / 4 : nullptr;
+            int og = rg, oh = rh; // the rows in their matrices
+            const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
+            const MatRaw *qa = rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
+            const MatRaw *qb = rh < pend ? (const MatRaw *)(p.w + wh) + (long)oh * ld / 4 : nullptr;
             load_tile_chunk(qa, qb, ld, w0 + first * CW + 4 * t4, ra, rb);
 #pragma unroll 1
             for (int cw = first * CW; cw < span; cw += ks_n * CW) {
@@ -870,8 +893,10 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[NM],
         // slice ks adds up the slices of tiles t = ks, ks + KS, ...
         if (busy) {
             float bg = 0.0f, bh = 0.0f;
-            if (m[0].bias >= 0 && rg < pend) bg = __ldg(wvec(p, m[0].bias) + rg);
-            if (m[NM - 1].bias >= 0 && rh < pend) bh = __ldg(wvec(p, m[NM - 1].bias) + rh);
+            int og = rg, oh = rh;
+            const Mat &mg = mat_of_row<NM>(m, 0, og), &mh = mat_of_row<NM>(m, NM - 1, oh);
+            if (mg.bias >= 0 && rg < pend) bg = __ldg(wvec(p, mg.bias) + og);
+            if (mh.bias >= 0 && rh < pend) bh = __ldg(wvec(p, mh.bias) + oh);
             const float4 *slice0 = sums + (warp - ks) * SUMS4;
             for (int t = ks; t < nt; t += ks_n) {
                 float4 s4 = slice0[t * 32];
@@ -903,8 +928,9 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[NM],
     }
 }
 
-// Rows [lo, hi) of NM <= 2 matrices that share their row index and input, applied to every
-// entry of the batch: v = W x (+ bias), then epi(b, o, v[NM]) once per (entry, row). Every
+// Rows [lo, hi) of NM <= 2 matrices that share their row index and input (or, NM = 1, of a
+// stack of N matrices sharing the input: row o of the stack, see stack_index), applied to
+// every entry of the batch: v = W x (+ bias), then epi(b, o, v[NM]) once per (entry, row). Every
 // weight is read from memory once per call, whatever the batch size. On tensor cores,
 // proj_rows_mma; with TENSOR_CORES = 0 (for comparison) on CUDA cores:
 // - a warp owns RB consecutive rows (NV = NM * RB weight rows) and streams them in chunks of
@@ -918,8 +944,8 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[NM],
 // Rows are taken in passes of RP rows (the running sums of a pass fit in shared memory).
 // `block` > 0 makes it a BlockLinear: row o reads the input at (o / block) * block, and a
 // pass stays within one block. `len` is the dot length. NORM projections are never blocked.
-template <int NM, bool NORM, class Epi>
-__device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[NM], int len, int block, int lo, int hi,
+template <int NM, bool NORM, int N, class Epi>
+__device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int len, int block, int lo, int hi,
                           Epi epi)
 {
     static_assert(NM <= 2, "projections of one or two matrices");
@@ -932,7 +958,7 @@ __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[NM], int
     if (lo >= hi) return;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb, nt = (nb + JT - 1) / JT;
     const float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane;
-    if (NORM) norm_stats(p, in, len);
+    if (NORM) rms_stats(p, in, len);
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + S::RP);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
@@ -950,8 +976,11 @@ __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[NM], int
                 const int b = t * JT + jj;
                 if (r < RB && o < pend && b < nb) {
 #pragma unroll
-                    for (int k = 0; k < NM; k++)
-                        if (m[k].bias >= 0) v[k] += __ldg(wvec(p, m[k].bias) + o);
+                    for (int k = 0; k < NM; k++) {
+                        int ok = o;
+                        const Mat &mk = mat_of_row<NM>(m, k, ok);
+                        if (mk.bias >= 0) v[k] += __ldg(wvec(p, mk.bias) + ok);
+                    }
                     epi(b, o, v);
                 }
             }
@@ -960,35 +989,56 @@ __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[NM], int
     }
 }
 
-// Rows [lo, hi) of a BlockLinear whose blocks (`block` elements, a multiple of 4) are narrower
-// than a warp's chunk (the mLSTM q, k, v projections): one thread per row, 8 entries' inputs
-// loaded at a time, the weight row from L1 after the first 8 entries.
-template <class Epi>
-__device__ void block_rows(const Params &p, const In &in, long w, int block, int lo, int hi, Epi epi)
+// Rows [lo, hi) of a BlockLinear whose blocks (BLOCK elements, a multiple of 4) are narrower
+// than a warp's chunk (the mLSTM q, k, v projections), for every entry: one thread per
+// (entry, row), consecutive threads on consecutive rows of one entry (the weight loads
+// coalesce, the input block is shared by the block's rows). A thread loads the weights and
+// inputs of ITEMS pairs (16 float4) before it uses any, and walks the pairs THREADS apart by
+// adding, not dividing.
+template <int BLOCK, class Epi>
+__device__ void block_rows(const Params &p, const In &in, long w, int lo, int hi, Epi epi)
 {
-    for (int o = lo + threadIdx.x; o < hi; o += THREADS) {
-        const long row = (long)o * block;
-        const int c0 = (o / block) * block;
-        for (int b0 = 0; b0 < p.nb; b0 += 8) {
-            float v[8] = {};
-            for (int c = 0; c < block; c += 4) {
-                const float4 wv = unpack(ld_mat4(p, w, row + c));
+    constexpr int C4 = BLOCK / 4, ITEMS = C4 >= 8 ? 1 : 8 / C4;
+    const int rows = hi - lo, nb = p.nb, db = THREADS / rows, dr = THREADS % rows;
+    int b0 = threadIdx.x / rows, r0 = threadIdx.x % rows; // this thread's next (entry, row - lo)
+    const auto step = [&](int &b, int &r) {
+        b += db;
+        r += dr;
+        if (r >= rows) {
+            r -= rows;
+            b++;
+        }
+    };
+    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+    while (b0 < nb) {
+        float4 wv[ITEMS][C4], xv[ITEMS][C4];
+        int b = b0, r = r0;
 #pragma unroll
-                for (int e = 0; e < 8; e++) {
-                    if (b0 + e >= p.nb) break;
-                    const float4 x = ld_act4(in_row(p, in, b0 + e) + c0 + c);
-                    v[e] = fmaf(wv.x, x.x, v[e]);
-                    v[e] = fmaf(wv.y, x.y, v[e]);
-                    v[e] = fmaf(wv.z, x.z, v[e]);
-                    v[e] = fmaf(wv.w, x.w, v[e]);
-                }
-            }
+        for (int i = 0; i < ITEMS; i++) {
+            const int o = lo + r;
+            const float *x = in_row(p, in, min(b, nb - 1)) + o / BLOCK * BLOCK;
 #pragma unroll
-            for (int e = 0; e < 8; e++) {
-                if (b0 + e >= p.nb) break;
-                const float r[1] = {v[e]};
-                epi(b0 + e, o, r);
+            for (int c = 0; c < C4; c++) {
+                wv[i][c] = b < nb ? unpack(ld_mat4(p, w, (long)o * BLOCK + 4 * c)) : zero;
+                xv[i][c] = b < nb ? ld_act4(x + 4 * c) : zero;
             }
+            step(b, r);
+        }
+#pragma unroll
+        for (int i = 0; i < ITEMS; i++) {
+            float v = 0.0f;
+#pragma unroll
+            for (int c = 0; c < C4; c++) {
+                v = fmaf(wv[i][c].x, xv[i][c].x, v);
+                v = fmaf(wv[i][c].y, xv[i][c].y, v);
+                v = fmaf(wv[i][c].z, xv[i][c].z, v);
+                v = fmaf(wv[i][c].w, xv[i][c].w, v);
+            }
+            if (b0 < nb) {
+                const float out[1] = {v};
+                epi(b0, lo + r0, out);
+            }
+            step(b0, r0);
         }
     }
 }
@@ -1072,7 +1122,7 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
         break;
     }
     case PH_MLP_UP: { // ap = relu(fc1(RMSNorm(u; norm2)))   [P] <- [H]
-        In in = in_norm(in_act(p, u), NORM_RMS, H, EPS_BLOCK, wvec(p, blk + t.norm2_weight), nullptr);
+        In in = in_rms(in_act(p, u), EPS_BLOCK, wvec(p, blk + t.norm2_weight));
         Mat m[1] = {mat(blk + t.fc1_weight, blk + t.fc1_bias)};
         proj_rows<1, true>(p, in, m, H, 0, lo, hi,
                               [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
@@ -1100,7 +1150,7 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 // phase 1: sLSTM gates, 8 BlockLinears (input and state parts) per row, as 4 projections of
 //          two matrices sharing an input (sums in sg), cell update; sh = new hidden state  H rows
 // phase 2 (CTA per entry): commit hprev = sh; so = GroupNorm(sh) + xt; xn2 = LayerNorm(so)
-// phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
+// phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2, stacked   2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]: one warp task per (gate, head,
 //          GATE_COLS columns), partial sums added in a fixed order by phase 6     2 NH x GC
@@ -1139,7 +1189,8 @@ struct XLSTM {
         case 0: case 2: case 8: return ENTRY_COST;
         case 1: return row_cost(8, XL_BS, nb);
         case 3: return row_cost(1, H, nb);
-        case 4: return row_cost(1, XL_QB, nb) + 64L * nb; // and the inputs, read from L2
+        case 4: // narrower than a chunk (block_rows): also each entry's input block and output, from L2
+            return row_cost(1, XL_QB, nb) + (XL_QB < 128 ? state_cost((XL_QB + 1) * 4L * nb) : 0);
         case 5: return row_cost(1, GATE_COLS, 4 * GATE_ENTRIES); // inputs from L2 for each entry
         case 6: return state_cost(2L * STATE_ROWS * 128 * 4 + 3L * XL_DM * 4);
         }
@@ -1388,21 +1439,19 @@ struct XLSTM {
             break;
         case 3: {
             In in = in_act(p, Lk::sc_xn2);
-            for (int i = 0; i < 2; i++) { // x_proj, gate_proj: one call site (one copy of the code)
-                if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
-                Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_mlstm_gate_proj_weight : Lk::b_layer_mlstm_x_proj_weight))};
-                proj_rows<1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    if (i == 1) {
-                        sc(p, Lk::sc_xg, b)[o] = v[0];
-                        return;
-                    }
-                    const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight)) + o * ld4(XL_K);
-                    const float cb = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias))[o];
-                    float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
-                    sc(p, Lk::sc_xm, b)[o] = v[0];
-                    sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
-                });
-            }
+            const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight), -1, XL_E),
+                              mat(wb<Lk>(l, Lk::b_layer_mlstm_gate_proj_weight), -1, XL_E)};
+            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                if (stack_index(m, o) == 1) {
+                    sc(p, Lk::sc_xg, b)[o] = v[0];
+                    return;
+                }
+                const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight)) + o * ld4(XL_K);
+                const float cb = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias))[o];
+                float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
+                sc(p, Lk::sc_xm, b)[o] = v[0];
+                sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
+            });
             break;
         }
         case 4: { // q, k read xc2; v reads xm
@@ -1414,7 +1463,7 @@ struct XLSTM {
                 const int off = i * XL_E;
                 auto epi = [&](int b, int o, const float (&v)[1]) { sc(p, Lk::sc_qkv, b)[off + o] = v[0]; };
                 if constexpr (XL_QB < 128) {
-                    block_rows(p, in, wb<Lk>(l, w[i]), XL_QB, a, e, epi);
+                    block_rows<XL_QB>(p, in, wb<Lk>(l, w[i]), a, e, epi);
                 } else {
                     Mat m[1] = {mat(wb<Lk>(l, w[i]))};
                     proj_rows<1, false>(p, in, m, XL_QB, XL_QB, a, e, epi);
@@ -1446,7 +1495,7 @@ struct XLSTM {
 // ---- mamba2.cu: towers.1, the Mamba2 layer -------------------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: xs = silu(conv(input_proj t)), z = z_proj t, bv = silu(conv(b_proj t)),
-//          cv = silu(conv(c_proj t)), dt = softplus(dt_proj t)        2E + 2S + NM rows
+//          cv = silu(conv(c_proj t)), dt = softplus(dt_proj t), stacked   2E + 2S + NM rows
 // phase 1: per (entry, head n, row h): ssm[n,h,:] update, y = cv . ssm + d x;
 //          yz = y * silu(z)                                 one warp per ROWS rows
 // phase 2: u += out_proj(RMSNorm(yz; norm.weight, 1e-5))               H rows
@@ -1475,9 +1524,9 @@ struct Mamba2 {
         return row_cost(1, MB_E, nb);
     }
 
-    // The five projections of t in phase 0, one call site for all (each call site of
-    // proj_rows is a copy of the projection code): input, z, b, c and dt. The input, b and c
-    // projections feed a causal conv (taps, bias, state) and silu.
+    // The five projections of t in phase 0, stacked (one staging of t for a CTA's rows of all of
+    // them): input, z, b, c and dt. The input, b and c projections feed a causal conv (taps,
+    // bias, state) and silu.
     struct Proj0 {
         long w, bias, conv_w, conv_b, conv_state; // conv_w < 0: no conv; bias < 0: none
         Buf out;
@@ -1499,33 +1548,32 @@ struct Mamba2 {
                  Lk::st_c_conv, Lk::sc_cv, MB_S, false},
                 {Lk::b_layer_dt_proj_weight, Lk::b_layer_dt_proj_bias, -1, -1, -1, Lk::sc_dt, MB_NM, true},
             };
-            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
-            int base = 0;
-            for (int i = 0; i < 5; i++) {
-                const Proj0 q = proj[i];
-                int a, e;
-                if (part(lo, hi, base, q.rows, a, e)) {
-                    Mat m[1] = {mat(wb<Lk>(l, q.w), q.bias < 0 ? -1 : wb<Lk>(l, q.bias))};
-                    proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                        float y = v[0];
-                        if (q.conv_w >= 0) {
-                            const float *cwo = wvec(p, wb<Lk>(l, q.conv_w)) + o * ld4(MB_K);
-                            float *s = st<Lk>(p, b, l, q.conv_state) + o * (MB_K - 1);
-                            y = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, q.conv_b))[o], s, y));
-                        }
-                        if (q.softplus) y = softplusf(y);
-                        sc(p, q.out, b)[o] = y;
-                    });
+            Mat m[5];
+            for (int i = 0; i < 5; i++)
+                m[i] = mat(wb<Lk>(l, proj[i].w), proj[i].bias < 0 ? -1 : wb<Lk>(l, proj[i].bias), proj[i].rows);
+            In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
+            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                const Proj0 &q = proj[stack_index(m, o)];
+                float y = v[0];
+                if (q.conv_w >= 0) {
+                    const float *cwo = wvec(p, wb<Lk>(l, q.conv_w)) + o * ld4(MB_K);
+                    float *s = st<Lk>(p, b, l, q.conv_state) + o * (MB_K - 1);
+                    y = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, q.conv_b))[o], s, y));
                 }
-                base += q.rows;
-            }
+                if (q.softplus) y = softplusf(y);
+                sc(p, q.out, b)[o] = y;
+            });
             break;
         }
         case 1: { // one warp per (entry, ROWS inner rows r = n * MB_HD + h): S state columns each
+            static_assert(32 % ROWS == 0, "the lanes of a task split evenly over its rows");
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             for (int t = lo + warp; t < hi; t += WARPS) {
                 const int b = t / TASKS, r0 = t % TASKS * ROWS;
+                // lanes ROWS apart finish row r0 + mine; its z is loaded with the state
+                const int mine = lane / (32 / ROWS), rm = r0 + mine;
+                const bool writes = lane % (32 / ROWS) == 0 && rm < MB_E;
+                const float z = writes ? ld_act(sc(p, Lk::sc_z, b) + rm) : 0.0f;
                 const float *bv = sc(p, Lk::sc_bv, b), *cv = sc(p, Lk::sc_cv, b);
                 float dt[ROWS], decay[ROWS], x[ROWS], y[ROWS];
 #pragma unroll
@@ -1554,18 +1602,20 @@ struct Mamba2 {
                         y[u] += c4.x * h[u].x + c4.y * h[u].y + c4.z * h[u].z + c4.w * h[u].w;
                     }
                 }
+                float xm = x[0];
 #pragma unroll
-                for (int u = 0; u < ROWS; u++) {
-                    const int r = r0 + u, n = min(r, MB_E - 1) / MB_HD;
-                    const float yr = warp_sum(y[u]) + wvec(p, wb<Lk>(l, Lk::b_layer_d))[n] * x[u];
-                    if (lane == 0 && r < MB_E) sc(p, Lk::sc_yz, b)[r] = yr * siluf(ld_act(sc(p, Lk::sc_z, b) + r));
+                for (int u = 1; u < ROWS; u++)
+                    if (u == mine) xm = x[u];
+                const float ym = transpose_sum<ROWS>(y); // the warp's sum of y[mine]
+                if (writes) {
+                    const float yr = ym + wvec(p, wb<Lk>(l, Lk::b_layer_d))[rm / MB_HD] * xm;
+                    sc(p, Lk::sc_yz, b)[rm] = yr * siluf(z);
                 }
             }
             break;
         }
         case 2: {
-            In in = in_norm(in_act(p, Lk::sc_yz), NORM_RMS, MB_E, 1e-5f,
-                                wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)), nullptr);
+            In in = in_rms(in_act(p, Lk::sc_yz), 1e-5f, wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)));
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
             proj_rows<1, true>(p, in, m, MB_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
@@ -1578,7 +1628,7 @@ struct Mamba2 {
 
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
-// phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
+// phase 0: q, k * D^-0.5, v, g = projections of t, stacked                4H rows
 // phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
 //          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum per 32 rows,
 //          added up by the head's last task to finish, which also writes
@@ -1609,21 +1659,16 @@ struct RetNet {
     {
         switch (phase) {
         case 0: {
-            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
-            const long w[4] = {Lk::b_layer_q_proj_weight, Lk::b_layer_k_proj_weight,
-                               Lk::b_layer_v_proj_weight, Lk::b_layer_g_proj_weight};
+            In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
+            const Mat m[4] = {mat(wb<Lk>(l, Lk::b_layer_q_proj_weight), -1, H),
+                              mat(wb<Lk>(l, Lk::b_layer_k_proj_weight), -1, H),
+                              mat(wb<Lk>(l, Lk::b_layer_v_proj_weight), -1, H),
+                              mat(wb<Lk>(l, Lk::b_layer_g_proj_weight), -1, H)};
             const Buf out[4] = {Lk::sc_q, Lk::sc_k, Lk::sc_v, Lk::sc_g};
-            for (int i = 0; i < 4; i++) {
-                int a, e;
-                if (!part(lo, hi, i * H, H, a, e)) continue;
-                Mat m[1] = {mat(wb<Lk>(l, w[i]))};
-                const Buf ob = out[i];
-                const float scale = i == 1 ? RN_KSCALE : 1.0f;
-                proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    sc(p, ob, b)[o] = v[0] * scale;
-                });
-            }
+            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                const int i = stack_index(m, o);
+                sc(p, out[i], b)[o] = v[0] * (i == 1 ? RN_KSCALE : 1.0f);
+            });
             break;
         }
         case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R)
@@ -1685,7 +1730,7 @@ struct RetNet {
 
 // ---- hawk.cu: towers.3, the Hawk (RG-LRU) layer ------------------------------------------
 // t = RMSNorm(u; norm1)
-// phase 0: gate = gelu(gate_proj(t)); xc = CausalConv(recurrent_proj(t))     2H rows
+// phase 0: gate = gelu(gate_proj(t)); xc = CausalConv(recurrent_proj(t)), stacked  2H rows
 // phase 1: i, r = sigmoid(BlockLinear input/recurrence gates of xc); h update;
 //          y = gate * h                                                       H rows
 // phase 2: u += out_proj(y)                                                   H rows
@@ -1706,25 +1751,21 @@ struct Hawk {
 
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
-        int a, e;
         switch (phase) {
         case 0: {
-            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
-            for (int i = 0; i < 2; i++) { // gate, recurrent: one call site (one copy of the code)
-                if (!part(lo, hi, i * H, H, a, e)) continue;
-                Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_recurrent_proj_weight : Lk::b_layer_gate_proj_weight))};
-                proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    if (i == 0) {
-                        sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
-                        return;
-                    }
-                    const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)) + o * ld4(HK_K);
-                    const float bias = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias))[o];
-                    float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);
-                    sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(w, bias, s, v[0]);
-                });
-            }
+            In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
+            const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight), -1, H),
+                              mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight), -1, H)};
+            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                if (stack_index(m, o) == 0) {
+                    sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
+                    return;
+                }
+                const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)) + o * ld4(HK_K);
+                const float bias = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias))[o];
+                float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);
+                sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(w, bias, s, v[0]);
+            });
             break;
         }
         case 1: {

@@ -1,6 +1,6 @@
 // ---- hawk.cu: towers.3, the Hawk (RG-LRU) layer ------------------------------------------
 // t = RMSNorm(u; norm1)
-// phase 0: gate = gelu(gate_proj(t)); xc = CausalConv(recurrent_proj(t))     2H rows
+// phase 0: gate = gelu(gate_proj(t)); xc = CausalConv(recurrent_proj(t)), stacked  2H rows
 // phase 1: i, r = sigmoid(BlockLinear input/recurrence gates of xc); h update;
 //          y = gate * h                                                       H rows
 // phase 2: u += out_proj(y)                                                   H rows
@@ -21,25 +21,21 @@ struct Hawk {
 
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
-        int a, e;
         switch (phase) {
         case 0: {
-            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
-            for (int i = 0; i < 2; i++) { // gate, recurrent: one call site (one copy of the code)
-                if (!part(lo, hi, i * H, H, a, e)) continue;
-                Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_recurrent_proj_weight : Lk::b_layer_gate_proj_weight))};
-                proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    if (i == 0) {
-                        sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
-                        return;
-                    }
-                    const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)) + o * ld4(HK_K);
-                    const float bias = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias))[o];
-                    float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);
-                    sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(w, bias, s, v[0]);
-                });
-            }
+            In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
+            const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight), -1, H),
+                              mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight), -1, H)};
+            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                if (stack_index(m, o) == 0) {
+                    sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
+                    return;
+                }
+                const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)) + o * ld4(HK_K);
+                const float bias = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias))[o];
+                float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);
+                sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(w, bias, s, v[0]);
+            });
             break;
         }
         case 1: {

@@ -1,7 +1,7 @@
 // ---- mamba2.cu: towers.1, the Mamba2 layer -------------------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: xs = silu(conv(input_proj t)), z = z_proj t, bv = silu(conv(b_proj t)),
-//          cv = silu(conv(c_proj t)), dt = softplus(dt_proj t)        2E + 2S + NM rows
+//          cv = silu(conv(c_proj t)), dt = softplus(dt_proj t), stacked   2E + 2S + NM rows
 // phase 1: per (entry, head n, row h): ssm[n,h,:] update, y = cv . ssm + d x;
 //          yz = y * silu(z)                                 one warp per ROWS rows
 // phase 2: u += out_proj(RMSNorm(yz; norm.weight, 1e-5))               H rows
@@ -30,9 +30,9 @@ struct Mamba2 {
         return row_cost(1, MB_E, nb);
     }
 
-    // The five projections of t in phase 0, one call site for all (each call site of
-    // proj_rows is a copy of the projection code): input, z, b, c and dt. The input, b and c
-    // projections feed a causal conv (taps, bias, state) and silu.
+    // The five projections of t in phase 0, stacked (one staging of t for a CTA's rows of all of
+    // them): input, z, b, c and dt. The input, b and c projections feed a causal conv (taps,
+    // bias, state) and silu.
     struct Proj0 {
         long w, bias, conv_w, conv_b, conv_state; // conv_w < 0: no conv; bias < 0: none
         Buf out;
@@ -54,33 +54,32 @@ struct Mamba2 {
                  Lk::st_c_conv, Lk::sc_cv, MB_S, false},
                 {Lk::b_layer_dt_proj_weight, Lk::b_layer_dt_proj_bias, -1, -1, -1, Lk::sc_dt, MB_NM, true},
             };
-            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
-            int base = 0;
-            for (int i = 0; i < 5; i++) {
-                const Proj0 q = proj[i];
-                int a, e;
-                if (part(lo, hi, base, q.rows, a, e)) {
-                    Mat m[1] = {mat(wb<Lk>(l, q.w), q.bias < 0 ? -1 : wb<Lk>(l, q.bias))};
-                    proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                        float y = v[0];
-                        if (q.conv_w >= 0) {
-                            const float *cwo = wvec(p, wb<Lk>(l, q.conv_w)) + o * ld4(MB_K);
-                            float *s = st<Lk>(p, b, l, q.conv_state) + o * (MB_K - 1);
-                            y = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, q.conv_b))[o], s, y));
-                        }
-                        if (q.softplus) y = softplusf(y);
-                        sc(p, q.out, b)[o] = y;
-                    });
+            Mat m[5];
+            for (int i = 0; i < 5; i++)
+                m[i] = mat(wb<Lk>(l, proj[i].w), proj[i].bias < 0 ? -1 : wb<Lk>(l, proj[i].bias), proj[i].rows);
+            In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
+            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                const Proj0 &q = proj[stack_index(m, o)];
+                float y = v[0];
+                if (q.conv_w >= 0) {
+                    const float *cwo = wvec(p, wb<Lk>(l, q.conv_w)) + o * ld4(MB_K);
+                    float *s = st<Lk>(p, b, l, q.conv_state) + o * (MB_K - 1);
+                    y = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, q.conv_b))[o], s, y));
                 }
-                base += q.rows;
-            }
+                if (q.softplus) y = softplusf(y);
+                sc(p, q.out, b)[o] = y;
+            });
             break;
         }
         case 1: { // one warp per (entry, ROWS inner rows r = n * MB_HD + h): S state columns each
+            static_assert(32 % ROWS == 0, "the lanes of a task split evenly over its rows");
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             for (int t = lo + warp; t < hi; t += WARPS) {
                 const int b = t / TASKS, r0 = t % TASKS * ROWS;
+                // lanes ROWS apart finish row r0 + mine; its z is loaded with the state
+                const int mine = lane / (32 / ROWS), rm = r0 + mine;
+                const bool writes = lane % (32 / ROWS) == 0 && rm < MB_E;
+                const float z = writes ? ld_act(sc(p, Lk::sc_z, b) + rm) : 0.0f;
                 const float *bv = sc(p, Lk::sc_bv, b), *cv = sc(p, Lk::sc_cv, b);
                 float dt[ROWS], decay[ROWS], x[ROWS], y[ROWS];
 #pragma unroll
@@ -109,18 +108,20 @@ struct Mamba2 {
                         y[u] += c4.x * h[u].x + c4.y * h[u].y + c4.z * h[u].z + c4.w * h[u].w;
                     }
                 }
+                float xm = x[0];
 #pragma unroll
-                for (int u = 0; u < ROWS; u++) {
-                    const int r = r0 + u, n = min(r, MB_E - 1) / MB_HD;
-                    const float yr = warp_sum(y[u]) + wvec(p, wb<Lk>(l, Lk::b_layer_d))[n] * x[u];
-                    if (lane == 0 && r < MB_E) sc(p, Lk::sc_yz, b)[r] = yr * siluf(ld_act(sc(p, Lk::sc_z, b) + r));
+                for (int u = 1; u < ROWS; u++)
+                    if (u == mine) xm = x[u];
+                const float ym = transpose_sum<ROWS>(y); // the warp's sum of y[mine]
+                if (writes) {
+                    const float yr = ym + wvec(p, wb<Lk>(l, Lk::b_layer_d))[rm / MB_HD] * xm;
+                    sc(p, Lk::sc_yz, b)[rm] = yr * siluf(z);
                 }
             }
             break;
         }
         case 2: {
-            In in = in_norm(in_act(p, Lk::sc_yz), NORM_RMS, MB_E, 1e-5f,
-                                wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)), nullptr);
+            In in = in_rms(in_act(p, Lk::sc_yz), 1e-5f, wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)));
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
             proj_rows<1, true>(p, in, m, MB_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];

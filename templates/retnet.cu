@@ -1,6 +1,6 @@
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
-// phase 0: q, k * D^-0.5, v, g = projections of t                        4H rows
+// phase 0: q, k * D^-0.5, v, g = projections of t, stacked                4H rows
 // phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
 //          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum per 32 rows,
 //          added up by the head's last task to finish, which also writes
@@ -31,21 +31,16 @@ struct RetNet {
     {
         switch (phase) {
         case 0: {
-            In in = in_norm(in_act(p, Lk::sc_u), NORM_RMS, H, EPS_BLOCK,
-                                wvec(p, wb<Lk>(l, Lk::b_norm1_weight)), nullptr);
-            const long w[4] = {Lk::b_layer_q_proj_weight, Lk::b_layer_k_proj_weight,
-                               Lk::b_layer_v_proj_weight, Lk::b_layer_g_proj_weight};
+            In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
+            const Mat m[4] = {mat(wb<Lk>(l, Lk::b_layer_q_proj_weight), -1, H),
+                              mat(wb<Lk>(l, Lk::b_layer_k_proj_weight), -1, H),
+                              mat(wb<Lk>(l, Lk::b_layer_v_proj_weight), -1, H),
+                              mat(wb<Lk>(l, Lk::b_layer_g_proj_weight), -1, H)};
             const Buf out[4] = {Lk::sc_q, Lk::sc_k, Lk::sc_v, Lk::sc_g};
-            for (int i = 0; i < 4; i++) {
-                int a, e;
-                if (!part(lo, hi, i * H, H, a, e)) continue;
-                Mat m[1] = {mat(wb<Lk>(l, w[i]))};
-                const Buf ob = out[i];
-                const float scale = i == 1 ? RN_KSCALE : 1.0f;
-                proj_rows<1, true>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    sc(p, ob, b)[o] = v[0] * scale;
-                });
-            }
+            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                const int i = stack_index(m, o);
+                sc(p, out[i], b)[o] = v[0] * (i == 1 ? RN_KSCALE : 1.0f);
+            });
             break;
         }
         case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R)

@@ -3,7 +3,7 @@
 // phase 1: sLSTM gates, 8 BlockLinears (input and state parts) per row, as 4 projections of
 //          two matrices sharing an input (sums in sg), cell update; sh = new hidden state  H rows
 // phase 2 (CTA per entry): commit hprev = sh; so = GroupNorm(sh) + xt; xn2 = LayerNorm(so)
-// phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2            2E rows
+// phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2, stacked   2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]: one warp task per (gate, head,
 //          GATE_COLS columns), partial sums added in a fixed order by phase 6     2 NH x GC
@@ -42,7 +42,8 @@ struct XLSTM {
         case 0: case 2: case 8: return ENTRY_COST;
         case 1: return row_cost(8, XL_BS, nb);
         case 3: return row_cost(1, H, nb);
-        case 4: return row_cost(1, XL_QB, nb) + 64L * nb; // and the inputs, read from L2
+        case 4: // narrower than a chunk (block_rows): also each entry's input block and output, from L2
+            return row_cost(1, XL_QB, nb) + (XL_QB < 128 ? state_cost((XL_QB + 1) * 4L * nb) : 0);
         case 5: return row_cost(1, GATE_COLS, 4 * GATE_ENTRIES); // inputs from L2 for each entry
         case 6: return state_cost(2L * STATE_ROWS * 128 * 4 + 3L * XL_DM * 4);
         }
@@ -291,21 +292,19 @@ struct XLSTM {
             break;
         case 3: {
             In in = in_act(p, Lk::sc_xn2);
-            for (int i = 0; i < 2; i++) { // x_proj, gate_proj: one call site (one copy of the code)
-                if (!part(lo, hi, i * XL_E, XL_E, a, e)) continue;
-                Mat m[1] = {mat(wb<Lk>(l, i ? Lk::b_layer_mlstm_gate_proj_weight : Lk::b_layer_mlstm_x_proj_weight))};
-                proj_rows<1, false>(p, in, m, H, 0, a, e, [&](int b, int o, const float (&v)[1]) {
-                    if (i == 1) {
-                        sc(p, Lk::sc_xg, b)[o] = v[0];
-                        return;
-                    }
-                    const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight)) + o * ld4(XL_K);
-                    const float cb = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias))[o];
-                    float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
-                    sc(p, Lk::sc_xm, b)[o] = v[0];
-                    sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
-                });
-            }
+            const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight), -1, XL_E),
+                              mat(wb<Lk>(l, Lk::b_layer_mlstm_gate_proj_weight), -1, XL_E)};
+            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+                if (stack_index(m, o) == 1) {
+                    sc(p, Lk::sc_xg, b)[o] = v[0];
+                    return;
+                }
+                const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight)) + o * ld4(XL_K);
+                const float cb = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias))[o];
+                float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
+                sc(p, Lk::sc_xm, b)[o] = v[0];
+                sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
+            });
             break;
         }
         case 4: { // q, k read xc2; v reads xm
@@ -317,7 +316,7 @@ struct XLSTM {
                 const int off = i * XL_E;
                 auto epi = [&](int b, int o, const float (&v)[1]) { sc(p, Lk::sc_qkv, b)[off + o] = v[0]; };
                 if constexpr (XL_QB < 128) {
-                    block_rows(p, in, wb<Lk>(l, w[i]), XL_QB, a, e, epi);
+                    block_rows<XL_QB>(p, in, wb<Lk>(l, w[i]), a, e, epi);
                 } else {
                     Mat m[1] = {mat(wb<Lk>(l, w[i]))};
                     proj_rows<1, false>(p, in, m, XL_QB, XL_QB, a, e, epi);
