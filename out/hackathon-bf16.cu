@@ -1797,9 +1797,9 @@ struct Hawk {
 
 // ---- kernel.cu: the persistent step kernel ----------------------------------------------------
 // One launch = one ensemble step for a batch of distinct slots. Stage s runs, for each tower,
-// the phase the stage table gives it (or nothing); all towers' units of work of a stage are
-// split over every CTA of the grid in equal shares of cost (tower_cost: bytes and FMAs of a
-// unit), then a grid barrier separates the stages.
+// the phase the stage table gives it (or nothing); the CTAs of the grid are dealt to the
+// towers in proportion to cost (tower_cost: bytes and FMAs of a unit), each tower's units
+// split over its CTAs in equal shares of cost, then a grid barrier separates the stages.
 
 struct StageEntry {
     signed char phase; // tower phase, PH_* for the shared ones, -1: idle
@@ -1972,10 +1972,10 @@ __device__ __forceinline__ long tower_cost(int tower, int phase, int nb)
     }
 }
 
-// The units of [0, count) whose start (base + u * cost) lies in the cost range [a, b).
-__device__ __forceinline__ bool cost_part(long a, long b, long base, long cost, int count, int &lo, int &hi)
+// The units of [0, count) whose start (u * cost) lies in the cost range [a, b).
+__device__ __forceinline__ bool cost_part(long a, long b, long cost, int count, int &lo, int &hi)
 {
-    const auto first = [&](long x) { return x <= base ? 0L : min((long)count, (x - base + cost - 1) / cost); };
+    const auto first = [&](long x) { return x <= 0 ? 0L : min((long)count, (x + cost - 1) / cost); };
     lo = (int)first(a);
     hi = (int)first(b);
     return lo < hi;
@@ -1999,11 +1999,19 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
     }
 }
 
-// This CTA's share of stage s.
-__device__ void run_stage(const Params &p, int s)
+// This CTA's part of a stage: units [lo, hi) of one tower's phase (lo == hi: nothing).
+struct StagePart {
+    int tower, lo, hi;
+};
+
+// This CTA's part of stage s. The CTAs are dealt to the towers in proportion to their
+// phases' costs (largest remainders), so that no CTA runs two towers' phases: a CTA's rows of
+// two towers' projections would take two passes, each staging its input. A tower's CTAs
+// then split its units in equal shares of cost. The engine launches at least NUM_TOWERS CTAs.
+__device__ StagePart stage_part(const Params &p, int s)
 {
-    int units[4];
-    long cost[4], total = 0;
+    int units[4], ctas[4], given = 0;
+    long cost[4], part[4], rem[4], total = 0;
     for (int k = 0; k < 4; k++) {
         const int ph = STAGES[s][k].phase;
         units[k] = ph < 0 ? 0 : tower_units(k, ph, p.nb);
@@ -2016,18 +2024,38 @@ __device__ void run_stage(const Params &p, int s)
     total = 0;
     for (int k = 0; k < 4; k++) {
         cost[k] = min(cost[k], share);
-        total += units[k] * cost[k];
+        part[k] = units[k] * cost[k];
+        total += part[k];
     }
-    // this CTA's contiguous share of the stage's cost, all towers' units concatenated
-    const long a = total * blockIdx.x / gridDim.x, b = total * (blockIdx.x + 1) / gridDim.x;
-    long base = 0;
     for (int k = 0; k < 4; k++) {
-        int lo, hi;
-        if (units[k] && cost_part(a, b, base, cost[k], units[k], lo, hi))
-            tower_run(p, k, STAGES[s][k].phase, STAGES[s][k].block, lo, hi);
-        base += units[k] * cost[k];
+        ctas[k] = units[k] ? max(1L, gridDim.x * part[k] / total) : 0;
+        rem[k] = units[k] ? gridDim.x * part[k] % total : -1;
+        given += ctas[k];
     }
+    for (; given < (int)gridDim.x; given++) { // the rest to the largest remainders
+        int best = 0;
+        for (int k = 1; k < 4; k++)
+            if (rem[k] > rem[best]) best = k;
+        ctas[best]++;
+        rem[best] = -1;
+    }
+    for (; given > (int)gridDim.x; given--) { // a tower's minimum of one CTA, taken from the most
+        int most = 0;
+        for (int k = 1; k < 4; k++)
+            if (ctas[k] > ctas[most]) most = k;
+        ctas[most]--;
+    }
+    int k = 0, first = 0; // this CTA's tower and the tower's first CTA
+    while (blockIdx.x >= first + ctas[k]) first += ctas[k++];
+    const int i = blockIdx.x - first;
+    StagePart sp = {k, 0, 0};
+    cost_part(part[k] * i / ctas[k], part[k] * (i + 1) / ctas[k], cost[k], units[k], sp.lo, sp.hi);
+    return sp;
 }
+
+// Every stage's part of this CTA, worked out once per launch (a stage per thread), so that a
+// stage starts with its work right after the grid barrier.
+__shared__ StagePart stage_parts[NUM_STAGES];
 
 // Per-stage trace (p.trace non-null; the normal path pays one uniform branch per stage):
 // thread 0 of each CTA writes %globaltimer (ns, one clock for all SMs) to
@@ -2057,8 +2085,11 @@ __device__ __forceinline__ void traced_barrier(const Params &p, int s)
 extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
     if (p.trace && threadIdx.x == 0) trace_at(p, 0, 0) = trace_at(p, 0, 1) = global_ns();
+    for (int s = threadIdx.x; s < NUM_STAGES; s += THREADS) stage_parts[s] = stage_part(p, s);
+    __syncthreads();
     for (int s = 0; s < NUM_STAGES; s++) {
-        run_stage(p, s);
+        const StagePart sp = stage_parts[s];
+        if (sp.lo < sp.hi) tower_run(p, sp.tower, STAGES[s][sp.tower].phase, STAGES[s][sp.tower].block, sp.lo, sp.hi);
         if (p.trace) traced_barrier(p, s);
         else if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     }

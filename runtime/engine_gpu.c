@@ -259,6 +259,11 @@ static int load_kernel(const spec_t *s, jit_kernel_t *k, char *err)
     if (!rc)
         rc = jit_load(src, file, name, KERNEL_THREADS, emit_dynamic_smem_floats(s) * (int)sizeof(float), k, err);
     free(src);
+    if (!rc && k->grid < NUM_TOWERS) { /* a stage deals at least one CTA to each tower */
+        rc = seterr(err, "%s: the device runs only %d CTAs of the kernel at once; it needs %d", file, k->grid,
+                    NUM_TOWERS);
+        jit_unload(k);
+    }
     return rc;
 }
 
