@@ -238,7 +238,7 @@ struct Params {
     const int *slots;            // [nb] state slot of each batch entry (distinct)
     const float *feats;          // [nb][F4], zero padded
     float *out;                  // [nb][4] in tower order
-    unsigned *bar;               // grid barrier {arrived, generation}, zero at first launch
+    unsigned *bar;               // grid barrier word (grid_barrier), zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
     unsigned long long *trace;   // nullptr, or per-stage times (kernel.cu, trace_at)
 };
@@ -305,22 +305,19 @@ __device__ __forceinline__ float4 unpack(uint2 w)
 }
 
 // ---- grid barrier -------------------------------------------------------------------------
-// Sense by generation: the last CTA to arrive resets the count and bumps the generation.
-// Needs every CTA resident (cooperative launch).
+// One atomic add per CTA: CTA 0 adds 2^31 - (CTAs - 1), every other CTA 1, so the last
+// arrival flips the word's top bit (and leaves its low bits as they were, for the next
+// barrier and the next launch); each CTA waits until the bit differs from what its own add
+// saw. Needs every CTA resident (cooperative launch).
 __device__ __forceinline__ void grid_barrier(unsigned *bar)
 {
     __syncthreads();
     if (threadIdx.x == 0) {
-        volatile unsigned *gen = bar + 1;
-        const unsigned g = *gen;
-        __threadfence();
-        if (atomicAdd(bar, 1u) == gridDim.x - 1) {
-            atomicExch(bar, 0u);
-            __threadfence();
-            atomicAdd(bar + 1, 1u);
-        } else {
-            while (*gen == g) __nanosleep(20);
-        }
+        const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
+        __threadfence(); // this CTA's writes before its arrival
+        const unsigned old = atomicAdd(bar, add);
+        volatile unsigned *word = bar;
+        while (((old ^ *word) & 0x80000000u) == 0) __nanosleep(20);
         __threadfence();
     }
     __syncthreads();
