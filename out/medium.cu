@@ -1859,13 +1859,12 @@ __device__ __forceinline__ long tower_cost(int tower, int phase, int nb)
     }
 }
 
-// The units of [0, count) whose start (u * cost) lies in the cost range [a, b).
-__device__ __forceinline__ bool cost_part(long a, long b, long cost, int count, int &lo, int &hi)
+// The units [lo, hi) of [0, count) whose start (u * cost) lies in the cost range [a, b).
+__device__ __forceinline__ void cost_part(long a, long b, long cost, int count, int &lo, int &hi)
 {
     const auto first = [&](long x) { return x <= 0 ? 0L : min((long)count, (x + cost - 1) / cost); };
     lo = (int)first(a);
     hi = (int)first(b);
-    return lo < hi;
 }
 
 __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
@@ -1976,7 +1975,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
     __syncthreads();
     for (int s = 0; s < NUM_STAGES; s++) {
         const StagePart sp = stage_parts[s];
-        if (sp.lo < sp.hi) tower_run(p, sp.tower, STAGES[s][sp.tower].phase, STAGES[s][sp.tower].block, sp.lo, sp.hi);
+        const StageEntry e = STAGES[s][sp.tower];
+        if (sp.lo < sp.hi) tower_run(p, sp.tower, e.phase, e.block, sp.lo, sp.hi);
         if (p.trace) traced_barrier(p, s);
         else if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     }
