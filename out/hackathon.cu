@@ -569,25 +569,39 @@ __device__ void head_output(int c0, int n, const float *h, int norm, float eps, 
         }
 }
 
+// A thread's pairs (i, j) of an index space of n columns, THREADS apart in row-major order:
+// the first, then each next by adding, not dividing.
+struct PairWalk {
+    int n, di, dj;
+    __device__ __forceinline__ explicit PairWalk(int cols) : n(cols), di(THREADS / cols), dj(THREADS % cols) {}
+    __device__ __forceinline__ void first(int &i, int &j) const
+    {
+        i = threadIdx.x / n;
+        j = threadIdx.x % n;
+    }
+    __device__ __forceinline__ void next(int &i, int &j) const
+    {
+        i += di;
+        j += dj;
+        if (j >= n) {
+            j -= n;
+            i++;
+        }
+    }
+};
+
 // Stage columns [c0, c0 + n) of every entry's input into xs[nb][stride] (zero past n),
 // RMS-normalised when NORM (rms_stats first). All loads of STAGE_LOADS float4 per thread are
-// issued before any is used. A thread walks the (entry, float4 column) pairs THREADS apart
-// by adding, not dividing.
+// issued before any is used; a thread's (entry, float4 column) pairs come from a PairWalk.
 constexpr int STAGE_LOADS = 8;
 
 template <bool NORM>
 __device__ void stage_window(const Params &p, const In &in, int c0, int n, int stride, float *xs)
 {
-    const int q = stride / 4, nb = p.nb, dj = THREADS / q, dk = THREADS % q;
-    int j0 = threadIdx.x / q, k0 = threadIdx.x % q; // this thread's next (entry, float4 column)
-    const auto step = [&](int &j, int &k) {
-        j += dj;
-        k += dk;
-        if (k >= q) {
-            k -= q;
-            j++;
-        }
-    };
+    const int nb = p.nb;
+    const PairWalk walk(stride / 4);
+    int j0, k0; // this thread's next (entry, float4 column)
+    walk.first(j0, k0);
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     while (j0 < nb) {
         float4 x[STAGE_LOADS];
@@ -595,7 +609,7 @@ __device__ void stage_window(const Params &p, const In &in, int c0, int n, int s
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
             x[r] = j < nb && 4 * k < n ? ld_act4(in_row(p, in, j) + c0 + 4 * k) : zero;
-            step(j, k);
+            walk.next(j, k);
         }
 #pragma unroll
         for (int r = 0; r < STAGE_LOADS; r++) {
@@ -607,7 +621,7 @@ __device__ void stage_window(const Params &p, const In &in, int c0, int n, int s
                 }
                 *(float4 *)(xs + (long)j0 * stride + 4 * k0) = x[r];
             }
-            step(j0, k0);
+            walk.next(j0, k0);
         }
     }
 }
@@ -990,22 +1004,15 @@ __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int 
 // than a warp's chunk (the mLSTM q, k, v projections), for every entry: one thread per
 // (entry, row), consecutive threads on consecutive rows of one entry (the weight loads
 // coalesce, the input block is shared by the block's rows). A thread loads the weights and
-// inputs of ITEMS pairs (16 float4) before it uses any, and walks the pairs THREADS apart by
-// adding, not dividing.
+// inputs of ITEMS pairs (16 float4) before it uses any; its pairs come from a PairWalk.
 template <int BLOCK, class Epi>
 __device__ void block_rows(const Params &p, const In &in, long w, int lo, int hi, Epi epi)
 {
     constexpr int C4 = BLOCK / 4, ITEMS = C4 >= 8 ? 1 : 8 / C4;
-    const int rows = hi - lo, nb = p.nb, db = THREADS / rows, dr = THREADS % rows;
-    int b0 = threadIdx.x / rows, r0 = threadIdx.x % rows; // this thread's next (entry, row - lo)
-    const auto step = [&](int &b, int &r) {
-        b += db;
-        r += dr;
-        if (r >= rows) {
-            r -= rows;
-            b++;
-        }
-    };
+    const int nb = p.nb;
+    const PairWalk walk(hi - lo);
+    int b0, r0; // this thread's next (entry, row - lo)
+    walk.first(b0, r0);
     const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
     while (b0 < nb) {
         float4 wv[ITEMS][C4], xv[ITEMS][C4];
@@ -1019,7 +1026,7 @@ __device__ void block_rows(const Params &p, const In &in, long w, int lo, int hi
                 wv[i][c] = b < nb ? unpack(ld_mat4(p, w, (long)o * BLOCK + 4 * c)) : zero;
                 xv[i][c] = b < nb ? ld_act4(x + 4 * c) : zero;
             }
-            step(b, r);
+            walk.next(b, r);
         }
 #pragma unroll
         for (int i = 0; i < ITEMS; i++) {
@@ -1035,7 +1042,7 @@ __device__ void block_rows(const Params &p, const In &in, long w, int lo, int hi
                 const float out[1] = {v};
                 epi(b0, lo + r0, out);
             }
-            step(b0, r0);
+            walk.next(b0, r0);
         }
     }
 }
