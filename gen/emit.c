@@ -111,8 +111,8 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
     put(b, "constexpr float EPS_BLOCK = %.9ef; // machine epsilon of fp32 (block norms)\n",
         (double)FLT_EPSILON);
     put(b, "\n// launch shape and buffers\n");
-    put(b, "constexpr int MAX_BATCH = %d, THREADS = %d, WARPS = THREADS / 32;\n", s->batch.max_batch,
-        KERNEL_THREADS);
+    put(b, "constexpr int MAX_BATCH = %d, THREADS = %d, WARPS = THREADS / 32, NUM_TOWERS = %d;\n",
+        s->batch.max_batch, KERNEL_THREADS, NUM_TOWERS);
     const int bf16 = s->precision.weights == PRECISION_BF16;
     put(b, "constexpr int WEIGHT_ROWS = %d, CHUNK_F4 = %d; // projections: rows per warp, loads of 4 per lane\n",
         KERNEL_WEIGHT_ROWS, chunk_f4(s));

@@ -20,7 +20,7 @@ constexpr float HK_C = 8.000000000e+00f;
 constexpr float EPS_BLOCK = 1.192092896e-07f; // machine epsilon of fp32 (block norms)
 
 // launch shape and buffers
-constexpr int MAX_BATCH = 64, THREADS = 256, WARPS = THREADS / 32;
+constexpr int MAX_BATCH = 64, THREADS = 256, WARPS = THREADS / 32, NUM_TOWERS = 4;
 constexpr int WEIGHT_ROWS = 4, CHUNK_F4 = 32; // projections: rows per warp, loads of 4 per lane
 using MatRaw = uint2; // 4 consecutive weights of a matrix row, as stored (bf16)
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
@@ -2013,9 +2013,9 @@ struct StagePart {
 // then split its units in equal shares of cost. The engine launches at least NUM_TOWERS CTAs.
 __device__ StagePart stage_part(const Params &p, int s)
 {
-    int units[4], ctas[4], given = 0;
-    long cost[4], part[4], rem[4], total = 0;
-    for (int k = 0; k < 4; k++) {
+    int units[NUM_TOWERS], ctas[NUM_TOWERS], given = 0;
+    long cost[NUM_TOWERS], part[NUM_TOWERS], rem[NUM_TOWERS], total = 0;
+    for (int k = 0; k < NUM_TOWERS; k++) {
         const int ph = STAGES[s][k].phase;
         units[k] = ph < 0 ? 0 : tower_units(k, ph, p.nb);
         cost[k] = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
@@ -2025,26 +2025,26 @@ __device__ StagePart stage_part(const Params &p, int s)
     // small batches) counts as one share, or the CTAs whose shares it covers would idle.
     const long share = total / gridDim.x + 1;
     total = 0;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < NUM_TOWERS; k++) {
         cost[k] = min(cost[k], share);
         part[k] = units[k] * cost[k];
         total += part[k];
     }
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < NUM_TOWERS; k++) {
         ctas[k] = units[k] ? max(1L, gridDim.x * part[k] / total) : 0;
         rem[k] = units[k] ? gridDim.x * part[k] % total : -1;
         given += ctas[k];
     }
     for (; given < (int)gridDim.x; given++) { // the rest to the largest remainders
         int best = 0;
-        for (int k = 1; k < 4; k++)
+        for (int k = 1; k < NUM_TOWERS; k++)
             if (rem[k] > rem[best]) best = k;
         ctas[best]++;
         rem[best] = -1;
     }
     for (; given > (int)gridDim.x; given--) { // a tower's minimum of one CTA, taken from the most
         int most = 0;
-        for (int k = 1; k < 4; k++)
+        for (int k = 1; k < NUM_TOWERS; k++)
             if (ctas[k] > ctas[most]) most = k;
         ctas[most]--;
     }
@@ -2064,7 +2064,9 @@ __shared__ StagePart stage_parts[NUM_STAGES];
 // thread 0 of each CTA writes %globaltimer (ns, one clock for all SMs) to
 // p.trace[(row * gridDim.x + blockIdx.x) * 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values:
 // row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA;
-// grid barrier released} (the last stage has no barrier: released right after done).
+// grid barrier released} (the last stage has no barrier: released right after done); then
+// NUM_STAGES * gridDim.x values: the tower whose phase the CTA ran in each stage (NUM_TOWERS:
+// none).
 __device__ __forceinline__ unsigned long long global_ns()
 {
     unsigned long long t;
@@ -2077,10 +2079,13 @@ __device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row
     return p.trace[(row * gridDim.x + blockIdx.x) * 2 + i];
 }
 
-__device__ __forceinline__ void traced_barrier(const Params &p, int s)
+__device__ __forceinline__ void traced_barrier(const Params &p, int s, const StagePart &sp)
 {
     __syncthreads();
-    if (threadIdx.x == 0) trace_at(p, s + 1, 0) = global_ns();
+    if (threadIdx.x == 0) {
+        trace_at(p, s + 1, 0) = global_ns();
+        p.trace[(NUM_STAGES + 1) * gridDim.x * 2 + s * gridDim.x + blockIdx.x] = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
+    }
     if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     if (threadIdx.x == 0) trace_at(p, s + 1, 1) = global_ns();
 }
@@ -2094,7 +2099,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
         const StagePart sp = stage_parts[s];
         const StageEntry e = STAGES[s][sp.tower];
         if (sp.lo < sp.hi) tower_run(p, sp.tower, e.phase, e.block, sp.lo, sp.hi);
-        if (p.trace) traced_barrier(p, s);
+        if (p.trace) traced_barrier(p, s, sp);
         else if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     }
 }

@@ -62,7 +62,7 @@ int gpu_available(void)
 static size_t slot_bytes(const gpu_engine_t *e) { return (size_t)e->lay.slot_floats * sizeof(float); }
 
 /* One cooperative launch of the fused step over the first nb entries of d_slots/d_feats;
- * d_trace: NULL, or [(stages + 1) * grid * 2] for the per-stage times (step_trace.h). */
+ * d_trace: NULL, or [step_trace_values(stages, grid)] for the per-stage trace (step_trace.h). */
 static cudaError_t launch_fused(gpu_engine_t *e, int nb, unsigned long long *d_trace)
 {
     kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, d_trace};
@@ -470,7 +470,7 @@ int gpu_trace_step(engine_t *base, int nb, double *out, step_trace_t *tr, char *
     if (check_bench_batch(base, nb, err) || upload_bench_inputs(e, nb, err)) return -1;
     tr->stages = stage_count(base->spec);
     tr->ctas = e->k.grid;
-    const size_t bytes = (size_t)(tr->stages + 1) * (size_t)tr->ctas * 2 * sizeof *tr->t;
+    const size_t bytes = step_trace_values(tr->stages, tr->ctas) * sizeof *tr->t;
     tr->t = xmalloc(bytes);
     double *outs = out ? out : xmalloc((size_t)nb * 4 * sizeof *outs);
     unsigned long long *d_trace = NULL;

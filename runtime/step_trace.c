@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compare.h"
 #include "util.h"
 
 void step_trace_free(step_trace_t *t)
@@ -36,6 +37,10 @@ static int check_trace(const step_trace_t *t, char *err)
                                   c, what, row - 1, v, prev);
                 prev = v;
             }
+        for (int s = 0; s < t->stages; s++) {
+            const unsigned long long k = t->t[((size_t)t->stages + 1) * t->ctas * 2 + (size_t)s * t->ctas + c];
+            if (k > NUM_TOWERS) return seterr(err, "trace: CTA %d: tower %llu in stage %d", c, k, s);
+        }
     }
     return 0;
 }
@@ -95,6 +100,8 @@ int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_
     r->stage = xcalloc((size_t)S, sizeof *r->stage);
     r->start_spread = 1e-3 * (double)(start_max - t0);
     double *work = xmalloc((size_t)C * sizeof *work), *wait = xmalloc((size_t)C * sizeof *wait);
+    double *tower_work = xmalloc((size_t)C * sizeof *tower_work);
+#define TOWER(s, c) (t->t[((size_t)S + 1) * C * 2 + (size_t)(s) * C + (c)])
     double prev_last = r->start_spread; /* last release of the previous stage: the last start */
     for (int s = 0; s < S; s++) {
         stage_time_t *st = &r->stage[s];
@@ -109,6 +116,15 @@ int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_
             if (wait[c] > st->wait_max) st->wait_max = wait[c];
             if (AT(s + 1, c, 1) > last) last = AT(s + 1, c, 1);
         }
+        for (int k = 0; k < NUM_TOWERS; k++) { /* before median() sorts work[] */
+            int n = 0;
+            for (int c = 0; c < C; c++)
+                if (TOWER(s, c) == (unsigned long long)k) tower_work[n++] = work[c];
+            st->tower[k].ctas = n;
+            for (int i = 0; i < n; i++)
+                if (tower_work[i] > st->tower[k].work_max) st->tower[k].work_max = tower_work[i];
+            st->tower[k].work_median = n ? median(tower_work, (size_t)n) : 0.0;
+        }
         st->work_median = median(work, (size_t)C);
         st->wait_median = median(wait, (size_t)C);
         st->span = last - prev_last;
@@ -119,9 +135,11 @@ int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_
         r->span_sum += st->span;
     }
 #undef AT
+#undef TOWER
     r->step = prev_last;
     free(work);
     free(wait);
+    free(tower_work);
     summarise_phases(r);
     return 0;
 }
@@ -151,6 +169,23 @@ void trace_report_print(FILE *f, const trace_report_t *r, int batch)
             "last release)\n",
             r->work_sum, r->wait_max_sum, r->wait_median_sum, r->span_sum, r->start_spread, r->step);
     fprintf(f,
+            "\nper tower: the CTAs that ran each tower's phase of the stage, their slowest and median\n"
+            "work (us)\n%5s", "stage");
+    for (int k = 0; k < NUM_TOWERS; k++) fprintf(f, " %-15s %4s %6s %6s", tower_names[k], "ctas", "max", "med");
+    fputc('\n', f);
+    for (int s = 0; s < r->stages; s++) {
+        fprintf(f, "%5d", s);
+        for (int k = 0; k < NUM_TOWERS; k++) {
+            const int n = r->stage[s].tower[k].ctas;
+            if (n)
+                fprintf(f, " %-15s %4d %6.1f %6.1f", phase_name(k, r->table[(size_t)s * NUM_TOWERS + k].phase), n,
+                        r->stage[s].tower[k].work_max, r->stage[s].tower[k].work_median);
+            else
+                fprintf(f, " %-15s %4s %6s %6s", "-", "", "", "");
+        }
+        fputc('\n', f);
+    }
+    fprintf(f,
             "\nby phase, largest share first. share: each stage's span split equally among the phases\n"
             "it runs (in_up, in_down and out count once for the four towers); the shares add up to\n"
             "the sum of spans. work: the slowest-CTA work of the stages it runs, each in full.\n");
@@ -170,11 +205,16 @@ json_t *trace_report_json(const trace_report_t *r, int batch)
         json_t *names = json_array();
         for (int k = 0; k < NUM_TOWERS; k++)
             json_array_append_new(names, json_string(phase_name(k, r->table[(size_t)s * NUM_TOWERS + k].phase)));
-        json_array_append_new(stages, json_pack("{s:i,s:o,s:f,s:i,s:f,s:f,s:f,s:f}", "stage", s, "phases",
+        json_t *towers = json_array();
+        for (int k = 0; k < NUM_TOWERS; k++)
+            json_array_append_new(towers, json_pack("{s:i,s:f,s:f}", "ctas", st->tower[k].ctas, "work_max_us",
+                                                    st->tower[k].work_max, "work_median_us",
+                                                    st->tower[k].work_median));
+        json_array_append_new(stages, json_pack("{s:i,s:o,s:f,s:i,s:f,s:f,s:f,s:f,s:o}", "stage", s, "phases",
                                                 names, "work_max_us", st->work_max, "slowest_cta",
                                                 st->slowest, "work_median_us", st->work_median,
                                                 "wait_max_us", st->wait_max, "wait_median_us",
-                                                st->wait_median, "span_us", st->span));
+                                                st->wait_median, "span_us", st->span, "towers", towers));
     }
     for (int p = 0; p < r->nphases; p++)
         json_array_append_new(phases, json_pack("{s:s,s:i,s:f,s:f}", "phase", r->phase[p].name, "stages",

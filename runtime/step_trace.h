@@ -10,11 +10,18 @@
 #include "stage_table.h"
 
 /* t[(row * ctas + cta) * 2 + i], %globaltimer nanoseconds (templates/kernel.cu): row 0 =
- * {step start, step start}, row s + 1 = {stage s work done, grid barrier released}. */
+ * {step start, step start}, row s + 1 = {stage s work done, grid barrier released}; then
+ * t[(stages + 1) * ctas * 2 + s * ctas + cta]: the tower whose phase the CTA ran in stage s
+ * (NUM_TOWERS: none). */
 typedef struct {
     int stages, ctas;
-    unsigned long long *t; /* [(stages + 1) * ctas * 2], malloc'd */
+    unsigned long long *t; /* [step_trace_values(stages, ctas)], malloc'd */
 } step_trace_t;
+
+static inline size_t step_trace_values(int stages, int ctas)
+{
+    return ((size_t)stages + 1) * (size_t)ctas * 2 + (size_t)stages * (size_t)ctas;
+}
 
 /* One stage, microseconds. A CTA's work starts when the previous barrier released it. */
 typedef struct {
@@ -22,6 +29,10 @@ typedef struct {
     int slowest;                  /* the CTA of work_max */
     double wait_max, wait_median; /* in the barrier: done to released */
     double span;                  /* last release of this stage minus the last of the previous */
+    struct {                      /* the CTAs that ran each tower's phase, and their work */
+        int ctas;
+        double work_max, work_median;
+    } tower[NUM_TOWERS];
 } stage_time_t;
 
 /* One phase name (phase_name), microseconds. */
@@ -47,7 +58,7 @@ typedef struct {
 void step_trace_free(step_trace_t *t);
 
 /* The report of trace t for the stage table it ran (table: [t->stages][NUM_TOWERS]). Fails
- * when a time is missing (zero) or a CTA's times go backwards. */
+ * when a time is missing (zero), a CTA's times go backwards or a tower is out of range. */
 int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_report_t *r, char *err);
 void trace_report_free(trace_report_t *r);
 

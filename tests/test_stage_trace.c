@@ -104,12 +104,15 @@ Test(stage_table, phase_names_distinct)
  *   stage 0: works 10, 13 (max 13 CTA 1, median 11.5); waits 4, 0.5; span 14.5 - 1 = 13.5
  *   stage 1: works 5, 14 (max 14 CTA 1, median 9.5); waits 10, 0.5; span 29 - 14.5 = 14.5
  *   stage 2: works 10, 2 (max 10 CTA 0, median 6); waits 0, 0; span 39 - 29 = 10
- * totals: work 37, waits 14 (max) / 7.5 (median: 2.25 + 5.25 + 0), spans 38, spread 1, step 39. */
+ * totals: work 37, waits 14 (max) / 7.5 (median: 2.25 + 5.25 + 0), spans 38, spread 1, step 39.
+ * Towers (then one value per stage and CTA): stage 0 CTA 0 xLSTM, CTA 1 RetNet; stage 1 CTA 0
+ * Mamba2, CTA 1 xLSTM; stage 2 CTA 0 Hawk, CTA 1 none. */
 static const unsigned long long made_up[] = {
     1000,  1000,  2000,  2000,  /* row 0: starts */
     11000, 15000, 15000, 15500, /* stage 0 */
     20000, 30000, 29500, 30000, /* stage 1 */
     40000, 40000, 32000, 32000, /* stage 2 */
+    0, 2, 1, 0, 3, NUM_TOWERS,  /* towers of stages 0, 1, 2 */
 };
 
 static stage_entry_t made_up_table[3][NUM_TOWERS] = {
@@ -122,6 +125,7 @@ static void made_up_trace(step_trace_t *t)
 {
     t->stages = 3;
     t->ctas = 2;
+    cr_assert_eq(step_trace_values(3, 2), sizeof made_up / sizeof made_up[0]);
     t->t = xmalloc(sizeof made_up);
     memcpy(t->t, made_up, sizeof made_up);
 }
@@ -153,6 +157,18 @@ Test(trace_report, arithmetic_on_a_made_up_trace)
         NEAR(r.stage[s].wait_median, wait_med[s]);
         NEAR(r.stage[s].span, span[s]);
         cr_expect_eq(r.stage[s].slowest, slowest[s], "stage %d: slowest CTA %d", s, r.stage[s].slowest);
+    }
+    /* {stage, tower, CTAs, work max (= median: one CTA each)} */
+    const struct { int s, k, ctas; double work; } towers[] = {
+        {0, 0, 1, 10}, {0, 1, 0, 0}, {0, 2, 1, 13}, {0, 3, 0, 0}, {1, 0, 1, 14}, {1, 1, 1, 5},
+        {1, 2, 0, 0},  {1, 3, 0, 0}, {2, 0, 0, 0},  {2, 1, 0, 0}, {2, 2, 0, 0},  {2, 3, 1, 10},
+    };
+    for (size_t i = 0; i < sizeof towers / sizeof towers[0]; i++) {
+        const int s = towers[i].s, k = towers[i].k;
+        cr_expect_eq(r.stage[s].tower[k].ctas, towers[i].ctas, "stage %d tower %d: %d CTAs", s, k,
+                     r.stage[s].tower[k].ctas);
+        NEAR(r.stage[s].tower[k].work_max, towers[i].work);
+        NEAR(r.stage[s].tower[k].work_median, towers[i].work);
     }
     NEAR(r.work_sum, 37);
     NEAR(r.wait_max_sum, 14);
@@ -188,5 +204,9 @@ Test(trace_report, missing_or_backward_times_are_errors)
     t.t[(2 * 2 + 1) * 2 + 0] = 14000; /* before its release of stage 0 (15500) */
     cr_expect_eq(trace_report_build(&t, &made_up_table[0][0], &r, err), -1);
     cr_expect(strstr(err, "CTA 1: its work done of stage 1 (14000 ns) is before"), "message: %s", err);
+    t.t[(2 * 2 + 1) * 2 + 0] = 29500;
+    t.t[4 * 2 * 2 + 1 * 2 + 1] = NUM_TOWERS + 1; /* CTA 1, stage 1 */
+    cr_expect_eq(trace_report_build(&t, &made_up_table[0][0], &r, err), -1);
+    cr_expect(strstr(err, "CTA 1: tower 5 in stage 1"), "message: %s", err);
     step_trace_free(&t);
 }
