@@ -1063,9 +1063,13 @@ enum { PH_IN_UP = 100, PH_IN_DOWN, PH_MLP_UP, PH_MLP_DOWN, PH_OUT };
 // A stage's units are split over the CTAs by cost, in quarter bytes of memory traffic: a
 // projection row streams its weights once (4 bytes a float) and, per entry of the batch,
 // stages its input and does its FMAs (3 quarter bytes a weight, from the per-stage trace at
-// batch 50); a state task moves its bytes at about half the rate of a weight stream (fewer
+// batch 50), plus `per_entry` for what its epilogue does per entry (measured, see the
+// towers); a state task moves its bytes at about half the rate of a weight stream (fewer
 // loads in flight).
-__device__ __forceinline__ long row_cost(int nm, int len, int nb) { return (long)nm * ld4(len) * (16 + 3 * nb); }
+__device__ __forceinline__ long row_cost(int nm, int len, int nb, long per_entry = 0)
+{
+    return (long)nm * ld4(len) * (16 + 3 * nb) + per_entry * nb;
+}
 __device__ __forceinline__ long state_cost(long bytes) { return 8 * bytes; }
 
 __device__ __forceinline__ long common_cost(int phase, int nb)
@@ -1190,7 +1194,9 @@ struct XLSTM {
     __device__ static long cost(int phase, int nb)
     {
         switch (phase) {
-        case 0: case 2: case 8: return ENTRY_COST;
+        case 0: return ENTRY_COST_INPUT;
+        case 2: return ENTRY_COST_SLSTM_OUTPUT;
+        case 8: return ENTRY_COST_OUTPUT;
         case 1: return row_cost(8, XL_BS, nb);
         case 3: return row_cost(1, H, nb);
         case 4: // narrower than a chunk (block_rows): also each entry's input block and output, from L2
@@ -1202,9 +1208,11 @@ struct XLSTM {
     }
 
     // A CTA-per-entry phase: a few passes over vectors of H with CTA-wide reductions between
-    // them, each pass a few dependent L2 round trips: about 40 us of a CTA (weighed against
-    // the projections' rows at batch 50 in the per-stage trace).
-    static constexpr long ENTRY_COST = 12L * 1024 * 1024;
+    // them, each pass a few dependent L2 round trips: 14-35 us of a CTA per entry at full
+    // size. Weighed against the projections that share the stage, by tower in the per-stage
+    // trace at batch 8 and 50 (notes/gpu.md, runs 60-63).
+    static constexpr long ENTRY_COST_INPUT = 4500000, ENTRY_COST_SLSTM_OUTPUT = 5000000,
+                          ENTRY_COST_OUTPUT = 3250000;
 
     // mean and 1/std of n values x[i * step] (i < n) over the CTA (LayerNorm, eps 1e-5)
     __device__ static void layer_stats(const float *x, int n, float &mean, float &rstd)
@@ -1521,11 +1529,17 @@ struct Mamba2 {
 
     __device__ static long cost(int phase, int nb)
     {
+        // Measured against the other towers' phases of the same stage (per-tower trace at batch
+        // 1, 8 and 50, notes/gpu.md runs 60-63): the conv of the input, B and C rows (its state
+        // read and written per entry; 2200 over the stack); the state task (3/4 of its bytes'
+        // cost); the output projection's RMS statistics over MB_E, which every CTA of the phase
+        // works out for every entry: their total grows with the entries and with the CTAs the
+        // phase gets for them, about as nb^2 (+100% at batch 50, +11% at 8).
         switch (phase) {
-        case 0: return row_cost(1, H, nb);
-        case 1: return state_cost(2L * ROWS * MB_S * 4);
+        case 0: return row_cost(1, H, nb, 2200);
+        case 1: return state_cost(2L * ROWS * MB_S * 4) * 3 / 4;
         }
-        return row_cost(1, MB_E, nb);
+        return row_cost(1, MB_E, nb, (long)nb * MB_E / 15);
     }
 
     // The five projections of t in phase 0, stacked (one staging of t for a CTA's rows of all of
@@ -1750,7 +1764,14 @@ struct Hawk {
 
     __device__ static long cost(int phase, int nb)
     {
-        return phase == 1 ? row_cost(2, HK_BS, nb) : row_cost(1, H, nb);
+        // Measured against the other towers' phases of the same stage (per-tower trace,
+        // notes/gpu.md runs 60-63): the recurrent branch's conv (its state per entry) in phase 0,
+        // the RG-LRU rows 5/4 of their weights' cost in phase 1.
+        switch (phase) {
+        case 0: return row_cost(1, H, nb, 1500);
+        case 1: return row_cost(2, HK_BS, nb) * 5 / 4;
+        }
+        return row_cost(1, H, nb);
     }
 
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)

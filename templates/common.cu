@@ -845,9 +845,13 @@ enum { PH_IN_UP = 100, PH_IN_DOWN, PH_MLP_UP, PH_MLP_DOWN, PH_OUT };
 // A stage's units are split over the CTAs by cost, in quarter bytes of memory traffic: a
 // projection row streams its weights once (4 bytes a float) and, per entry of the batch,
 // stages its input and does its FMAs (3 quarter bytes a weight, from the per-stage trace at
-// batch 50); a state task moves its bytes at about half the rate of a weight stream (fewer
+// batch 50), plus `per_entry` for what its epilogue does per entry (measured, see the
+// towers); a state task moves its bytes at about half the rate of a weight stream (fewer
 // loads in flight).
-__device__ __forceinline__ long row_cost(int nm, int len, int nb) { return (long)nm * ld4(len) * (16 + 3 * nb); }
+__device__ __forceinline__ long row_cost(int nm, int len, int nb, long per_entry = 0)
+{
+    return (long)nm * ld4(len) * (16 + 3 * nb) + per_entry * nb;
+}
 __device__ __forceinline__ long state_cost(long bytes) { return 8 * bytes; }
 
 __device__ __forceinline__ long common_cost(int phase, int nb)

@@ -16,7 +16,14 @@ struct Hawk {
 
     __device__ static long cost(int phase, int nb)
     {
-        return phase == 1 ? row_cost(2, HK_BS, nb) : row_cost(1, H, nb);
+        // Measured against the other towers' phases of the same stage (per-tower trace,
+        // notes/gpu.md runs 60-63): the recurrent branch's conv (its state per entry) in phase 0,
+        // the RG-LRU rows 5/4 of their weights' cost in phase 1.
+        switch (phase) {
+        case 0: return row_cost(1, H, nb, 1500);
+        case 1: return row_cost(2, HK_BS, nb) * 5 / 4;
+        }
+        return row_cost(1, H, nb);
     }
 
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)

@@ -23,11 +23,17 @@ struct Mamba2 {
 
     __device__ static long cost(int phase, int nb)
     {
+        // Measured against the other towers' phases of the same stage (per-tower trace at batch
+        // 1, 8 and 50, notes/gpu.md runs 60-63): the conv of the input, B and C rows (its state
+        // read and written per entry; 2200 over the stack); the state task (3/4 of its bytes'
+        // cost); the output projection's RMS statistics over MB_E, which every CTA of the phase
+        // works out for every entry: their total grows with the entries and with the CTAs the
+        // phase gets for them, about as nb^2 (+100% at batch 50, +11% at 8).
         switch (phase) {
-        case 0: return row_cost(1, H, nb);
-        case 1: return state_cost(2L * ROWS * MB_S * 4);
+        case 0: return row_cost(1, H, nb, 2200);
+        case 1: return state_cost(2L * ROWS * MB_S * 4) * 3 / 4;
         }
-        return row_cost(1, MB_E, nb);
+        return row_cost(1, MB_E, nb, (long)nb * MB_E / 15);
     }
 
     // The five projections of t in phase 0, stacked (one staging of t for a CTA's rows of all of

@@ -39,7 +39,9 @@ struct XLSTM {
     __device__ static long cost(int phase, int nb)
     {
         switch (phase) {
-        case 0: case 2: case 8: return ENTRY_COST;
+        case 0: return ENTRY_COST_INPUT;
+        case 2: return ENTRY_COST_SLSTM_OUTPUT;
+        case 8: return ENTRY_COST_OUTPUT;
         case 1: return row_cost(8, XL_BS, nb);
         case 3: return row_cost(1, H, nb);
         case 4: // narrower than a chunk (block_rows): also each entry's input block and output, from L2
@@ -51,9 +53,11 @@ struct XLSTM {
     }
 
     // A CTA-per-entry phase: a few passes over vectors of H with CTA-wide reductions between
-    // them, each pass a few dependent L2 round trips: about 40 us of a CTA (weighed against
-    // the projections' rows at batch 50 in the per-stage trace).
-    static constexpr long ENTRY_COST = 12L * 1024 * 1024;
+    // them, each pass a few dependent L2 round trips: 14-35 us of a CTA per entry at full
+    // size. Weighed against the projections that share the stage, by tower in the per-stage
+    // trace at batch 8 and 50 (notes/gpu.md, runs 60-63).
+    static constexpr long ENTRY_COST_INPUT = 4500000, ENTRY_COST_SLSTM_OUTPUT = 5000000,
+                          ENTRY_COST_OUTPUT = 3250000;
 
     // mean and 1/std of n values x[i * step] (i < n) over the CTA (LayerNorm, eps 1e-5)
     __device__ static void layer_stats(const float *x, int n, float &mean, float &rstd)
