@@ -1530,7 +1530,7 @@ struct Mamba2 {
     __device__ static long cost(int phase, int nb)
     {
         // Measured against the other towers' phases of the same stage (per-tower trace at batch
-        // 1, 8 and 50, notes/gpu.md runs 60-63): the conv of the input, B and C rows (its state
+        // 1, 8 and 50, notes/gpu.md runs 60-64): the conv of the input, B and C rows (its state
         // read and written per entry; 2200 over the stack); the state task (3/4 of its bytes'
         // cost); the output projection's RMS statistics over MB_E, which every CTA of the phase
         // works out for every entry: their total grows with the entries and with the CTAs the
@@ -2100,12 +2100,18 @@ __device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row
     return p.trace[(row * gridDim.x + blockIdx.x) * 2 + i];
 }
 
+// This CTA's tower value of stage s, after the times.
+__device__ __forceinline__ unsigned long long &trace_tower_at(const Params &p, int s)
+{
+    return p.trace[(NUM_STAGES + 1) * gridDim.x * 2 + s * gridDim.x + blockIdx.x];
+}
+
 __device__ __forceinline__ void traced_barrier(const Params &p, int s, const StagePart &sp)
 {
     __syncthreads();
     if (threadIdx.x == 0) {
         trace_at(p, s + 1, 0) = global_ns();
-        p.trace[(NUM_STAGES + 1) * gridDim.x * 2 + s * gridDim.x + blockIdx.x] = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
+        trace_tower_at(p, s) = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
     }
     if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
     if (threadIdx.x == 0) trace_at(p, s + 1, 1) = global_ns();

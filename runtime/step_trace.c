@@ -38,7 +38,7 @@ static int check_trace(const step_trace_t *t, char *err)
                 prev = v;
             }
         for (int s = 0; s < t->stages; s++) {
-            const unsigned long long k = t->t[((size_t)t->stages + 1) * t->ctas * 2 + (size_t)s * t->ctas + c];
+            const unsigned long long k = *step_trace_tower(t, s, c);
             if (k > NUM_TOWERS) return seterr(err, "trace: CTA %d: tower %llu in stage %d", c, k, s);
         }
     }
@@ -101,7 +101,6 @@ int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_
     r->start_spread = 1e-3 * (double)(start_max - t0);
     double *work = xmalloc((size_t)C * sizeof *work), *wait = xmalloc((size_t)C * sizeof *wait);
     double *tower_work = xmalloc((size_t)C * sizeof *tower_work);
-#define TOWER(s, c) (t->t[((size_t)S + 1) * C * 2 + (size_t)(s) * C + (c)])
     double prev_last = r->start_spread; /* last release of the previous stage: the last start */
     for (int s = 0; s < S; s++) {
         stage_time_t *st = &r->stage[s];
@@ -119,7 +118,7 @@ int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_
         for (int k = 0; k < NUM_TOWERS; k++) { /* before median() sorts work[] */
             int n = 0;
             for (int c = 0; c < C; c++)
-                if (TOWER(s, c) == (unsigned long long)k) tower_work[n++] = work[c];
+                if (*step_trace_tower(t, s, c) == (unsigned long long)k) tower_work[n++] = work[c];
             st->tower[k].ctas = n;
             for (int i = 0; i < n; i++)
                 if (tower_work[i] > st->tower[k].work_max) st->tower[k].work_max = tower_work[i];
@@ -135,7 +134,6 @@ int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_
         r->span_sum += st->span;
     }
 #undef AT
-#undef TOWER
     r->step = prev_last;
     free(work);
     free(wait);

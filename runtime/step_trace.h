@@ -23,6 +23,12 @@ static inline size_t step_trace_values(int stages, int ctas)
     return ((size_t)stages + 1) * (size_t)ctas * 2 + (size_t)stages * (size_t)ctas;
 }
 
+/* The tower value of CTA cta in stage s. */
+static inline unsigned long long *step_trace_tower(const step_trace_t *t, int s, int cta)
+{
+    return t->t + ((size_t)t->stages + 1) * (size_t)t->ctas * 2 + (size_t)s * (size_t)t->ctas + (size_t)cta;
+}
+
 /* One stage, microseconds. A CTA's work starts when the previous barrier released it. */
 typedef struct {
     double work_max, work_median; /* own work: previous release to done */

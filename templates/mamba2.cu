@@ -24,7 +24,7 @@ struct Mamba2 {
     __device__ static long cost(int phase, int nb)
     {
         // Measured against the other towers' phases of the same stage (per-tower trace at batch
-        // 1, 8 and 50, notes/gpu.md runs 60-63): the conv of the input, B and C rows (its state
+        // 1, 8 and 50, notes/gpu.md runs 60-64): the conv of the input, B and C rows (its state
         // read and written per entry; 2200 over the stack); the state task (3/4 of its bytes'
         // cost); the output projection's RMS statistics over MB_E, which every CTA of the phase
         // works out for every entry: their total grows with the entries and with the CTAs the

@@ -205,7 +205,7 @@ Test(trace_report, missing_or_backward_times_are_errors)
     cr_expect_eq(trace_report_build(&t, &made_up_table[0][0], &r, err), -1);
     cr_expect(strstr(err, "CTA 1: its work done of stage 1 (14000 ns) is before"), "message: %s", err);
     t.t[(2 * 2 + 1) * 2 + 0] = 29500;
-    t.t[4 * 2 * 2 + 1 * 2 + 1] = NUM_TOWERS + 1; /* CTA 1, stage 1 */
+    *step_trace_tower(&t, 1, 1) = NUM_TOWERS + 1;
     cr_expect_eq(trace_report_build(&t, &made_up_table[0][0], &r, err), -1);
     cr_expect(strstr(err, "CTA 1: tower 5 in stage 1"), "message: %s", err);
     step_trace_free(&t);
