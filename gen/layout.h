@@ -16,8 +16,11 @@
 #define LAYOUT_NAME_MAX 48
 
 /* Rows of a RetNet or mLSTM state matrix one warp task updates: the retrievals of a head
- * come out as ceil(head size / KERNEL_STATE_ROWS) partial sums, added where they are read. */
+ * come out as ceil(head size / KERNEL_STATE_ROWS) partial sums, added where they are read.
+ * At most 32 (a lane loads a row's q and k; templates/common.cu asserts it). */
+#ifndef KERNEL_STATE_ROWS
 #define KERNEL_STATE_ROWS 32
+#endif
 
 /* Columns of the mLSTM input and forget gate projections (8 rows of 3 x inner size at full
  * size) one warp task sums: the gates come out as ceil(3 inner / KERNEL_GATE_COLS) partial

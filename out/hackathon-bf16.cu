@@ -27,6 +27,7 @@ constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int STAGE_PAD = 16; // floats between entries' staged rows (tensor cores)
 constexpr bool WEIGHTS_NO_L1 = true; // weight loads not allocated in L1
+#define WEIGHT_L2_PREFETCH ".L2::256B" // L2 fetch size around a weight load
 constexpr bool TENSOR_CORES = true; // projections on tensor cores (3xTF32)
 #define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
 constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
@@ -247,6 +248,7 @@ struct Params {
 // template would be one copy per instantiation).
 __shared__ float rms_smem[MAX_BATCH];             // 1 / RMS of each entry's input (rms_stats)
 __shared__ float warp_vecs[WARPS][2][STATE_ROWS]; // per warp: two row vectors
+static_assert(STATE_ROWS <= 32, "a state task's row vectors are loaded a row per lane");
 // dynamic: STAGE_FLOATS of staged projection inputs, then SUMS_WARP running sums per warp
 extern __shared__ float4 stage_smem4[];
 #define stage_smem ((float *)stage_smem4)
@@ -276,17 +278,20 @@ __device__ __forceinline__ float ld_act(const float *q) { return __ldcg(q); }
 
 // A weight tensor stored in fp32 (norms, biases, conv taps...) at byte offset `off`.
 __device__ __forceinline__ const float *wvec(const Params &p, long off) { return (const float *)(p.w + off); }
-// Read-only loads that do not allocate in L1: each weight is read once per step.
+// Read-only loads that do not allocate in L1: each weight is read once per step. L2 fetches
+// WEIGHT_L2_PREFETCH bytes around each (gen/emit.h).
 __device__ __forceinline__ float4 ld_no_l1(const float4 *q)
 {
     float4 v;
-    asm("ld.global.nc.L1::no_allocate.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(q));
+    asm("ld.global.nc.L1::no_allocate" WEIGHT_L2_PREFETCH ".v4.f32 {%0, %1, %2, %3}, [%4];"
+        : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+        : "l"(q));
     return v;
 }
 __device__ __forceinline__ uint2 ld_no_l1(const uint2 *q)
 {
     uint2 v;
-    asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(q));
+    asm("ld.global.nc.L1::no_allocate" WEIGHT_L2_PREFETCH ".v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(q));
     return v;
 }
 // 4 stored matrix weights.
