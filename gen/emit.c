@@ -125,11 +125,9 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
     put(b, "constexpr int STAGE_PAD = %d; // floats between entries' staged rows (tensor cores)\n", STAGE_PAD);
     put(b, "constexpr bool WEIGHTS_NO_L1 = %s; // weight loads not allocated in L1\n",
         KERNEL_WEIGHTS_NO_L1 ? "true" : "false");
-    if (KERNEL_WEIGHTS_L2_PREFETCH)
-        put(b, "#define WEIGHT_L2_PREFETCH \".L2::%dB\" // L2 fetch size around a weight load\n",
-            KERNEL_WEIGHTS_L2_PREFETCH);
-    else
-        put(b, "#define WEIGHT_L2_PREFETCH \"\" // L2 fetch size around a weight load: the default\n");
+    char l2_fetch[16] = ""; /* empty: the L2's default */
+    if (KERNEL_WEIGHTS_L2_PREFETCH) snprintf(l2_fetch, sizeof l2_fetch, ".L2::%dB", KERNEL_WEIGHTS_L2_PREFETCH);
+    put(b, "#define WEIGHT_L2_PREFETCH \"%s\" // L2 fetch size around a weight load\n", l2_fetch);
     put(b, "constexpr bool TENSOR_CORES = %s; // projections on tensor cores (3xTF32)\n",
         KERNEL_TENSOR_CORES ? "true" : "false");
     put(b, "#define PROJ_PASS %s // a projection pass: one function per shape, or inlined\n",

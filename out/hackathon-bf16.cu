@@ -363,10 +363,15 @@ __device__ __forceinline__ float logsigmoidf(float x) { return fminf(x, 0.0f) - 
 __device__ __forceinline__ float reluf(float x) { return fmaxf(x, 0.0f); }
 
 // ---- causal conv of one channel ------------------------------------------------------------
-// window = [s[0] .. s[K-2], x] (oldest first); w: the channel's K taps; s shifts by one.
-template <int K> __device__ __forceinline__ float conv_step(const float *w, float bias, float *s, float x)
+// Channel c of a causal conv layer: taps rows of ld4(K) (the channel's at taps + c * ld4(K)),
+// bias[c], state K - 1 values a channel (oldest first); window = [state, x], and the
+// channel's state shifts by one.
+template <int K>
+__device__ __forceinline__ float conv_step(const float *taps, const float *bias, float *state, int c, float x)
 {
-    float acc = bias;
+    const float *w = taps + c * ld4(K);
+    float *s = state + c * (K - 1);
+    float acc = bias[c];
 #pragma unroll
     for (int j = 0; j < K - 1; j++) acc += w[j] * s[j];
     acc += w[K - 1] * x;
@@ -1247,7 +1252,7 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) {
             const float v = (xt[c] - mean) * rstd * wl[c];
             xn[c] = v;
-            xc[c] = siluf(conv_step<XL_K>(cw + c * ld4(XL_K), cb[c], cs + c * (XL_K - 1), v));
+            xc[c] = siluf(conv_step<XL_K>(cw, cb, cs, c, v));
         }
     }
 
@@ -1463,11 +1468,10 @@ struct XLSTM {
                     sc(p, Lk::sc_xg, b)[o] = v[0];
                     return;
                 }
-                const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight)) + o * ld4(XL_K);
-                const float cb = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias))[o];
-                float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
                 sc(p, Lk::sc_xm, b)[o] = v[0];
-                sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
+                const float *taps = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight));
+                const float *bias = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias));
+                sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(taps, bias, st<Lk>(p, b, l, Lk::st_m_conv), o, v[0]));
             });
             break;
         }
@@ -1578,11 +1582,9 @@ struct Mamba2 {
             proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 const Proj0 &q = proj[stack_index(m, o)];
                 float y = v[0];
-                if (q.conv_w >= 0) {
-                    const float *cwo = wvec(p, wb<Lk>(l, q.conv_w)) + o * ld4(MB_K);
-                    float *s = st<Lk>(p, b, l, q.conv_state) + o * (MB_K - 1);
-                    y = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, q.conv_b))[o], s, y));
-                }
+                if (q.conv_w >= 0)
+                    y = siluf(conv_step<MB_K>(wvec(p, wb<Lk>(l, q.conv_w)), wvec(p, wb<Lk>(l, q.conv_b)),
+                                              st<Lk>(p, b, l, q.conv_state), o, y));
                 if (q.softplus) y = softplusf(y);
                 sc(p, q.out, b)[o] = y;
             });
@@ -1791,10 +1793,9 @@ struct Hawk {
                     sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
                     return;
                 }
-                const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)) + o * ld4(HK_K);
-                const float bias = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias))[o];
-                float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);
-                sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(w, bias, s, v[0]);
+                sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)),
+                                                         wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias)),
+                                                         st<Lk>(p, b, l, Lk::st_conv), o, v[0]);
             });
             break;
         }

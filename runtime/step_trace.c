@@ -118,10 +118,11 @@ int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_
         for (int k = 0; k < NUM_TOWERS; k++) { /* before median() sorts work[] */
             int n = 0;
             for (int c = 0; c < C; c++)
-                if (*step_trace_tower(t, s, c) == (unsigned long long)k) tower_work[n++] = work[c];
+                if (*step_trace_tower(t, s, c) == (unsigned long long)k) {
+                    tower_work[n++] = work[c];
+                    if (work[c] > st->tower[k].work_max) st->tower[k].work_max = work[c];
+                }
             st->tower[k].ctas = n;
-            for (int i = 0; i < n; i++)
-                if (tower_work[i] > st->tower[k].work_max) st->tower[k].work_max = tower_work[i];
             st->tower[k].work_median = n ? median(tower_work, (size_t)n) : 0.0;
         }
         st->work_median = median(work, (size_t)C);

@@ -144,10 +144,15 @@ __device__ __forceinline__ float logsigmoidf(float x) { return fminf(x, 0.0f) - 
 __device__ __forceinline__ float reluf(float x) { return fmaxf(x, 0.0f); }
 
 // ---- causal conv of one channel ------------------------------------------------------------
-// window = [s[0] .. s[K-2], x] (oldest first); w: the channel's K taps; s shifts by one.
-template <int K> __device__ __forceinline__ float conv_step(const float *w, float bias, float *s, float x)
+// Channel c of a causal conv layer: taps rows of ld4(K) (the channel's at taps + c * ld4(K)),
+// bias[c], state K - 1 values a channel (oldest first); window = [state, x], and the
+// channel's state shifts by one.
+template <int K>
+__device__ __forceinline__ float conv_step(const float *taps, const float *bias, float *state, int c, float x)
 {
-    float acc = bias;
+    const float *w = taps + c * ld4(K);
+    float *s = state + c * (K - 1);
+    float acc = bias[c];
 #pragma unroll
     for (int j = 0; j < K - 1; j++) acc += w[j] * s[j];
     acc += w[K - 1] * x;

@@ -38,10 +38,9 @@ struct Hawk {
                     sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
                     return;
                 }
-                const float *w = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)) + o * ld4(HK_K);
-                const float bias = wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias))[o];
-                float *s = st<Lk>(p, b, l, Lk::st_conv) + o * (HK_K - 1);
-                sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(w, bias, s, v[0]);
+                sc(p, Lk::sc_xc, b)[o] = conv_step<HK_K>(wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_weight)),
+                                                         wvec(p, wb<Lk>(l, Lk::b_layer_conv_conv_bias)),
+                                                         st<Lk>(p, b, l, Lk::st_conv), o, v[0]);
             });
             break;
         }

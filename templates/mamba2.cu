@@ -67,11 +67,9 @@ struct Mamba2 {
             proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 const Proj0 &q = proj[stack_index(m, o)];
                 float y = v[0];
-                if (q.conv_w >= 0) {
-                    const float *cwo = wvec(p, wb<Lk>(l, q.conv_w)) + o * ld4(MB_K);
-                    float *s = st<Lk>(p, b, l, q.conv_state) + o * (MB_K - 1);
-                    y = siluf(conv_step<MB_K>(cwo, wvec(p, wb<Lk>(l, q.conv_b))[o], s, y));
-                }
+                if (q.conv_w >= 0)
+                    y = siluf(conv_step<MB_K>(wvec(p, wb<Lk>(l, q.conv_w)), wvec(p, wb<Lk>(l, q.conv_b)),
+                                              st<Lk>(p, b, l, q.conv_state), o, y));
                 if (q.softplus) y = softplusf(y);
                 sc(p, q.out, b)[o] = y;
             });

@@ -87,7 +87,7 @@ struct XLSTM {
         for (int c = threadIdx.x; c < H; c += THREADS) {
             const float v = (xt[c] - mean) * rstd * wl[c];
             xn[c] = v;
-            xc[c] = siluf(conv_step<XL_K>(cw + c * ld4(XL_K), cb[c], cs + c * (XL_K - 1), v));
+            xc[c] = siluf(conv_step<XL_K>(cw, cb, cs, c, v));
         }
     }
 
@@ -303,11 +303,10 @@ struct XLSTM {
                     sc(p, Lk::sc_xg, b)[o] = v[0];
                     return;
                 }
-                const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight)) + o * ld4(XL_K);
-                const float cb = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias))[o];
-                float *cs = st<Lk>(p, b, l, Lk::st_m_conv) + o * (XL_K - 1);
                 sc(p, Lk::sc_xm, b)[o] = v[0];
-                sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(cw, cb, cs, v[0]));
+                const float *taps = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_weight));
+                const float *bias = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_conv1d_conv_bias));
+                sc(p, Lk::sc_xc2, b)[o] = siluf(conv_step<XL_K>(taps, bias, st<Lk>(p, b, l, Lk::st_m_conv), o, v[0]));
             });
             break;
         }
