@@ -242,11 +242,11 @@ int emit_kernel(const spec_t *s, const char *spec_path, char **src, size_t *len,
     if (s->precision.state != PRECISION_FP32)
         return seterr(err, "%s: the fused kernel keeps state in fp32 only (precision.state is %s)",
                       spec_path, precision_name(s->precision.state));
-    if (emit_staged_window_floats(s) > STAGE_FLOATS)
+    if (emit_staged_window_floats(s) > STAGE_WINDOW_FLOATS)
         return seterr(err, "%s: max_batch %d is too large for the fused kernel: one chunk of columns of "
-                           "every entry's projection input (%d floats) exceeds the %d floats of shared "
-                           "memory it stages them in",
-                      spec_path, s->batch.max_batch, emit_staged_window_floats(s), STAGE_FLOATS);
+                           "every entry's projection input (%d floats) exceeds the %d floats of a window of "
+                           "the shared memory it stages them in",
+                      spec_path, s->batch.max_batch, emit_staged_window_floats(s), STAGE_WINDOW_FLOATS);
     catalogue_t cat;
     layout_t lay;
     catalogue_build(s, &cat);

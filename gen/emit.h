@@ -64,11 +64,14 @@
 /* Dynamic shared memory of the kernel, floats: the staged projection inputs (windows of
  * columns of every batch entry, STAGE_FLOATS) and each warp's running sums (SUMS_WARP). */
 #define STAGE_FLOATS 32768
+/* The floats one window of staged inputs may take: on tensor cores half the area (the next
+ * window is copied into the other half while one is applied). */
+#define STAGE_WINDOW_FLOATS (KERNEL_TENSOR_CORES ? STAGE_FLOATS / 2 : STAGE_FLOATS)
 /* Floats between two entries' staged rows beyond the window (tensor cores: rows 16 floats
  * apart mod 32 banks, no bank conflicts). */
 #define STAGE_PAD 16
 /* The smallest window of staged inputs the projections need at the spec's max_batch (one
- * chunk of columns of every entry): at most STAGE_FLOATS. */
+ * chunk of columns of every entry): at most STAGE_WINDOW_FLOATS. */
 int emit_staged_window_floats(const spec_t *s);
 int emit_sums_warp(const spec_t *s);
 int emit_dynamic_smem_floats(const spec_t *s);

@@ -600,40 +600,58 @@ struct PairWalk {
     }
 };
 
-// Stage columns [c0, c0 + n) of every entry's input into xs[nb][stride] (zero past n),
-// RMS-normalised when NORM (rms_stats first). All loads of STAGE_LOADS float4 per thread are
-// issued before any is used; a thread's (entry, float4 column) pairs come from a PairWalk.
-constexpr int STAGE_LOADS = 8;
+// Staging: columns [c0, c0 + n) of every entry's input copied into xs[nb][stride] by
+// cp.async (zeros from n to `span`), so that a window can be in flight while the one before is
+// applied; RMS-normalised in place when NORM (rms_stats first), each thread normalising the
+// pairs it copied, which the wait makes visible to it. A thread's (entry, float4 column)
+// pairs come from a PairWalk over the span.
+__device__ __forceinline__ void cp_async16(float *dst, const float *src)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
+                 "l"(src)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Wait until at most N of this thread's committed copy groups are in flight.
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
+__device__ void stage_copy(const Params &p, const In &in, int c0, int n, int span, int stride, float *xs)
+{
+    const int nb = p.nb;
+    const PairWalk walk(span / 4);
+    int j, k;
+    for (walk.first(j, k); j < nb; walk.next(j, k)) {
+        float *dst = xs + (long)j * stride + 4 * k;
+        if (4 * k < n)
+            cp_async16(dst, in_row(p, in, j) + c0 + 4 * k);
+        else
+            *(float4 *)dst = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    cp_async_commit();
+}
+
+// (x * rstd) * w, as the reference's RMSNorm, over the pairs this thread copied (stage_copy's
+// walk), once they have arrived.
+__device__ void stage_normalise(const Params &p, const In &in, int c0, int n, int span, int stride, float *xs)
+{
+    const PairWalk walk(span / 4);
+    int j, k;
+    for (walk.first(j, k); j < p.nb; walk.next(j, k)) {
+        if (4 * k >= n) continue;
+        float4 *x = (float4 *)(xs + (long)j * stride + 4 * k);
+        const float rs = rms_smem[j];
+        const float4 w = __ldg((const float4 *)(in.rms_w + c0 + 4 * k)), v = *x;
+        *x = make_float4(v.x * rs * w.x, v.y * rs * w.y, v.z * rs * w.z, v.w * rs * w.w);
+    }
+}
+
+// A window staged at once (the caller syncs before and after).
 template <bool NORM>
 __device__ void stage_window(const Params &p, const In &in, int c0, int n, int stride, float *xs)
 {
-    const int nb = p.nb;
-    const PairWalk walk(stride / 4);
-    int j0, k0; // this thread's next (entry, float4 column)
-    walk.first(j0, k0);
-    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
-    while (j0 < nb) {
-        float4 x[STAGE_LOADS];
-        int j = j0, k = k0;
-#pragma unroll
-        for (int r = 0; r < STAGE_LOADS; r++) {
-            x[r] = j < nb && 4 * k < n ? ld_act4(in_row(p, in, j) + c0 + 4 * k) : zero;
-            walk.next(j, k);
-        }
-#pragma unroll
-        for (int r = 0; r < STAGE_LOADS; r++) {
-            if (j0 < nb) {
-                if (NORM && 4 * k0 < n) { // (x * rstd) * w, as the reference's RMSNorm
-                    const float rs = rms_smem[j0];
-                    const float4 w = __ldg((const float4 *)(in.rms_w + c0 + 4 * k0));
-                    x[r] = make_float4(x[r].x * rs * w.x, x[r].y * rs * w.y, x[r].z * rs * w.z, x[r].w * rs * w.w);
-                }
-                *(float4 *)(xs + (long)j0 * stride + 4 * k0) = x[r];
-            }
-            walk.next(j0, k0);
-        }
-    }
+    stage_copy(p, in, c0, n, stride, stride, xs);
+    cp_async_wait<0>();
+    if (NORM) stage_normalise(p, in, c0, n, stride, stride, xs);
 }
 
 // Each lane holds N partial sums a[i] (N a power of two, <= 32); afterwards lane l holds the
@@ -760,16 +778,16 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m
 struct Tf32 {
     unsigned big, small;
 };
-// x rounded to tf32, to nearest with ties away from zero: cvt.rna.tf32.f32 for finite x, in two
-// integer operations (cheaper than the cvt, which also handles infinities and NaN)
-__device__ __forceinline__ unsigned tf32_round(float x)
-{
-    return (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
-}
+// The tensor core takes a tf32 operand from an fp32 register and ignores its low 13 bits
+// (truncation). So x rounded to tf32 (to nearest, ties away from zero: cvt.rna.tf32.f32 for
+// finite x) is one integer add of half a tf32 ulp, masked only where the rounded value is
+// used in fp32. The small part is rounded too: truncated, it served answers 3-4x less
+// accurate at full size (notes/gpu.md, run 83).
+__device__ __forceinline__ unsigned tf32_operand(float x) { return __float_as_uint(x) + 0x1000u; }
 __device__ __forceinline__ Tf32 tf32_split(float x)
 {
-    const unsigned big = tf32_round(x);
-    return Tf32{big, tf32_round(x - __uint_as_float(big))};
+    const unsigned big = tf32_operand(x);
+    return Tf32{big, tf32_operand(x - __uint_as_float(big & 0xffffe000u))};
 }
 
 // d += a b for one m16n8k8 tile: a 16 x 8 (rows g, g + 8; k t, t + 4 of lane 4g + t), b 8 x 8.
@@ -816,13 +834,21 @@ __device__ __forceinline__ void load_tile_chunk(const MatRaw *qa, const MatRaw *
 // columns are split into KS slices (chunk j of the row goes to slice j % KS), one warp per
 // (tile, slice). A warp streams its weights in chunks of CW columns, U loads a lane per tile
 // row, the next chunk's loads issued before this one is applied to the batch (the mma's B)
-// 8 entries at a time (not across a window boundary: the staging's registers); the k order
-// inside a 16-column group is permuted so that a lane's float4 of weights and its float4 of
-// input are its k-slots of two k-steps. Each 16 columns start from a zero accumulator and
-// are added to the lane's running sums in fp32 (the tensor core's own accumulation
-// truncates), kept in the warp's shared memory for the pass (SUMS_WARP >= NT_MAX * 128
-// floats). The slices are added in order; their number depends on the rows of the pass and
-// the window, so the result can differ in the last bits with the batch and the schedule.
+// 8 entries at a time, across window boundaries; the k order inside a 16-column group is
+// permuted so that a lane's float4 of weights and its float4 of input are its k-slots of two
+// k-steps. Each 16 columns start from a zero accumulator and are added to the lane's running
+// sums in fp32 (the tensor core's own accumulation truncates), kept in the warp's shared
+// memory for the pass (SUMS_WARP >= NT_MAX * 128 floats). The slices are added in order;
+// their number depends on the rows of the pass, so the result can differ in the last bits
+// with the batch and the schedule.
+// The input is staged whole where every entry's row fits the staging area (and then once for
+// all passes of the call that read the same columns), else in windows of columns: in the
+// two halves of the area in turn, the next window copied while this one is applied, where a
+// half holds DOUBLE_MIN_COLUMNS of every entry, else one window of the whole area at a time.
+// With fewer columns a half, the barriers of twice as many windows cost more than the copies
+// in flight save (notes/gpu.md, run 81: bf16 at batch 50 and 64, 256 and 128 columns a half,
+// lost 8% and 20% with them, fp32 at 64, 192 columns, 3%; bf16 at 32, 384 columns, gained 2%).
+constexpr int DOUBLE_MIN_COLUMNS = 384;
 template <int NM, bool NORM, int N, class Epi>
 __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], int len, int block, int lo,
                               int hi, Epi epi)
@@ -833,45 +859,76 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
     constexpr int U = CHUNK_F4 / 4;
     constexpr int CW = 16 * U;      // columns per chunk
     constexpr int PAD = STAGE_PAD;  // staged rows 16 floats apart mod 32 banks: no bank conflicts
-    static_assert((CW + PAD) * MAX_BATCH <= STAGE_FLOATS, "a chunk's inputs of every entry fit the staging area");
+    static_assert((CW + PAD) * MAX_BATCH <= STAGE_FLOATS / 2, "a chunk's inputs of every entry fit half the staging area");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    const int nb = p.nb, nt = (nb + 7) / 8, ld = ld4(len);
-    const int win = max(1, (STAGE_FLOATS / nb - PAD) / CW) * CW; // staged columns
-    float *xs = stage_smem;                                        // [nb][span + PAD]
-    float4 *sums = (float4 *)(stage_smem + STAGE_FLOATS) + lane;  // [warp][tile][32]
+    const int nb = p.nb, nt = (nb + 7) / 8, ld = ld4(len), chunks = (ld + CW - 1) / CW;
+    const bool whole = (CW * chunks + PAD) * nb <= STAGE_FLOATS;
+    const int half_chunks = (STAGE_FLOATS / 2 / nb - PAD) / CW; // >= 1 (static_assert)
+    const int nbuf = !whole && half_chunks * CW >= DOUBLE_MIN_COLUMNS ? 2 : 1;
+    const int area_chunks = nbuf == 2 ? half_chunks : (STAGE_FLOATS / nb - PAD) / CW;
+    float *xs = stage_smem;                                       // [nbuf][nb][stride]
+    float4 *sums = (float4 *)(stage_smem + STAGE_FLOATS) + lane; // [warp][tile][32]
     constexpr int SUMS4 = SUMS_WARP / 4;
     if (lo >= hi) return;
-    if (NORM) rms_stats(p, in, len);
+    int staged_c = -1; // input column of the whole row staged by an earlier pass
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + WARPS * RB);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
         const int c_in = block ? (pass0 / block) * block : 0; // input column of weight column 0
         const int tiles = (pend - pass0 + RB - 1) / RB;
-        const int ks_n = max(1, min(WARPS / tiles, (min(win, ld) + CW - 1) / CW));
+        const int ks_n = max(1, min(WARPS / tiles, chunks));
         const int ks = warp % ks_n, o0 = pass0 + warp / ks_n * RB;
         const bool busy = warp < tiles * ks_n;
+        // windows of wc chunks: a multiple of the slices where the area allows, all about as wide
+        int wc = chunks;
+        if (!whole) {
+            wc = area_chunks >= ks_n ? area_chunks - area_chunks % ks_n : area_chunks;
+            const int nwin = (chunks + wc - 1) / wc, per = (chunks + nwin - 1) / nwin;
+            wc = min(wc, (per + ks_n - 1) / ks_n * ks_n);
+        }
+        const int win = wc * CW, stride = win + PAD;
+        const bool restage = !whole || staged_c != c_in;
         // this lane's two weight rows (tile rows g and g + 8)
         const int rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
         float4 *own = sums + warp * SUMS4;
         for (int t = 0; t < nt; t++) own[t * 32] = make_float4(0.f, 0.f, 0.f, 0.f);
-        // The warp's chunks are j = ks, ks + KS, ... of the row; the next one in the window is
-        // loaded while this one is applied.
+        if (restage) {
+            __syncthreads(); // the previous readers of the staging area are done
+            stage_copy(p, in, c_in, min(win, ld), win, stride, xs);
+            if (NORM && staged_c < 0) rms_stats(p, in, len);
+        }
+        staged_c = c_in;
+        // The warp's chunks are j = ks, ks + KS, ... of the row; the next one is loaded while
+        // this one is applied.
+        int og = rg, oh = rh; // the rows in their matrices
+        const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
+        const MatRaw *qa = busy && rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
+        const MatRaw *qb = busy && rh < pend ? (const MatRaw *)(p.w + wh) + (long)oh * ld / 4 : nullptr;
         MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
+        int j = ks;
+        load_tile_chunk(qa, qb, ld, j * CW + 4 * t4, ra, rb);
 #pragma unroll 1
         for (int w0 = 0; w0 < ld; w0 += win) {
-            const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW, stride = span + PAD;
-            __syncthreads(); // the previous window's readers are done
-            stage_window<NORM>(p, in, c_in + w0, n, stride, xs);
+            float *buf = xs + (nbuf == 2 ? (w0 / win) & 1 : 0) * nb * stride;
+            if (restage) {
+                if (nbuf == 1 && w0 > 0) {
+                    __syncthreads(); // the window before is applied
+                    stage_copy(p, in, c_in + w0, min(win, ld - w0), win, stride, buf);
+                }
+                if (nbuf == 2 && w0 + win < ld) {
+                    __syncthreads(); // the other buffer's window (the one before) is applied
+                    stage_copy(p, in, c_in + w0 + win, min(win, ld - w0 - win), win, stride,
+                               xs + ((w0 / win + 1) & 1) * nb * stride);
+                    cp_async_wait<1>();
+                } else {
+                    cp_async_wait<0>();
+                }
+                if (NORM) stage_normalise(p, in, c_in + w0, min(win, ld - w0), win, stride, buf);
+            }
             __syncthreads();
             if (!busy) continue;
-            const int first = (ks - w0 / CW % ks_n + ks_n) % ks_n; // this slice's first chunk here
-            int og = rg, oh = rh; // the rows in their matrices
-            const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
-            const MatRaw *qa = rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
-            const MatRaw *qb = rh < pend ? (const MatRaw *)(p.w + wh) + (long)oh * ld / 4 : nullptr;
-            load_tile_chunk(qa, qb, ld, w0 + first * CW + 4 * t4, ra, rb);
 #pragma unroll 1
-            for (int cw = first * CW; cw < span; cw += ks_n * CW) {
+            for (; j < chunks && j * CW < w0 + win; j += ks_n) {
                 // the lane's weights as tf32 parts, [u][k-step][slot] (see mma_3xtf32)
                 unsigned wb[U][2][4], ws[EXACT_W ? 1 : U][2][4];
 #pragma unroll
@@ -887,9 +944,8 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
                             if (!EXACT_W) ws[EXACT_W ? 0 : u][k][i] = v.small;
                         }
                 }
-                if (cw + ks_n * CW < span)
-                    load_tile_chunk(qa, qb, ld, w0 + cw + ks_n * CW + 4 * t4, ra, rb);
-                const float *x = xs + cw + 4 * t4;
+                if (j + ks_n < chunks) load_tile_chunk(qa, qb, ld, (j + ks_n) * CW + 4 * t4, ra, rb);
+                const float *x = buf + (j * CW - w0) + 4 * t4;
 #pragma unroll 1
                 for (int t = 0; t < nt; t++) {
                     const int e = min(8 * t + g, nb - 1); // entries past the batch: discarded columns

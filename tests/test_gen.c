@@ -152,7 +152,7 @@ Test(gen, rejects_a_batch_the_staging_cannot_hold)
     char err[ERR_MAX] = "", *src = NULL;
     size_t len;
     s.batch.max_batch = 1;
-    const int largest = STAGE_FLOATS / emit_staged_window_floats(&s);
+    const int largest = STAGE_WINDOW_FLOATS / emit_staged_window_floats(&s);
     s.batch.max_batch = largest + 1;
     cr_assert_eq(emit_kernel(&s, "big.yaml", &src, &len, err), -1);
     cr_expect(strstr(err, "max_batch") != NULL, "message: %s", err);
