@@ -895,7 +895,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         if (restage) {
             __syncthreads(); // the previous readers of the staging area are done
             stage_copy(p, in, c_in, min(win, ld), win, stride, xs);
-            if (NORM && staged_c < 0) rms_stats(p, in, len);
+            if (NORM && staged_c < 0) rms_stats(p, in, len); // once a call, the copies in flight
         }
         staged_c = c_in;
         // The warp's chunks are j = ks, ks + KS, ... of the row; the next one is loaded while
