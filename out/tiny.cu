@@ -602,7 +602,7 @@ struct PairWalk {
 
 // Staging: columns [c0, c0 + n) of every entry's input copied into xs[nb][stride] by
 // cp.async (zeros from n to `span`), so that a window can be in flight while the one before is
-// applied; RMS-normalised in place when NORM (rms_stats first), each thread normalising the
+// applied; RMS-normalised in place when NORM (rms_stats' statistics), each thread normalising the
 // pairs it copied, which the wait makes visible to it. A thread's (entry, float4 column)
 // pairs come from a PairWalk over the span.
 __device__ __forceinline__ void cp_async16(float *dst, const float *src)
