@@ -266,10 +266,15 @@ template <class Lk> __device__ __forceinline__ long wb(int l, long name)
 {
     return Lk::blocks + (long)l * Lk::block_stride + name;
 }
-// State of block l of tower Lk for batch entry b (name: offset within the block).
+// State of block l of tower Lk (name: offset within the block), in floats from a slot's start.
+template <class Lk> __device__ __forceinline__ long st_off(int l, long name)
+{
+    return Lk::st_base + (long)l * Lk::st_block + name;
+}
+// That state of batch entry b.
 template <class Lk> __device__ __forceinline__ float *st(const Params &p, int b, int l, long name)
 {
-    return p.state + (long)p.slots[b] * SLOT_FLOATS + Lk::st_base + (long)l * Lk::st_block + name;
+    return p.state + (long)p.slots[b] * SLOT_FLOATS + st_off<Lk>(l, name);
 }
 
 // Activations written earlier in this launch are read around L1 (.cg): other SMs wrote them.
@@ -490,8 +495,13 @@ __device__ __forceinline__ const float *in_row(const Params &p, const In &in, in
 // other), so that a CTA's rows of them take one staging of the input: `rows` is then the
 // matrix's row count.
 struct Mat {
-    long w, bias; // byte offsets into the weights; bias < 0: none
-    int rows;     // rows of a stacked matrix
+    long w, bias;     // byte offsets into the weights; bias < 0: none
+    int rows;         // rows of a stacked matrix
+    long state = -1;  // the epilogue's state of row 0 (st_off), per_row floats a row; < 0: none
+    int per_row = 0;
+    // The epilogue reads and writes per_row floats of state at `state` a row (a conv's taps,
+    // a recurrence's h): proj_rows asks L2 for them before the epilogue (prefetch_epilogue_state).
+    __device__ Mat with_state(long off, int floats) const { return Mat{w, bias, rows, off, floats}; }
 };
 
 __device__ __forceinline__ Mat mat(long w, long bias = -1, int rows = 0) { return Mat{w, bias, rows}; }
@@ -503,6 +513,31 @@ template <int N> __device__ __forceinline__ int stack_index(const Mat (&m)[N], i
     int k = 0;
     while (k < N - 1 && o >= m[k].rows) o -= m[k].rows, k++;
     return k;
+}
+
+// Asks L2 for the state that the epilogue of rows [lo, hi) reads and writes (Mat::state), of
+// every entry. An epilogue's loads are serial (one call's stores may alias the next call's
+// loads), so at batch 50 a lane's 28 calls each waited for memory (notes/gpu.md, run 86).
+template <int NM, int N>
+__device__ void prefetch_epilogue_state(const Params &p, const Mat (&m)[N], int lo, int hi)
+{
+    int base = 0; // stack row of m[k]'s row 0
+    for (int k = 0; k < N; k++) {
+        int a = lo, e = hi; // rows of m[k] in the pass, in its own numbering
+        if (NM == 1 && N > 1) {
+            a = max(lo, base) - base;
+            e = (k == N - 1 ? hi : min(hi, base + m[k].rows)) - base;
+            base += m[k].rows;
+        }
+        if (m[k].state < 0 || a >= e) continue;
+        const long first = m[k].state + (long)a * m[k].per_row, n = (long)(e - a) * m[k].per_row;
+        const int lines = (int)((n * 4 + 127) / 128) + 1; // 128-byte lines an entry, at any alignment
+        for (int i = threadIdx.x; i < p.nb * lines; i += THREADS) {
+            const float *s = p.state + (long)p.slots[i / lines] * SLOT_FLOATS + first;
+            const char *line = (const char *)((unsigned long)s & ~127UL) + 128L * (i % lines);
+            if (line < (const char *)(s + n)) asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
+        }
+    }
 }
 
 // Matrix j of row o of a projection: NM matrices sharing their row index (the sLSTM and RG-LRU
@@ -926,6 +961,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
                 if (NORM) stage_normalise(p, in, c_in + w0, min(win, ld - w0), win, stride, buf);
             }
             __syncthreads();
+            if (w0 + win >= ld) prefetch_epilogue_state<NM>(p, m, pass0, pend); // arrives while applied
             if (!busy) continue;
 #pragma unroll 1
             for (; j < chunks && j * CW < w0 + win; j += ks_n) {
@@ -1039,6 +1075,7 @@ __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int 
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + S::RP);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
+        prefetch_epilogue_state<NM>(p, m, pass0, pend);
         proj_pass<NM, NORM>(p, in, m, len, block, pass0, pend);
         // epilogue: lane (r, jj) gathers the NM sums of row o0 + r for entry t * JT + jj
         for (int i = 0; i < GW; i++) {
@@ -1517,7 +1554,8 @@ struct XLSTM {
             break;
         case 3: {
             In in = in_act(p, Lk::sc_xn2);
-            const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight), -1, XL_E),
+            const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight), -1, XL_E)
+                                  .with_state(st_off<Lk>(l, Lk::st_m_conv), XL_K - 1),
                               mat(wb<Lk>(l, Lk::b_layer_mlstm_gate_proj_weight), -1, XL_E)};
             proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 if (stack_index(m, o) == 1) {
@@ -1632,8 +1670,10 @@ struct Mamba2 {
                 {Lk::b_layer_dt_proj_weight, Lk::b_layer_dt_proj_bias, -1, -1, -1, Lk::sc_dt, MB_NM, true},
             };
             Mat m[5];
-            for (int i = 0; i < 5; i++)
+            for (int i = 0; i < 5; i++) {
                 m[i] = mat(wb<Lk>(l, proj[i].w), proj[i].bias < 0 ? -1 : wb<Lk>(l, proj[i].bias), proj[i].rows);
+                if (proj[i].conv_w >= 0) m[i] = m[i].with_state(st_off<Lk>(l, proj[i].conv_state), MB_K - 1);
+            }
             In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
             proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 const Proj0 &q = proj[stack_index(m, o)];
@@ -1843,7 +1883,8 @@ struct Hawk {
         case 0: {
             In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
             const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight), -1, H),
-                              mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight), -1, H)};
+                              mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight), -1, H)
+                                  .with_state(st_off<Lk>(l, Lk::st_conv), HK_K - 1)};
             proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 if (stack_index(m, o) == 0) {
                     sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
@@ -1857,7 +1898,7 @@ struct Hawk {
         }
         case 1: {
             In in = in_act(p, Lk::sc_xc);
-            Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_rglru_input_gate_weight)),
+            Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_rglru_input_gate_weight)).with_state(st_off<Lk>(l, Lk::st_h), 1),
                         mat(wb<Lk>(l, Lk::b_layer_rglru_recurrence_gate_weight))};
             proj_rows<2, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
                 const float i = sigmoidf_(v[0]), r = sigmoidf_(v[1]);

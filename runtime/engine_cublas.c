@@ -91,13 +91,13 @@ typedef struct {
     cublasHandle_t blas;
     cudaStream_t stream;
     cudaEvent_t ev[2];
-    float *d_w, *d_state, *d_act, *d_blas_ws;
+    float *d_w, *d_state, *d_init, *d_act, *d_blas_ws; /* d_init: a slot's initial image */
     int *d_slots;
     acts_t a;
     tower_d towers[NUM_TOWERS];
     dlin_t output_proj;
     long long slot_floats;
-    float *h_feats, *h_out, *h_init; /* pinned [max_batch][F], [max_batch][4]; slot image */
+    float *h_feats, *h_out; /* pinned [max_batch][F], [max_batch][4] */
     int *h_slots;
 } cublas_engine_t;
 
@@ -389,9 +389,8 @@ static void cublas_reset_slot(engine_t *base, int slot)
     cublas_engine_t *e = (cublas_engine_t *)base;
     char err[ERR_MAX];
     if (slot >= 0 && slot < base->max_symbols &&
-        gpu_copy(e->d_state + (size_t)slot * e->slot_floats, e->h_init, slot_bytes(e), cudaMemcpyHostToDevice,
-                 e->stream, "cublas engine: resetting a slot", err))
-        fprintf(stderr, "%s\n", err);
+        gpu_slot_reset(e->d_state + (size_t)slot * e->slot_floats, e->d_init, slot_bytes(e), e->stream, err))
+        fprintf(stderr, "cublas engine: %s\n", err);
 }
 
 static size_t cublas_state_bytes(const engine_t *base) { return slot_bytes((const cublas_engine_t *)base); }
@@ -419,6 +418,7 @@ static void cublas_destroy(engine_t *base)
     if (e->blas) cublasDestroy(e->blas);
     cudaFree(e->d_w);
     cudaFree(e->d_state);
+    cudaFree(e->d_init);
     cudaFree(e->d_act);
     cudaFree(e->d_blas_ws);
     cudaFree(e->d_slots);
@@ -430,7 +430,6 @@ static void cublas_destroy(engine_t *base)
     if (e->stream) cudaStreamDestroy(e->stream);
     if (e->lib) cudaLibraryUnload(e->lib);
     for (int k = 0; k < NUM_TOWERS; k++) free(e->towers[k].blocks);
-    free(e->h_init);
     engine_release(&e->base);
     free(e);
 }
@@ -736,11 +735,12 @@ static int create(cublas_engine_t *e, const weights_t *w, char *err)
     CU(cudaMallocHost((void **)&e->h_feats, (size_t)B * F * sizeof(float)));
     CU(cudaMallocHost((void **)&e->h_out, (size_t)B * 4 * sizeof(float)));
     CU(cudaMallocHost((void **)&e->h_slots, (size_t)B * sizeof(int)));
-    e->h_init = xmalloc(slot_bytes(e));
-    initial_slot(e, e->h_init);
-    CU(cudaMemcpy(e->d_state, e->h_init, slot_bytes(e), cudaMemcpyHostToDevice));
-    for (int i = 1; i < e->base.max_symbols; i++)
-        CU(cudaMemcpy(e->d_state + (size_t)i * e->slot_floats, e->d_state, slot_bytes(e), cudaMemcpyDeviceToDevice));
+    OK(device_alloc((void **)&e->d_init, slot_bytes(e), "a slot's initial state", err));
+    float *img = xmalloc(slot_bytes(e));
+    initial_slot(e, img);
+    const int rc = gpu_state_init(e->d_state, e->base.max_symbols, e->d_init, img, slot_bytes(e), e->stream, err);
+    free(img);
+    OK(rc);
     CU(cudaDeviceSynchronize());
     return 0;
 }

@@ -40,10 +40,10 @@ typedef struct {
     cudaEvent_t ev[2];
     int f4;
     char *d_w; /* the generated weight layout, byte offsets */
-    float *d_state, *d_scr, *d_feats, *d_out;
+    float *d_state, *d_init, *d_scr, *d_feats, *d_out; /* d_init: a slot's initial image */
     int *d_slots;
     unsigned *d_bar;
-    float *h_feats, *h_out, *h_init; /* pinned [max_batch][F4], [max_batch][4]; slot image */
+    float *h_feats, *h_out; /* pinned [max_batch][F4], [max_batch][4] */
     int *h_slots;
 } gpu_engine_t;
 
@@ -131,13 +131,29 @@ int gpu_copy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
     return 0;
 }
 
+int gpu_state_init(float *d_state, int slots, float *d_img, const float *img, size_t bytes, cudaStream_t stream,
+                   char *err)
+{
+    CU(cudaMemcpyAsync(d_img, img, bytes, cudaMemcpyHostToDevice, stream), "initialising state");
+    for (int i = 0; i < slots; i++)
+        CU(cudaMemcpyAsync((char *)d_state + (size_t)i * bytes, d_img, bytes, cudaMemcpyDeviceToDevice, stream),
+           "initialising state");
+    CU(cudaStreamSynchronize(stream), "initialising state");
+    return 0;
+}
+
+int gpu_slot_reset(float *d_slot, const float *d_img, size_t bytes, cudaStream_t stream, char *err)
+{
+    CU(cudaMemcpyAsync(d_slot, d_img, bytes, cudaMemcpyDeviceToDevice, stream), "resetting a slot");
+    return 0;
+}
+
 static void gpu_reset_slot(engine_t *base, int slot)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
     char err[ERR_MAX];
     if (slot >= 0 && slot < base->max_symbols &&
-        gpu_copy(e->d_state + (size_t)slot * e->lay.slot_floats, e->h_init, slot_bytes(e),
-                 cudaMemcpyHostToDevice, e->stream, "resetting a slot", err))
+        gpu_slot_reset(e->d_state + (size_t)slot * e->lay.slot_floats, e->d_init, slot_bytes(e), e->stream, err))
         fprintf(stderr, "%s\n", err);
 }
 
@@ -165,6 +181,7 @@ static void gpu_destroy(engine_t *base)
     if (!e) return;
     cudaFree(e->d_w);
     cudaFree(e->d_state);
+    cudaFree(e->d_init);
     cudaFree(e->d_scr);
     cudaFree(e->d_feats);
     cudaFree(e->d_out);
@@ -178,7 +195,6 @@ static void gpu_destroy(engine_t *base)
     if (e->stream) cudaStreamDestroy(e->stream);
     jit_unload(&e->k);
     layout_free(&e->lay);
-    free(e->h_init);
     engine_release(&e->base);
     free(e);
 }
@@ -313,7 +329,7 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     const size_t wbytes = (size_t)e->lay.weight_bytes;
     const size_t sbytes = (size_t)e->base.max_symbols * slot_bytes(e);
     const size_t abytes = (size_t)e->lay.scratch_floats * sizeof(float);
-    const size_t total = wbytes + sbytes + abytes;
+    const size_t total = wbytes + sbytes + slot_bytes(e) + abytes;
     const int B = e->base.max_batch;
     e->f4 = (s->num_features + 3) & ~3;
     if (!rc) rc = device_alloc((void **)&e->d_w, wbytes, "the weights", total, err);
@@ -323,6 +339,7 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
                  slot_bytes(e));
         rc = device_alloc((void **)&e->d_state, sbytes, what, total, err);
     }
+    if (!rc) rc = device_alloc((void **)&e->d_init, slot_bytes(e), "a slot's initial state", total, err);
     if (!rc) rc = device_alloc((void **)&e->d_scr, abytes, "the activations", total, err);
     if (!rc) rc = device_alloc((void **)&e->d_feats, (size_t)B * e->f4 * sizeof(float), "features", total, err);
     if (!rc) rc = device_alloc((void **)&e->d_out, (size_t)B * 4 * sizeof(float), "outputs", total, err);
@@ -346,13 +363,11 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     rc = upload_weights(e, &cat, w, err);
     catalogue_free(&cat);
     if (rc) return -1;
-    e->h_init = xmalloc(slot_bytes(e));
-    layout_initial_state(s, &e->lay, e->h_init);
-    CU(cudaMemcpy(e->d_state, e->h_init, slot_bytes(e), cudaMemcpyHostToDevice), "initialising state");
-    for (int i = 1; i < e->base.max_symbols; i++)
-        CU(cudaMemcpy(e->d_state + (size_t)i * e->lay.slot_floats, e->d_state, slot_bytes(e),
-                      cudaMemcpyDeviceToDevice),
-           "initialising state");
+    float *img = xmalloc(slot_bytes(e));
+    layout_initial_state(s, &e->lay, img);
+    rc = gpu_state_init(e->d_state, e->base.max_symbols, e->d_init, img, slot_bytes(e), e->stream, err);
+    free(img);
+    if (rc) return -1;
     CU(cudaDeviceSynchronize(), "initialising");
     return 0;
 }

@@ -17,6 +17,16 @@ int gpu_available(void);
 int gpu_copy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
              cudaStream_t stream, const char *what, char *err);
 
+/* A state arena of `slots` slots of `bytes` each, every slot set to the host image img, which
+ * is also copied to d_img (one slot on the device) for gpu_slot_reset. Waits for the copies. */
+int gpu_state_init(float *d_state, int slots, float *d_img, const float *img, size_t bytes, cudaStream_t stream,
+                   char *err);
+
+/* A slot set back to the device image d_img in `stream`'s order, without waiting: the next
+ * step in that stream reads it reset. (From the host it would move the whole slot over PCIe,
+ * synchronously, in the request path of every new symbol.) */
+int gpu_slot_reset(float *d_slot, const float *d_img, size_t bytes, cudaStream_t stream, char *err);
+
 /* Launch shape and resources of a gpu engine's kernel, one line. */
 void engine_gpu_describe(const engine_t *e, char *out, size_t size);
 

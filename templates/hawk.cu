@@ -32,7 +32,8 @@ struct Hawk {
         case 0: {
             In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
             const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight), -1, H),
-                              mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight), -1, H)};
+                              mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight), -1, H)
+                                  .with_state(st_off<Lk>(l, Lk::st_conv), HK_K - 1)};
             proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 if (stack_index(m, o) == 0) {
                     sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
@@ -46,7 +47,7 @@ struct Hawk {
         }
         case 1: {
             In in = in_act(p, Lk::sc_xc);
-            Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_rglru_input_gate_weight)),
+            Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_rglru_input_gate_weight)).with_state(st_off<Lk>(l, Lk::st_h), 1),
                         mat(wb<Lk>(l, Lk::b_layer_rglru_recurrence_gate_weight))};
             proj_rows<2, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
                 const float i = sigmoidf_(v[0]), r = sigmoidf_(v[1]);

@@ -61,8 +61,10 @@ struct Mamba2 {
                 {Lk::b_layer_dt_proj_weight, Lk::b_layer_dt_proj_bias, -1, -1, -1, Lk::sc_dt, MB_NM, true},
             };
             Mat m[5];
-            for (int i = 0; i < 5; i++)
+            for (int i = 0; i < 5; i++) {
                 m[i] = mat(wb<Lk>(l, proj[i].w), proj[i].bias < 0 ? -1 : wb<Lk>(l, proj[i].bias), proj[i].rows);
+                if (proj[i].conv_w >= 0) m[i] = m[i].with_state(st_off<Lk>(l, proj[i].conv_state), MB_K - 1);
+            }
             In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
             proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 const Proj0 &q = proj[stack_index(m, o)];

@@ -296,7 +296,8 @@ struct XLSTM {
             break;
         case 3: {
             In in = in_act(p, Lk::sc_xn2);
-            const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight), -1, XL_E),
+            const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight), -1, XL_E)
+                                  .with_state(st_off<Lk>(l, Lk::st_m_conv), XL_K - 1),
                               mat(wb<Lk>(l, Lk::b_layer_mlstm_gate_proj_weight), -1, XL_E)};
             proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 if (stack_index(m, o) == 1) {
