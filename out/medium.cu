@@ -280,6 +280,11 @@ template <class Lk> __device__ __forceinline__ float *st(const Params &p, int b,
 // Activations written earlier in this launch are read around L1 (.cg): other SMs wrote them.
 __device__ __forceinline__ float4 ld_act4(const float *q) { return __ldcg((const float4 *)q); }
 __device__ __forceinline__ float ld_act(const float *q) { return __ldcg(q); }
+// The state matrices (mLSTM memory, RetNet retention, Mamba2's SSM state: 144 MB of a symbol's
+// 153.5 at full size) are read and written once a step: streamed (evict-first), they leave L2
+// to what is read again (notes/gpu.md, run 89: batch 1 -5%, batch 8 -4%).
+__device__ __forceinline__ float4 ld_state4(const float *q) { return __ldcs((const float4 *)q); }
+__device__ __forceinline__ void st_state4(float *q, float4 v) { __stcs((float4 *)q, v); }
 
 // A weight tensor stored in fp32 (norms, biases, conv taps...) at byte offset `off`.
 __device__ __forceinline__ const float *wvec(const Params &p, long off) { return (const float *)(p.w + off); }
@@ -399,7 +404,7 @@ __device__ __forceinline__ float4 outer_update(float *S, int rows, float f, cons
         float4 r[8];
 #pragma unroll
         for (int u = 0; u < 8; u++)
-            if (i0 + u < rows) r[u] = *(const float4 *)(S + (long)(i0 + u) * COLS);
+            if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
             if (i0 + u < rows) {
@@ -408,7 +413,7 @@ __device__ __forceinline__ float4 outer_update(float *S, int rows, float f, cons
                 r[u].y = f * r[u].y + ai * v.y;
                 r[u].z = f * r[u].z + ai * v.z;
                 r[u].w = f * r[u].w + ai * v.w;
-                *(float4 *)(S + (long)(i0 + u) * COLS) = r[u];
+                st_state4(S + (long)(i0 + u) * COLS, r[u]);
                 acc.x += qi * r[u].x;
                 acc.y += qi * r[u].y;
                 acc.z += qi * r[u].z;
@@ -1711,7 +1716,7 @@ struct Mamba2 {
                     float4 h[ROWS];
 #pragma unroll
                     for (int u = 0; u < ROWS; u++)
-                        if (r0 + u < MB_E) h[u] = *(float4 *)(ssm + (long)u * MB_S + s);
+                        if (r0 + u < MB_E) h[u] = ld_state4(ssm + (long)u * MB_S + s);
 #pragma unroll
                     for (int u = 0; u < ROWS; u++) {
                         if (r0 + u >= MB_E) continue;
@@ -1719,7 +1724,7 @@ struct Mamba2 {
                         h[u].y = decay[u] * h[u].y + dt[u] * b4.y * x[u];
                         h[u].z = decay[u] * h[u].z + dt[u] * b4.z * x[u];
                         h[u].w = decay[u] * h[u].w + dt[u] * b4.w * x[u];
-                        *(float4 *)(ssm + (long)u * MB_S + s) = h[u];
+                        st_state4(ssm + (long)u * MB_S + s, h[u]);
                         y[u] += c4.x * h[u].x + c4.y * h[u].y + c4.z * h[u].z + c4.w * h[u].w;
                     }
                 }

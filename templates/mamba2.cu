@@ -102,7 +102,7 @@ struct Mamba2 {
                     float4 h[ROWS];
 #pragma unroll
                     for (int u = 0; u < ROWS; u++)
-                        if (r0 + u < MB_E) h[u] = *(float4 *)(ssm + (long)u * MB_S + s);
+                        if (r0 + u < MB_E) h[u] = ld_state4(ssm + (long)u * MB_S + s);
 #pragma unroll
                     for (int u = 0; u < ROWS; u++) {
                         if (r0 + u >= MB_E) continue;
@@ -110,7 +110,7 @@ struct Mamba2 {
                         h[u].y = decay[u] * h[u].y + dt[u] * b4.y * x[u];
                         h[u].z = decay[u] * h[u].z + dt[u] * b4.z * x[u];
                         h[u].w = decay[u] * h[u].w + dt[u] * b4.w * x[u];
-                        *(float4 *)(ssm + (long)u * MB_S + s) = h[u];
+                        st_state4(ssm + (long)u * MB_S + s, h[u]);
                         y[u] += c4.x * h[u].x + c4.y * h[u].y + c4.z * h[u].z + c4.w * h[u].w;
                     }
                 }
