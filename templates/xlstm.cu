@@ -261,7 +261,7 @@ struct XLSTM {
             for (int q = 0; q < 4; q++) { // (i, f) of xc, (z, o) of xn, then both of hprev
                 In in = q == 0   ? in_act(p, Lk::sc_xc)
                             : q == 1 ? in_act(p, Lk::sc_xn)
-                                     : in_state(p, Lk::st_base + (long)l * Lk::st_block + Lk::st_s_h);
+                                     : in_state(p, st_off<Lk>(l, Lk::st_s_h));
                 Mat m[2] = {mat(wb<Lk>(l, wi[q]), bi[q] < 0 ? -1 : wb<Lk>(l, bi[q])),
                             mat(wb<Lk>(l, wf[q]), bf[q] < 0 ? -1 : wb<Lk>(l, bf[q]))};
                 proj_rows<2, false>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
