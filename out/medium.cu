@@ -504,8 +504,8 @@ struct Mat {
     int rows;         // rows of a stacked matrix
     long state = -1;  // the epilogue's state of row 0 (st_off), per_row floats a row; < 0: none
     int per_row = 0;
-    // The epilogue reads and writes per_row floats of state at `state` a row (a conv's taps,
-    // a recurrence's h): proj_rows asks L2 for them before the epilogue (prefetch_epilogue_state).
+    // The epilogue reads and writes per_row floats of state at `state` a row (a causal conv's
+    // past inputs, a recurrence's h): proj_rows asks L2 for them first (prefetch_epilogue_state).
     __device__ Mat with_state(long off, int floats) const { return Mat{w, bias, rows, off, floats}; }
 };
 
