@@ -118,6 +118,8 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
         KERNEL_WEIGHT_ROWS, chunk_f4(s));
     put(b, "using MatRaw = %s; // 4 consecutive weights of a matrix row, as stored (%s)\n",
         bf16 ? "uint2" : "float4", precision_name(s->precision.weights));
+    put(b, "using StateElem = %s; // an element of a state matrix, as stored (%s)\n",
+        s->precision.state == PRECISION_BF16 ? "unsigned short" : "float", precision_name(s->precision.state));
     put(b, "constexpr bool SPLIT_BY_COST = %s; // stages split by cost, not unit count\n",
         KERNEL_SPLIT_BY_COST ? "true" : "false");
     put(b, "constexpr int STAGE_FLOATS = %d, SUMS_WARP = %d; // dynamic shared memory: staged inputs, sums\n",
@@ -239,9 +241,6 @@ static void emit_header(sbuf_t *b, const spec_t *s, const char *spec_path)
 
 int emit_kernel(const spec_t *s, const char *spec_path, char **src, size_t *len, char *err)
 {
-    if (s->precision.state != PRECISION_FP32)
-        return seterr(err, "%s: the fused kernel keeps state in fp32 only (precision.state is %s)",
-                      spec_path, precision_name(s->precision.state));
     if (emit_staged_window_floats(s) > STAGE_WINDOW_FLOATS)
         return seterr(err, "%s: max_batch %d is too large for the fused kernel: one chunk of columns of "
                            "every entry's projection input (%d floats) exceeds the %d floats of a window of "

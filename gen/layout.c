@@ -25,6 +25,8 @@ static void region(region_t *list, int *count, int64_t *cursor, const char *name
 static void state_regions(const spec_t *s, layout_t *l)
 {
     const int H = s->hidden_size;
+    /* the state matrices' elements per float: 2 in bf16 (every matrix has an even count) */
+    const int64_t per_float = s->precision.state == PRECISION_BF16 ? 2 : 1;
     int64_t cur;
 #define ST(k, name, n, init) region(l->state[k], &l->state_count[k], &cur, name, n, init)
     cur = 0;
@@ -37,7 +39,7 @@ static void state_regions(const spec_t *s, layout_t *l)
         ST(TOWER_XLSTM, "s_n", H, 0.0f);
         ST(TOWER_XLSTM, "s_m", H, -INFINITY); /* the first forget gate is exactly 0 */
         ST(TOWER_XLSTM, "m_conv", (int64_t)E * (K - 1), 0.0f);
-        ST(TOWER_XLSTM, "m_C", (int64_t)NH * DM * DM, 0.0f);
+        ST(TOWER_XLSTM, "m_C", (int64_t)NH * DM * DM / per_float, 0.0f);
         ST(TOWER_XLSTM, "m_nv", (int64_t)NH * DM, 0.0f);
         ST(TOWER_XLSTM, "m_m", NH, 0.0f);
         l->state_block[TOWER_XLSTM] = cur;
@@ -48,7 +50,7 @@ static void state_regions(const spec_t *s, layout_t *l)
         ST(TOWER_MAMBA2, "x_conv", (int64_t)E * (K - 1), 0.0f);
         ST(TOWER_MAMBA2, "b_conv", (int64_t)S * (K - 1), 0.0f);
         ST(TOWER_MAMBA2, "c_conv", (int64_t)S * (K - 1), 0.0f);
-        ST(TOWER_MAMBA2, "ssm", (int64_t)E * S, 0.0f); /* [NM, head_size, S] */
+        ST(TOWER_MAMBA2, "ssm", (int64_t)E * S / per_float, 0.0f); /* [NM, head_size, S] */
         l->state_block[TOWER_MAMBA2] = cur;
     }
     cur = 0;
@@ -56,7 +58,7 @@ static void state_regions(const spec_t *s, layout_t *l)
         const int NH = s->retnet.num_heads, D = s->d.retnet_head;
         ST(TOWER_RETNET, "pos", 1, 0.0f); /* int32 bits; 0.0f is int 0 */
         ST(TOWER_RETNET, "scale", NH, 0.0f);
-        ST(TOWER_RETNET, "R", (int64_t)NH * D * D, 0.0f);
+        ST(TOWER_RETNET, "R", (int64_t)NH * D * D, 0.0f); /* fp32 in every mode */
         l->state_block[TOWER_RETNET] = cur;
     }
     cur = 0;

@@ -4,7 +4,9 @@
  * The generator bakes these offsets into the kernel source as constants; the runtime
  * uses the same layout_t to upload weights and initialise state, so the two agree by
  * construction. Weight offsets are in bytes, state and activation offsets in floats; all
- * are multiples of 16 bytes for vector loads. */
+ * are multiples of 16 bytes for vector loads. With precision.state bf16 the mLSTM memory and
+ * Mamba2's SSM state hold two elements a float; they start at 0, which is 0 in either
+ * precision. RetNet's retention stays fp32 (README, Accuracy). */
 #ifndef STEPFUSE_LAYOUT_H
 #define STEPFUSE_LAYOUT_H
 

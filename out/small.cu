@@ -23,6 +23,7 @@ constexpr float EPS_BLOCK = 1.192092896e-07f; // machine epsilon of fp32 (block 
 constexpr int MAX_BATCH = 64, THREADS = 256, WARPS = THREADS / 32, NUM_TOWERS = 4;
 constexpr int WEIGHT_ROWS = 4, CHUNK_F4 = 16; // projections: rows per warp, loads of 4 per lane
 using MatRaw = float4; // 4 consecutive weights of a matrix row, as stored (fp32)
+using StateElem = float; // an element of a state matrix, as stored (fp32)
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
 constexpr int STAGE_PAD = 16; // floats between entries' staged rows (tensor cores)
@@ -276,16 +277,15 @@ template <class Lk> __device__ __forceinline__ float *st(const Params &p, int b,
 {
     return p.state + (long)p.slots[b] * SLOT_FLOATS + st_off<Lk>(l, name);
 }
+// A state matrix of batch entry b, in its stored precision.
+template <class Lk> __device__ __forceinline__ StateElem *stm(const Params &p, int b, int l, long name)
+{
+    return (StateElem *)st<Lk>(p, b, l, name);
+}
 
 // Activations written earlier in this launch are read around L1 (.cg): other SMs wrote them.
 __device__ __forceinline__ float4 ld_act4(const float *q) { return __ldcg((const float4 *)q); }
 __device__ __forceinline__ float ld_act(const float *q) { return __ldcg(q); }
-// The state matrices (mLSTM memory, RetNet retention, Mamba2's SSM state: 144 MB of a symbol's
-// 153.5 at full size) are read and written once a step: streamed (evict-first), they leave L2
-// to what is read again (notes/gpu.md, run 89: batch 1 -5%, batch 8 -4%).
-__device__ __forceinline__ float4 ld_state4(const float *q) { return __ldcs((const float4 *)q); }
-__device__ __forceinline__ void st_state4(float *q, float4 v) { __stcs((float4 *)q, v); }
-
 // A weight tensor stored in fp32 (norms, biases, conv taps...) at byte offset `off`.
 __device__ __forceinline__ const float *wvec(const Params &p, long off) { return (const float *)(p.w + off); }
 // Read-only loads that do not allocate in L1: each weight is read once per step. L2 fetches
@@ -311,12 +311,35 @@ __device__ __forceinline__ MatRaw ld_mat4(const Params &p, long off, long i)
 {
     return ld_raw((const MatRaw *)(p.w + off) + i / 4);
 }
-// Stored matrix weights as floats: fp32 as is, bf16 widened exactly (the top half of an fp32).
+// Four stored values (weights, or state elements) as floats: fp32 as is, bf16 widened exactly
+// (the top half of an fp32).
 __device__ __forceinline__ float4 unpack(float4 w) { return w; }
 __device__ __forceinline__ float4 unpack(uint2 w)
 {
     return make_float4(__uint_as_float(w.x << 16), __uint_as_float(w.x & 0xffff0000u), __uint_as_float(w.y << 16),
                        __uint_as_float(w.y & 0xffff0000u));
+}
+
+// The state matrices (mLSTM memory, RetNet retention, Mamba2's SSM state: 144 MB of a symbol's
+// 153.5 at full size) are read and written once a step: streamed (evict-first), they leave L2
+// to what is read again (notes/gpu.md, run 89: batch 1 -5%, batch 8 -4%). The mLSTM memory's
+// and the SSM state's elements are StateElem: fp32, or bf16 (precision.state) widened exactly
+// on load and rounded to nearest on store; RetNet's are fp32. st_state4 returns the values
+// as stored, which is what the step reads on.
+__device__ __forceinline__ float4 ld_state4(const float *q) { return __ldcs((const float4 *)q); }
+__device__ __forceinline__ float4 st_state4(float *q, float4 v)
+{
+    __stcs((float4 *)q, v);
+    return v;
+}
+__device__ __forceinline__ float4 ld_state4(const unsigned short *q) { return unpack(__ldcs((const uint2 *)q)); }
+__device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
+{
+    uint2 u; // cvt.rn.bf16x2.f32 d, a, b puts a in the upper half
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(u.x) : "f"(v.y), "f"(v.x));
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(u.y) : "f"(v.w), "f"(v.z));
+    __stcs((uint2 *)q, u);
+    return unpack(u);
 }
 
 // ---- grid barrier -------------------------------------------------------------------------
@@ -393,11 +416,11 @@ __device__ __forceinline__ float conv_step(const float *taps, const float *bias,
 
 // ---- rank-one update of a state matrix -------------------------------------------------------
 // A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
-// (S points at its first column in the first row): S[i][j] = f * S[i][j] + a[i] * v[j],
+// (S points at its first column in the first row; fp32 or StateElem): S[i][j] = f * S[i][j] + a[i] * v[j],
 // and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
 // groups of 8 with all loads of a group issued before any use.
-template <int COLS>
-__device__ __forceinline__ float4 outer_update(float *S, int rows, float f, const float *a, float4 v, const float *q)
+template <int COLS, class Elem>
+__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q)
 {
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int i0 = 0; i0 < rows; i0 += 8) {
@@ -413,7 +436,7 @@ __device__ __forceinline__ float4 outer_update(float *S, int rows, float f, cons
                 r[u].y = f * r[u].y + ai * v.y;
                 r[u].z = f * r[u].z + ai * v.z;
                 r[u].w = f * r[u].w + ai * v.w;
-                st_state4(S + (long)(i0 + u) * COLS, r[u]);
+                r[u] = st_state4(S + (long)(i0 + u) * COLS, r[u]);
                 acc.x += qi * r[u].x;
                 acc.y += qi * r[u].y;
                 acc.z += qi * r[u].z;
@@ -1472,7 +1495,7 @@ struct XLSTM {
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
-                float *C = st<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
+                StateElem *C = stm<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
                 const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
                 const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
                 *(float4 *)(part + rc * XL_E + j) = make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
@@ -1710,7 +1733,7 @@ struct Mamba2 {
                     x[u] = ld_act(sc(p, Lk::sc_xs, b) + r);
                     y[u] = 0.0f;
                 }
-                float *ssm = st<Lk>(p, b, l, Lk::st_ssm) + (long)r0 * MB_S;
+                StateElem *ssm = stm<Lk>(p, b, l, Lk::st_ssm) + (long)r0 * MB_S;
                 for (int s = lane * 4; s < MB_S; s += 128) {
                     const float4 b4 = ld_act4(bv + s), c4 = ld_act4(cv + s);
                     float4 h[ROWS];
@@ -1724,7 +1747,7 @@ struct Mamba2 {
                         h[u].y = decay[u] * h[u].y + dt[u] * b4.y * x[u];
                         h[u].z = decay[u] * h[u].z + dt[u] * b4.z * x[u];
                         h[u].w = decay[u] * h[u].w + dt[u] * b4.w * x[u];
-                        st_state4(ssm + (long)u * MB_S + s, h[u]);
+                        h[u] = st_state4(ssm + (long)u * MB_S + s, h[u]);
                         y[u] += c4.x * h[u].x + c4.y * h[u].y + c4.z * h[u].z + c4.w * h[u].w;
                     }
                 }

@@ -49,15 +49,20 @@ static void usage(FILE *f)
             "  --baseline B     cublas (default) or none\n"
             "  --check N        also run N requests on up to 4 symbols through both GPU engines\n"
             "                   and the float64 C reference (slow at full size: seconds each);\n"
-            "                   with bf16 matrices also against the reference of the fp32\n"
-            "                   weights: the error of the mode itself, reported, not gated\n"
-            "  --tolerance T    exit 1 if a --check relative L2 error exceeds T (default 1e-4)\n"
+            "                   with bf16 matrices or state also against the reference of\n"
+            "                   the fp32 model: the error of the mode itself, reported, not\n"
+            "                   gated\n"
+            "  --tolerance T    exit 1 if a --check relative L2 error exceeds T (default 1e-4;\n"
+            "                   with a bf16 state 5e-2: each engine's fp32 roundings move some\n"
+            "                   elements across a bf16 tie, and the full-size model amplifies\n"
+            "                   that to 8.7e-3..1.0e-2 after 3 requests)\n"
             "  --cross-tolerance T\n"
             "                   exit 1 if fused and unfused differ by more than T (default\n"
             "                   1e-2: the two differ in RetNet by up to 1.1e-4 with fp32 and\n"
             "                   1.3e-3 with bf16 matrices at full size, whose first step\n"
             "                   normalises q.k per head, ill-conditioned where it cancels; a\n"
-            "                   defect differs at order 1)\n"
+            "                   defect differs at order 1. With a bf16 state 0.5: one output\n"
+            "                   a tower at batch 1 differed by 0.19, 4e-3..7e-3 at 8 to 64)\n"
             "  --trace B        after the timed steps, one step at batch B with the kernel's\n"
             "                   per-stage trace (%%globaltimer per CTA around each grid barrier):\n"
             "                   a table of every stage (slowest and median CTA work, barrier\n"
@@ -180,8 +185,9 @@ static int check_reference(const spec_t *s, const weights_t *w, engine_t *const 
 
 static void print_table(const spec_t *s, const bench_t *b)
 {
-    printf("%s on %s: weights %.3f GB (%s), state %.1f MB per symbol\n", s->name, b->device,
-           b->weight_bytes * 1e-9, precision_name(s->precision.weights), b->state_bytes * 1e-6);
+    printf("%s on %s: weights %.3f GB (%s), state %.1f MB per symbol (matrices %s)\n", s->name, b->device,
+           b->weight_bytes * 1e-9, precision_name(s->precision.weights), b->state_bytes * 1e-6,
+           precision_name(s->precision.state));
     printf("device-to-device copy %.0f GB/s; JIT cold %.1f s, cached %.3f s; device memory: "
            "fused %.2f GB, unfused %.2f GB\n",
            b->copy_bw * 1e-9, b->jit_cold_s, b->jit_cached_s, b->fused_mem * 1e-9,
@@ -237,9 +243,10 @@ static int write_json(const char *path, const spec_t *s, const bench_t *b, char 
         }
         json_array_append_new(rows, row);
     }
-    json_t *doc = json_pack("{s:s,s:s,s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:o}", "spec", s->name,
+    json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:o}", "spec", s->name,
                             "device", b->device, "weights_precision",
-                            precision_name(s->precision.weights), "copy_gb_s", b->copy_bw * 1e-9,
+                            precision_name(s->precision.weights), "state_precision",
+                            precision_name(s->precision.state), "copy_gb_s", b->copy_bw * 1e-9,
                             "weight_bytes", b->weight_bytes, "state_bytes_per_symbol",
                             b->state_bytes, "jit_cold_s", b->jit_cold_s, "jit_cached_s",
                             b->jit_cached_s, "fused_device_bytes", b->fused_mem,
@@ -268,9 +275,9 @@ static int trace_step(engine_t *fused, int nb, trace_report_t *r, char *err)
     return rc;
 }
 
-/* --check: the GPU engines against the float64 C reference of the same weights and, with
- * bf16 matrices, the fused engine against the reference of the fp32 weights (w_fp32): the
- * error of the mode itself. */
+/* --check: the GPU engines against the float64 C reference of the same spec and, with bf16
+ * matrices or state, the fused engine against the reference of the fp32 model (its weights
+ * w_fp32): the error of the mode itself. */
 static int run_checks(const spec_t *s, const weights_t *w, const weights_t *w_fp32, engine_t *fused,
                       engine_t *unfused, int n, bench_t *b, char *err)
 {
@@ -287,10 +294,10 @@ static int run_checks(const spec_t *s, const weights_t *w, const weights_t *w_fp
     }
     if (w_fp32) {
         spec_t s32 = *s;
-        s32.precision.weights = PRECISION_FP32;
+        s32.precision.weights = s32.precision.state = PRECISION_FP32;
         if (check_reference(&s32, w_fp32, &fused, 1, n, c, err)) return -1;
-        b->check[b->nchecked].what = "fused (bf16 matrices) vs C reference float64 of the fp32 weights";
-        b->check[b->nchecked].json_key = "fused_vs_fp32_weights_reference_fp64";
+        b->check[b->nchecked].what = "fused (bf16 mode) vs C reference float64 of the fp32 model";
+        b->check[b->nchecked].json_key = "fused_vs_fp32_model_reference_fp64";
         b->check[b->nchecked].gated = 0;
         b->check[b->nchecked++].c = c[0];
     }
@@ -372,7 +379,7 @@ int cmd_bench(int argc, char **argv)
     const char *spec_path = NULL, *weights_path = NULL, *batch_list = "1,8,32,50,64";
     const char *baseline = "cublas", *json_path = NULL;
     int iters = 30, check = 0, trace_batch = 0, c;
-    double tolerance = 1e-4, cross_tolerance = 1e-2;
+    double tolerance = -1, cross_tolerance = -1; /* defaults by the spec's state precision */
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': spec_path = optarg; break;
@@ -417,6 +424,9 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    const int bf16_state = s.precision.state == PRECISION_BF16;
+    if (tolerance < 0) tolerance = bf16_state ? 5e-2 : 1e-4;
+    if (cross_tolerance < 0) cross_tolerance = bf16_state ? 0.5 : 1e-2;
     if (!gpu_available()) {
         fprintf(stderr, "stepfuse bench: no CUDA device: the benchmark needs a GPU\n");
         return 1;
@@ -425,19 +435,20 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "stepfuse bench: %s\n", err);
         return 1;
     }
-    /* the same file unrounded, for the bf16 mode's own error */
-    const int bf16_check = check && s.precision.weights == PRECISION_BF16;
+    /* a bf16 mode's own error: against the fp32 model, with the weights file unrounded */
+    const int mode_check = check && (s.precision.weights == PRECISION_BF16 || s.precision.state == PRECISION_BF16);
+    const int reload = mode_check && s.precision.weights == PRECISION_BF16;
     spec_t s32 = s;
     s32.precision.weights = PRECISION_FP32;
     weights_t w32;
-    if (bf16_check && bench_weights(weights_path, &s32, &w32, err)) {
+    if (reload && bench_weights(weights_path, &s32, &w32, err)) {
         fprintf(stderr, "stepfuse bench: %s\n", err);
         weights_free(&w);
         return 1;
     }
     bench_t *b = xcalloc(1, sizeof *b);
     b->trace_batch = trace_batch;
-    int rc = run(&s, &w, bf16_check ? &w32 : NULL, batches, nb, baseline, iters, check, b, err);
+    int rc = run(&s, &w, reload ? &w32 : mode_check ? &w : NULL, batches, nb, baseline, iters, check, b, err);
     if (rc) fprintf(stderr, "stepfuse bench: %s\n", err);
     if (b->nrows) print_table(&s, b);
     if (b->nrows && json_path && write_json(json_path, &s, b, err)) {
@@ -458,7 +469,7 @@ int cmd_bench(int argc, char **argv)
         }
     trace_report_free(&b->trace);
     free(b);
-    if (bf16_check) weights_free(&w32);
+    if (reload) weights_free(&w32);
     weights_free(&w);
     return rc ? 1 : 0;
 }

@@ -4,7 +4,9 @@
  * Linear and BlockLinear a cuBLAS fp32 GEMM (no TF32), everything else a small kernel of
  * templates/unfused.cu (NVRTC, cubin cache of jit.h) that reads and writes the state in
  * place through the batch's slot indices. A batch is split host-side into waves of
- * distinct slots (order kept), so repeated symbols advance as if fed one at a time. */
+ * distinct slots (order kept), so repeated symbols advance as if fed one at a time. With
+ * precision.state bf16 it rounds the mLSTM memory and Mamba2's SSM state as the fused kernel
+ * does but keeps them in fp32: the same function, not the same bytes. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -97,6 +99,7 @@ typedef struct {
     tower_d towers[NUM_TOWERS];
     dlin_t output_proj;
     long long slot_floats;
+    int state_bf16; /* precision.state bf16: mLSTM C and Mamba2's state rounded to bf16, kept in fp32 */
     float *h_feats, *h_out; /* pinned [max_batch][F], [max_batch][4] */
     int *h_slots;
 } cublas_engine_t;
@@ -243,7 +246,7 @@ static int mlstm_block(cublas_engine_t *e, mlstm_d *w, long long st, const float
     OK(gemm(e, w->igate.w, NH, E3, a->qkv, E3, a->ifg, 2 * NH, nb, err));
     OK(gemm(e, w->fgate.w, NH, E3, a->qkv, E3, a->ifg + NH, 2 * NH, nb, err));
     void *cargs[] = {&a->qkv, &a->ifg, &w->igate.b, &w->fgate.b, &e->d_state, &e->d_slots, &e->slot_floats, &st,
-                     &E, &NH, &DM, &K1, &a->h};
+                     &E, &NH, &DM, &K1, &e->state_bf16, &a->h};
     OK(launch(e, K_MLSTM_CELL, (unsigned)NH, (unsigned)nb, 2 * (size_t)DM * sizeof(float), cargs, err));
     OK(group_norm(e, a->hn, a->h, w->outnorm_w, w->outnorm_b, NULL, E, NH, nb, err));
     void *sargs[] = {&a->hn, &a->xc, &a->xg, &w->skip, &nb, &E};
@@ -280,7 +283,7 @@ static int mamba2_layer(cublas_engine_t *e, block_d *b, const float *t, float *y
     OK(causal_conv(e, a->mb, a->mb, b_conv, w->b_conv, S, K, ACT_SILU, nb, err));
     OK(causal_conv(e, a->mc, a->mc, c_conv, w->c_conv, S, K, ACT_SILU, nb, err));
     void *args[] = {&a->mx, &a->mz, &a->mb, &a->mc, &a->mdt, &w->dt_proj.b, &w->a, &w->d, &e->d_state,
-                    &e->d_slots, &e->slot_floats, &ssm, &E, &HD, &S, &a->my};
+                    &e->d_slots, &e->slot_floats, &ssm, &E, &HD, &S, &e->state_bf16, &a->my};
     OK(launch(e, K_MAMBA_SSM, (unsigned)NM, (unsigned)nb, 0, args, err));
     OK(rms_norm(e, a->my, a->my, w->norm, 1e-5f, E, nb, err));
     return gemm(e, w->out_proj.w, H, E, a->my, E, y, H, nb, err);
@@ -749,6 +752,7 @@ engine_t *engine_cublas_create(const spec_t *s, const weights_t *w, const engine
 {
     cublas_engine_t *e = xcalloc(1, sizeof *e);
     engine_init(&e->base, &cublas_ops, s, o);
+    e->state_bf16 = s->precision.state == PRECISION_BF16;
     if (create(e, w, err)) {
         cublas_destroy(&e->base);
         return NULL;

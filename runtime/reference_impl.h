@@ -5,6 +5,11 @@
  * tgmath.h makes exp, sqrt, ... follow REAL, so every operation rounds in the compute
  * type as the original model's does. Vectors are REAL arrays; weights stay fp32. */
 
+/* An element of the mLSTM memory or Mamba2's SSM state as kept: with precision.state bf16
+ * each update is rounded to the nearest bf16 (directly from REAL, as the GPU's cvt.rn.bf16
+ * from fp32) and read as rounded. RetNet's retention stays as computed (README, Accuracy). */
+static inline REAL FN(keep)(int bf16, REAL x) { return bf16 ? (REAL)bf16_nearest(x) : x; }
+
 /* y [out] = W [out, in] x [in] (+ b) */
 static void FN(linear)(const linear_t *l, const REAL *x, REAL *y)
 {
@@ -140,6 +145,7 @@ static void FN(mlstm_block)(const ref_model_t *m, const mlstm_w *w, REAL *st, co
     FN(linear)(&w->fgate, qkv, fp);
 
     const REAL kscale = sqrt((REAL)DM);
+    const int bf16 = m->s.precision.state == PRECISION_BF16;
     for (int n = 0; n < NH; n++) {
         const REAL lf = FN(logsigmoid)(fp[n]);
         const REAL mnew = fmax(ip[n], mx[n] + lf);
@@ -153,7 +159,7 @@ static void FN(mlstm_block)(const ref_model_t *m, const mlstm_w *w, REAL *st, co
             const REAL kk = kn[a] / kscale;
             REAL *Ca = Cn + (size_t)a * DM;
             for (int b = 0; b < DM; b++) {
-                Ca[b] = fg * Ca[b] + ig * kk * vn[b];
+                Ca[b] = FN(keep)(bf16, fg * Ca[b] + ig * kk * vn[b]);
                 hn_[b] += qn[a] * Ca[b];
             }
             nvn[a] = fg * nvn[a] + ig * kk;
@@ -204,6 +210,7 @@ static void FN(mamba2_layer)(const ref_model_t *m, const block_w *b, REAL *st, c
     FN(causal_conv)(&w->c_conv, c_conv, cv, cv);
     for (int i = 0; i < E; i++) x[i] = FN(silu)(x[i]);
     for (int i = 0; i < S; i++) bv[i] = FN(silu)(bv[i]), cv[i] = FN(silu)(cv[i]);
+    const int bf16 = s->precision.state == PRECISION_BF16;
     for (int n = 0; n < NM; n++) {
         dt[n] = FN(softplus)(dt[n]);
         const REAL decay = exp((REAL)w->a[n] * dt[n]);
@@ -212,7 +219,7 @@ static void FN(mamba2_layer)(const ref_model_t *m, const block_w *b, REAL *st, c
             const REAL xh = x[n * HD + h];
             REAL acc = 0;
             for (int j = 0; j < S; j++) {
-                row[j] = decay * row[j] + dt[n] * bv[j] * xh;
+                row[j] = FN(keep)(bf16, decay * row[j] + dt[n] * bv[j] * xh);
                 acc += cv[j] * row[j];
             }
             yy[n * HD + h] = acc + (REAL)w->d[n] * xh;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,10 +118,17 @@ uint16_t bf16_bits(float x)
     return (uint16_t)(u >> 16);
 }
 
-float bf16_round(float x)
+double bf16_nearest(double x)
 {
-    const uint32_t u = (uint32_t)bf16_bits(x) << 16;
-    float r;
-    memcpy(&r, &u, sizeof r);
-    return r;
+    if (!isfinite(x)) return x;
+    if (fabs(x) < 0x1p-126) return nearbyint(x * 0x1p133) * 0x1p-133; /* subnormal: 2^-133 apart */
+    enum { DROP = 52 - 7 }; /* bf16 keeps 7 of a double's 52 fraction bits */
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    u += ((uint64_t)1 << (DROP - 1)) - 1 + (u >> DROP & 1); /* to nearest, ties to even */
+    u &= ~(((uint64_t)1 << DROP) - 1);
+    memcpy(&x, &u, sizeof x);
+    return fabs(x) >= 0x1p128 ? copysign(INFINITY, x) : x; /* past bf16's largest: inf */
 }
+
+float bf16_round(float x) { return (float)bf16_nearest(x); }

@@ -41,9 +41,11 @@ void random_uniform(float *v, size_t n, uint64_t seed, double lo, double hi);
 /* Median of n > 0 values; sorts v. */
 double median(double *v, size_t n);
 
-/* The bfloat16 nearest to x (ties to even; NaN stays NaN) as its 16 bits, and as a float. */
+/* The bfloat16 nearest to x (ties to even; NaN stays NaN) as its 16 bits, and as a float;
+ * bf16_nearest rounds a double directly (not through float), bf16's range and subnormals. */
 uint16_t bf16_bits(float x);
 float bf16_round(float x);
+double bf16_nearest(double x);
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

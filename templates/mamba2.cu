@@ -96,7 +96,7 @@ struct Mamba2 {
                     x[u] = ld_act(sc(p, Lk::sc_xs, b) + r);
                     y[u] = 0.0f;
                 }
-                float *ssm = st<Lk>(p, b, l, Lk::st_ssm) + (long)r0 * MB_S;
+                StateElem *ssm = stm<Lk>(p, b, l, Lk::st_ssm) + (long)r0 * MB_S;
                 for (int s = lane * 4; s < MB_S; s += 128) {
                     const float4 b4 = ld_act4(bv + s), c4 = ld_act4(cv + s);
                     float4 h[ROWS];
@@ -110,7 +110,7 @@ struct Mamba2 {
                         h[u].y = decay[u] * h[u].y + dt[u] * b4.y * x[u];
                         h[u].z = decay[u] * h[u].z + dt[u] * b4.z * x[u];
                         h[u].w = decay[u] * h[u].w + dt[u] * b4.w * x[u];
-                        st_state4(ssm + (long)u * MB_S + s, h[u]);
+                        h[u] = st_state4(ssm + (long)u * MB_S + s, h[u]);
                         y[u] += c4.x * h[u].x + c4.y * h[u].y + c4.z * h[u].z + c4.w * h[u].w;
                     }
                 }

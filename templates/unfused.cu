@@ -14,6 +14,14 @@ __device__ __forceinline__ float silu_f(float x) { return x * sigmoid_f(x); }
 __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 __device__ __forceinline__ float logsigmoid_f(float x) { return -softplus_f(-x); }
 __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x / sqrtf(2.0f))); }
+// An element of a state matrix as kept: with precision.state bf16 (bf16 != 0) rounded to the
+// nearest bf16, as the fused kernel stores it; this path keeps it in its fp32 slot.
+__device__ __forceinline__ float keep_state(float x, int bf16)
+{
+    unsigned u; // cvt.rn.bf16x2.f32 d, a, b puts b in the lower half
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(u) : "f"(x), "f"(0.0f));
+    return bf16 ? __uint_as_float(u & 0xffff0000u) : x;
+}
 
 __device__ __forceinline__ float activate(float x, int act)
 {
@@ -163,10 +171,11 @@ extern "C" __global__ void slstm_cell(const float *gin, const float *gst, const 
 
 // mLSTM cell, one CTA per (head, entry). qkv [rows, 3E]; ifg [rows, 2 NH]: input and forget
 // gate pre-activations without bias. State block at off: conv [E, K1], C [NH, DM, DM],
-// nv [NH, DM], m [NH]. h [rows, E]. Dynamic shared memory: 2 DM floats.
+// nv [NH, DM], m [NH]. h [rows, E]. bf16: C kept in bf16 (keep_state). Dynamic shared
+// memory: 2 DM floats.
 extern "C" __global__ void mlstm_cell(const float *qkv, const float *ifg, const float *ib, const float *fb,
                                       float *state, const int *slots, long long slot_stride, long long off,
-                                      int E, int NH, int DM, int K1, float *h)
+                                      int E, int NH, int DM, int K1, int bf16, float *h)
 {
     extern __shared__ float smem[];
     float *qs = smem, *ks = smem + DM;
@@ -197,7 +206,7 @@ extern "C" __global__ void mlstm_cell(const float *qkv, const float *ifg, const 
         float acc = 0.0f;
         for (int a = 0; a < DM; a++) {
             float *cab = C + (long long)a * DM + b;
-            *cab = fg * *cab + ig * ks[a] * vb;
+            *cab = keep_state(fg * *cab + ig * ks[a] * vb, bf16);
             acc += qs[a] * *cab;
         }
         h[(long long)r * E + (long long)n * DM + b] = acc / denom;
@@ -217,11 +226,11 @@ extern "C" __global__ void mlstm_skip_gate(float *hn, const float *xc, const flo
 
 // Mamba2 SSM update and readout, one CTA per (head, entry), a warp per state row.
 // x, z, y [rows, E]; bv, cv [rows, S]; dt [rows, NM] without bias. State block at off:
-// ssm [NM, HD, S]. y = (C . ssm + d x) * silu(z), before the RMSNorm.
+// ssm [NM, HD, S] (bf16: kept in bf16). y = (C . ssm + d x) * silu(z), before the RMSNorm.
 extern "C" __global__ void mamba_ssm(const float *x, const float *z, const float *bv, const float *cv,
                                      const float *dt, const float *dt_bias, const float *a, const float *d,
                                      float *state, const int *slots, long long slot_stride, long long off,
-                                     int E, int HD, int S, float *y)
+                                     int E, int HD, int S, int bf16, float *y)
 {
     const int n = blockIdx.x, r = blockIdx.y, NM = E / HD;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
@@ -235,7 +244,7 @@ extern "C" __global__ void mamba_ssm(const float *x, const float *z, const float
         float *row = ssm + (long long)hh * S;
         float acc = 0.0f;
         for (int j = lane; j < S; j += 32) {
-            row[j] = decay * row[j] + dtn * bvr[j] * xh;
+            row[j] = keep_state(decay * row[j] + dtn * bvr[j] * xh, bf16);
             acc += cvr[j] * row[j];
         }
         for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);

@@ -209,7 +209,7 @@ struct XLSTM {
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
-                float *C = st<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
+                StateElem *C = stm<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
                 const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
                 const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
                 *(float4 *)(part + rc * XL_E + j) = make_float4(num.x / den, num.y / den, num.z / den, num.w / den);

@@ -221,6 +221,40 @@ Test(gen, layout_is_aligned_and_initialised)
     catalogue_free(&c);
 }
 
+/* precision.state bf16 halves the mLSTM memory and Mamba2's SSM state (two elements a float)
+ * and nothing else: RetNet's retention stays fp32. */
+Test(gen, bf16_state_halves_the_state_matrices)
+{
+    spec_t s;
+    char err[ERR_MAX];
+    catalogue_t c;
+    layout_t l32, l16;
+    load_spec("specs/medium.yaml", &s);
+    catalogue_build(&s, &c);
+    cr_assert_eq(layout_build(&s, &c, &l32, err), 0, "%s", err);
+    s.precision.state = PRECISION_BF16;
+    cr_assert_eq(layout_build(&s, &c, &l16, err), 0, "%s", err);
+    static const char *const matrices[NUM_TOWERS] = {"m_C", "ssm", NULL, NULL};
+    int64_t saved = 0;
+    for (int k = 0; k < NUM_TOWERS; k++) {
+        cr_assert_eq(l16.state_count[k], l32.state_count[k]);
+        for (int r = 0; r < l32.state_count[k]; r++) {
+            const region_t *a = &l32.state[k][r], *b = &l16.state[k][r];
+            const int matrix = matrices[k] && !strcmp(a->name, matrices[k]);
+            const int64_t want = matrix ? (a->floats / 2 + 3) & ~(int64_t)3 : a->floats;
+            cr_expect_eq(b->floats, want, "%s: %lld floats, fp32 %lld", a->name, (long long)b->floats,
+                         (long long)a->floats);
+            cr_expect_eq(b->offset % 4, 0, "%s", b->name);
+            saved += (a->floats - b->floats) * s.tower_depth;
+        }
+    }
+    cr_expect_gt(saved, l32.slot_floats / 3, "the matrices are most of the state");
+    cr_expect_eq(l16.slot_floats, l32.slot_floats - saved);
+    layout_free(&l16);
+    layout_free(&l32);
+    catalogue_free(&c);
+}
+
 /* A compilation error names the generated line and quotes it. */
 Test(gen, compile_error_quotes_the_generated_line)
 {

@@ -6,7 +6,8 @@
  * Streams run in batches that repeat symbols, which must advance in order; outputs are
  * NaN-poisoned first, so an unwritten output fails. GPU engines skip without a GPU.
  * With bf16 matrices, the GPU engines against the float64 C reference of the same rounded
- * weights (the function of that mode), within the fp32 tolerance. */
+ * weights (the function of that mode), within the fp32 tolerance; with a bf16 state, the
+ * fp32 engines against the float64 reference that rounds that state the same way. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <string.h>
@@ -108,6 +109,69 @@ ParameterizedTest(bf16_case_t *bc, golden, bf16_matrices, .timeout = 300)
         for (int k = 0; k < NUM_TOWERS; k++)
             cr_expect_leq(c.rel_l2[k], 1e-5, "%s %s bf16 tower %s: rel L2 %.3e against the reference",
                           bc->case_name, bc->backend, tower_names[k], c.rel_l2[k]);
+        free(out);
+        engine_destroy(e);
+    }
+    free(want);
+    golden_free(&g);
+}
+
+ParameterizedTestParameters(golden, bf16_state)
+{
+    static bf16_case_t cases[] = {
+        {"small", "cpu"}, {"medium", "cpu"}, {"long", "cpu"}, {"small", "gpu"}, {"small", "cublas"},
+    };
+    return cr_make_param_array(bf16_case_t, cases, sizeof cases / sizeof cases[0]);
+}
+
+/* A bf16 state: the float64 C reference that rounds the mLSTM memory and Mamba2's SSM state
+ * at every update moves away from the original model by 1.5e-3..4.3e-3 in xLSTM and Mamba2
+ * on these streams, and RetNet and Hawk (whose state stays fp32) not at all. An fp32
+ * engine's own roundings put some elements on the other side of a bf16 tie, and the
+ * recurrences carry those 2^-9 steps on. On the small stream the C reference in float32
+ * lands within 1.2e-4 of the float64 one; both GPU engines 2.1e-3 away in xLSTM (their expf
+ * differs from the C library's by an ulp, which moves a head's gates and with them the
+ * rounding of the whole head's memory) and 4e-5..8e-5 in Mamba2. So the fp32 engines run the
+ * small stream to 1e-2 in xLSTM (a defect is off by order 1) and 1e-3 in Mamba2, which a
+ * state kept in fp32 (2.3e-3 away) fails. The cpu cases check the float64 reference itself,
+ * the small one also the float32 reference. */
+ParameterizedTest(bf16_case_t *bc, golden, bf16_state, .timeout = 300)
+{
+    static const double tolerance[NUM_TOWERS] = {1e-2, 1e-3, 1e-5, 1e-5};
+    const int cpu = !strcmp(bc->backend, "cpu");
+    if (!cpu) SKIP_WITHOUT_GPU();
+    golden_t g;
+    golden_load(bc->case_name, &g);
+    g.spec.precision.state = PRECISION_BF16;
+    const int batch = g.spec.batch.max_batch;
+    engine_t *ref = make_engine(&g.spec, &g.w, "cpu", 1, g.s.num_symbols);
+    double *want = run_stream(ref, &g.s, batch);
+    engine_destroy(ref);
+    compare_t c;
+    if (cpu) {
+        compare_outputs(want, g.s.expected, (size_t)g.s.n, &c);
+        for (int k = 0; k < NUM_TOWERS; k++) {
+            cr_log_info("%s bf16 state fp64 reference vs expected, %s: rel L2 %.3e", bc->case_name,
+                        tower_names[k], c.rel_l2[k]);
+            if (k == TOWER_XLSTM || k == TOWER_MAMBA2)
+                cr_expect(c.rel_l2[k] > 1e-3 && c.rel_l2[k] < 5e-2, "%s %s: rel L2 %.3e outside [1e-3, 5e-2]",
+                          bc->case_name, tower_names[k], c.rel_l2[k]);
+            else
+                cr_expect_leq(c.rel_l2[k], 1e-10, "%s %s: rel L2 %.3e", bc->case_name, tower_names[k], c.rel_l2[k]);
+        }
+    }
+    if (!cpu || !strcmp(bc->case_name, "small")) {
+        engine_t *e = make_engine(&g.spec, &g.w, bc->backend, 0, g.s.num_symbols);
+        double *out = run_stream(e, &g.s, batch);
+        compare_outputs(out, want, (size_t)g.s.n, &c);
+        cr_expect_eq(c.nonfinite, 0, "%zu outputs not finite (unwritten or NaN)", c.nonfinite);
+        for (int k = 0; k < NUM_TOWERS; k++) {
+            const double tol = tolerance[k];
+            cr_log_info("%s %s fp32 bf16 state, %s: rel L2 %.3e against the reference", bc->case_name, bc->backend,
+                        tower_names[k], c.rel_l2[k]);
+            cr_expect_leq(c.rel_l2[k], tol, "%s %s bf16 state tower %s: rel L2 %.3e > %.1e", bc->case_name,
+                          bc->backend, tower_names[k], c.rel_l2[k], tol);
+        }
         free(out);
         engine_destroy(e);
     }
