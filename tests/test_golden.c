@@ -68,6 +68,30 @@ typedef struct {
     char backend[8];
 } bf16_case_t;
 
+/* A golden case with the given storage precisions, and its outputs [n, 4] from the float64 C
+ * reference of that mode. */
+static double *mode_reference(const char *case_name, precision_t weights, precision_t state, golden_t *g)
+{
+    golden_load_as(case_name, weights, g);
+    g->spec.precision.state = state;
+    engine_t *ref = make_engine(&g->spec, &g->w, "cpu", 1, g->s.num_symbols);
+    double *want = run_stream(ref, &g->s, g->spec.batch.max_batch);
+    engine_destroy(ref);
+    return want;
+}
+
+/* An fp32 engine of the golden case's mode on its stream, compared with want; every output
+ * must be written and finite. */
+static void engine_against(const golden_t *g, const char *backend, const double *want, compare_t *c)
+{
+    engine_t *e = make_engine(&g->spec, &g->w, backend, 0, g->s.num_symbols);
+    double *out = run_stream(e, &g->s, g->spec.batch.max_batch);
+    compare_outputs(out, want, (size_t)g->s.n, c);
+    cr_expect_eq(c->nonfinite, 0, "%zu outputs not finite (unwritten or NaN)", c->nonfinite);
+    free(out);
+    engine_destroy(e);
+}
+
 ParameterizedTestParameters(golden, bf16_matrices)
 {
     static bf16_case_t cases[] = {
@@ -87,11 +111,7 @@ ParameterizedTest(bf16_case_t *bc, golden, bf16_matrices, .timeout = 300)
     const int cpu = !strcmp(bc->backend, "cpu");
     if (!cpu) SKIP_WITHOUT_GPU();
     golden_t g;
-    golden_load_as(bc->case_name, PRECISION_BF16, &g);
-    const int batch = g.spec.batch.max_batch;
-    engine_t *ref = make_engine(&g.spec, &g.w, "cpu", 1, g.s.num_symbols);
-    double *want = run_stream(ref, &g.s, batch);
-    engine_destroy(ref);
+    double *want = mode_reference(bc->case_name, PRECISION_BF16, PRECISION_FP32, &g);
     compare_t c;
     if (cpu) {
         compare_outputs(want, g.s.expected, (size_t)g.s.n, &c);
@@ -102,15 +122,10 @@ ParameterizedTest(bf16_case_t *bc, golden, bf16_matrices, .timeout = 300)
                       bc->case_name, tower_names[k], c.rel_l2[k]);
         }
     } else {
-        engine_t *e = make_engine(&g.spec, &g.w, bc->backend, 0, g.s.num_symbols);
-        double *out = run_stream(e, &g.s, batch);
-        compare_outputs(out, want, (size_t)g.s.n, &c);
-        cr_expect_eq(c.nonfinite, 0, "%zu outputs not finite (unwritten or NaN)", c.nonfinite);
+        engine_against(&g, bc->backend, want, &c);
         for (int k = 0; k < NUM_TOWERS; k++)
             cr_expect_leq(c.rel_l2[k], 1e-5, "%s %s bf16 tower %s: rel L2 %.3e against the reference",
                           bc->case_name, bc->backend, tower_names[k], c.rel_l2[k]);
-        free(out);
-        engine_destroy(e);
     }
     free(want);
     golden_free(&g);
@@ -141,12 +156,7 @@ ParameterizedTest(bf16_case_t *bc, golden, bf16_state, .timeout = 300)
     const int cpu = !strcmp(bc->backend, "cpu");
     if (!cpu) SKIP_WITHOUT_GPU();
     golden_t g;
-    golden_load(bc->case_name, &g);
-    g.spec.precision.state = PRECISION_BF16;
-    const int batch = g.spec.batch.max_batch;
-    engine_t *ref = make_engine(&g.spec, &g.w, "cpu", 1, g.s.num_symbols);
-    double *want = run_stream(ref, &g.s, batch);
-    engine_destroy(ref);
+    double *want = mode_reference(bc->case_name, PRECISION_FP32, PRECISION_BF16, &g);
     compare_t c;
     if (cpu) {
         compare_outputs(want, g.s.expected, (size_t)g.s.n, &c);
@@ -161,10 +171,7 @@ ParameterizedTest(bf16_case_t *bc, golden, bf16_state, .timeout = 300)
         }
     }
     if (!cpu || !strcmp(bc->case_name, "small")) {
-        engine_t *e = make_engine(&g.spec, &g.w, bc->backend, 0, g.s.num_symbols);
-        double *out = run_stream(e, &g.s, batch);
-        compare_outputs(out, want, (size_t)g.s.n, &c);
-        cr_expect_eq(c.nonfinite, 0, "%zu outputs not finite (unwritten or NaN)", c.nonfinite);
+        engine_against(&g, bc->backend, want, &c);
         for (int k = 0; k < NUM_TOWERS; k++) {
             const double tol = tolerance[k];
             cr_log_info("%s %s fp32 bf16 state, %s: rel L2 %.3e against the reference", bc->case_name, bc->backend,
@@ -172,8 +179,6 @@ ParameterizedTest(bf16_case_t *bc, golden, bf16_state, .timeout = 300)
             cr_expect_leq(c.rel_l2[k], tol, "%s %s bf16 state tower %s: rel L2 %.3e > %.1e", bc->case_name,
                           bc->backend, tower_names[k], c.rel_l2[k], tol);
         }
-        free(out);
-        engine_destroy(e);
     }
     free(want);
     golden_free(&g);
