@@ -185,13 +185,9 @@ static int parse_positive(ctx_t *c, const entry_t *e, const char *name, yaml_nod
 
 static int parse_precision(ctx_t *c, const entry_t *e, const char *name, yaml_node_t *v)
 {
-    static const precision_t all[] = {PRECISION_FP32, PRECISION_BF16};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        if (strcmp(scalar(v), precision_name(all[i])) == 0) {
-            *(precision_t *)((char *)&c->spec + e->field) = all[i];
-            record(c, e->field, v->start_mark);
-            return 0;
-        }
+    if (!precision_parse(scalar(v), (precision_t *)((char *)&c->spec + e->field))) {
+        record(c, e->field, v->start_mark);
+        return 0;
     }
     char buf[64];
     return fail(c, v->start_mark, "%s must be fp32 or bf16, got %s", name,

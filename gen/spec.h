@@ -63,6 +63,8 @@ int spec_load(const char *path, spec_t *out, char *err);
 /* Same, from a string in memory; `path` is only used in messages and for the name. */
 int spec_parse(const char *text, size_t len, const char *path, spec_t *out, char *err);
 
+/* "fp32" or "bf16", and back (-1: neither). */
 const char *precision_name(precision_t p);
+int precision_parse(const char *name, precision_t *p);
 
 #endif

@@ -46,3 +46,14 @@ const char *precision_name(precision_t p)
 {
     return p == PRECISION_BF16 ? "bf16" : "fp32";
 }
+
+int precision_parse(const char *name, precision_t *p)
+{
+    static const precision_t all[] = {PRECISION_FP32, PRECISION_BF16};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!strcmp(name, precision_name(all[i]))) {
+            *p = all[i];
+            return 0;
+        }
+    return -1;
+}

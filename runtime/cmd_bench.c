@@ -448,7 +448,8 @@ int cmd_bench(int argc, char **argv)
     }
     bench_t *b = xcalloc(1, sizeof *b);
     b->trace_batch = trace_batch;
-    int rc = run(&s, &w, reload ? &w32 : mode_check ? &w : NULL, batches, nb, baseline, iters, check, b, err);
+    const weights_t *w_fp32 = !mode_check ? NULL : reload ? &w32 : &w; /* a bf16 state alone: the same weights */
+    int rc = run(&s, &w, w_fp32, batches, nb, baseline, iters, check, b, err);
     if (rc) fprintf(stderr, "stepfuse bench: %s\n", err);
     if (b->nrows) print_table(&s, b);
     if (b->nrows && json_path && write_json(json_path, &s, b, err)) {

@@ -123,8 +123,8 @@ int cmd_stream(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (weights_precision) spec.precision.weights = strcmp(weights_precision, "bf16") ? PRECISION_FP32 : PRECISION_BF16;
-    if (state_precision) spec.precision.state = strcmp(state_precision, "bf16") ? PRECISION_FP32 : PRECISION_BF16;
+    if (weights_precision) precision_parse(weights_precision, &spec.precision.weights); /* checked above */
+    if (state_precision) precision_parse(state_precision, &spec.precision.state);
     const int rounded = spec.precision.weights == PRECISION_BF16 || spec.precision.state == PRECISION_BF16;
     if (tolerance < 0) tolerance = rounded ? BF16_TOLERANCE : eo.fp64 ? 1e-10 : 1e-5;
     if (weights_load(weights_path, &spec, &w, err)) {

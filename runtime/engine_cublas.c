@@ -99,7 +99,6 @@ typedef struct {
     tower_d towers[NUM_TOWERS];
     dlin_t output_proj;
     long long slot_floats;
-    int state_bf16; /* precision.state bf16: mLSTM C and Mamba2's state rounded to bf16, kept in fp32 */
     float *h_feats, *h_out; /* pinned [max_batch][F], [max_batch][4] */
     int *h_slots;
 } cublas_engine_t;
@@ -235,6 +234,7 @@ static int mlstm_block(cublas_engine_t *e, mlstm_d *w, long long st, const float
     const spec_t *s = e->base.spec;
     acts_t *a = &e->a;
     int H = s->hidden_size, E = s->d.mlstm_inner, NH = s->xlstm.mlstm_num_heads, DM = s->d.mlstm_head;
+    int bf16 = s->precision.state == PRECISION_BF16; /* the memory rounded to bf16 (unfused.cu) */
     int K = s->xlstm.conv_kernel, K1 = K - 1, qb = s->xlstm.qkv_block_size, E3 = 3 * E;
     OK(group_norm(e, a->xn, t, w->norm, NULL, NULL, H, 1, nb, err));
     OK(gemm(e, w->x_proj.w, E, H, a->xn, H, a->xm, E, nb, err));
@@ -246,7 +246,7 @@ static int mlstm_block(cublas_engine_t *e, mlstm_d *w, long long st, const float
     OK(gemm(e, w->igate.w, NH, E3, a->qkv, E3, a->ifg, 2 * NH, nb, err));
     OK(gemm(e, w->fgate.w, NH, E3, a->qkv, E3, a->ifg + NH, 2 * NH, nb, err));
     void *cargs[] = {&a->qkv, &a->ifg, &w->igate.b, &w->fgate.b, &e->d_state, &e->d_slots, &e->slot_floats, &st,
-                     &E, &NH, &DM, &K1, &e->state_bf16, &a->h};
+                     &E, &NH, &DM, &K1, &bf16, &a->h};
     OK(launch(e, K_MLSTM_CELL, (unsigned)NH, (unsigned)nb, 2 * (size_t)DM * sizeof(float), cargs, err));
     OK(group_norm(e, a->hn, a->h, w->outnorm_w, w->outnorm_b, NULL, E, NH, nb, err));
     void *sargs[] = {&a->hn, &a->xc, &a->xg, &w->skip, &nb, &E};
@@ -272,6 +272,7 @@ static int mamba2_layer(cublas_engine_t *e, block_d *b, const float *t, float *y
     acts_t *a = &e->a;
     int H = s->hidden_size, E = s->d.mamba_inner, NM = s->d.mamba_heads, HD = s->mamba2.head_size;
     int S = s->mamba2.bc_head_size, K = s->mamba2.conv_kernel;
+    int bf16 = s->precision.state == PRECISION_BF16; /* the SSM state rounded to bf16 (unfused.cu) */
     const long long K1 = K - 1, in_conv = b->state, b_conv = in_conv + E * K1, c_conv = b_conv + S * K1;
     long long ssm = c_conv + S * K1;
     OK(gemm(e, w->in_proj.w, E, H, t, H, a->mx, E, nb, err));
@@ -283,7 +284,7 @@ static int mamba2_layer(cublas_engine_t *e, block_d *b, const float *t, float *y
     OK(causal_conv(e, a->mb, a->mb, b_conv, w->b_conv, S, K, ACT_SILU, nb, err));
     OK(causal_conv(e, a->mc, a->mc, c_conv, w->c_conv, S, K, ACT_SILU, nb, err));
     void *args[] = {&a->mx, &a->mz, &a->mb, &a->mc, &a->mdt, &w->dt_proj.b, &w->a, &w->d, &e->d_state,
-                    &e->d_slots, &e->slot_floats, &ssm, &E, &HD, &S, &e->state_bf16, &a->my};
+                    &e->d_slots, &e->slot_floats, &ssm, &E, &HD, &S, &bf16, &a->my};
     OK(launch(e, K_MAMBA_SSM, (unsigned)NM, (unsigned)nb, 0, args, err));
     OK(rms_norm(e, a->my, a->my, w->norm, 1e-5f, E, nb, err));
     return gemm(e, w->out_proj.w, H, E, a->my, E, y, H, nb, err);
@@ -752,7 +753,6 @@ engine_t *engine_cublas_create(const spec_t *s, const weights_t *w, const engine
 {
     cublas_engine_t *e = xcalloc(1, sizeof *e);
     engine_init(&e->base, &cublas_ops, s, o);
-    e->state_bf16 = s->precision.state == PRECISION_BF16;
     if (create(e, w, err)) {
         cublas_destroy(&e->base);
         return NULL;
