@@ -543,6 +543,14 @@ template <int N> __device__ __forceinline__ int stack_index(const Mat (&m)[N], i
     return k;
 }
 
+// The part of the unit range [lo, hi) that falls in [base, base + count), shifted to 0.
+__device__ __forceinline__ bool part(int lo, int hi, int base, int count, int &a, int &b)
+{
+    a = max(lo, base) - base;
+    b = min(hi, base + count) - base;
+    return a < b;
+}
+
 // Asks L2 for the state that the epilogue of rows [lo, hi) reads and writes (Mat::state), of
 // every entry. An epilogue's loads are serial (one call's stores may alias the next call's
 // loads), so at batch 50 a lane's 28 calls each waited for memory (notes/gpu.md, run 86).
@@ -552,9 +560,8 @@ __device__ void prefetch_epilogue_state(const Params &p, const Mat (&m)[N], int 
     int base = 0; // stack row of m[k]'s row 0
     for (int k = 0; k < N; k++) {
         int a = lo, e = hi; // rows of m[k] in the pass, in its own numbering
-        if (NM == 1 && N > 1) {
-            a = max(lo, base) - base;
-            e = (k == N - 1 ? hi : min(hi, base + m[k].rows)) - base;
+        if (NM == 1 && N > 1) { // a stack (stack_index): the last matrix takes the rest
+            part(lo, hi, base, k == N - 1 ? hi - base : m[k].rows, a, e);
             base += m[k].rows;
         }
         if (m[k].state < 0 || a >= e) continue;
@@ -1176,14 +1183,6 @@ __device__ void block_rows(const Params &p, const In &in, long w, int lo, int hi
             walk.next(b0, r0);
         }
     }
-}
-
-// The part of the unit range [lo, hi) that falls in [base, base + count), shifted to 0.
-__device__ __forceinline__ bool part(int lo, int hi, int base, int count, int &a, int &b)
-{
-    a = max(lo, base) - base;
-    b = min(hi, base + count) - base;
-    return a < b;
 }
 
 // ---- phases every tower has ----------------------------------------------------------------
