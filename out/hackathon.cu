@@ -2217,7 +2217,7 @@ __shared__ StagePart stage_parts[NUM_STAGES];
 // row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA;
 // grid barrier released} (the last stage has no barrier: released right after done); then
 // NUM_STAGES * gridDim.x values: the tower whose phase the CTA ran in each stage (NUM_TOWERS:
-// none).
+// none); then gridDim.x values: the SM each CTA ran on.
 __device__ __forceinline__ unsigned long long global_ns()
 {
     unsigned long long t;
@@ -2236,6 +2236,14 @@ __device__ __forceinline__ unsigned long long &trace_tower_at(const Params &p, i
     return p.trace[(NUM_STAGES + 1) * gridDim.x * 2 + s * gridDim.x + blockIdx.x];
 }
 
+__device__ __forceinline__ void trace_start(const Params &p)
+{
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+    trace_at(p, 0, 0) = trace_at(p, 0, 1) = global_ns();
+    trace_tower_at(p, NUM_STAGES) = sm; // the row after the towers' (step_trace.h)
+}
+
 __device__ __forceinline__ void traced_barrier(const Params &p, int s, const StagePart &sp)
 {
     __syncthreads();
@@ -2249,7 +2257,7 @@ __device__ __forceinline__ void traced_barrier(const Params &p, int s, const Sta
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
-    if (p.trace && threadIdx.x == 0) trace_at(p, 0, 0) = trace_at(p, 0, 1) = global_ns();
+    if (p.trace && threadIdx.x == 0) trace_start(p);
     for (int s = threadIdx.x; s < NUM_STAGES; s += THREADS) stage_parts[s] = stage_part(p, s);
     __syncthreads();
     for (int s = 0; s < NUM_STAGES; s++) {

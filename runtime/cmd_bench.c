@@ -67,7 +67,8 @@ static void usage(FILE *f)
             "                   per-stage trace (%%globaltimer per CTA around each grid barrier):\n"
             "                   a table of every stage (slowest and median CTA work, barrier\n"
             "                   wait, span), the same work by tower (the CTAs each tower's phase\n"
-            "                   was dealt) and where the step's time goes by phase\n"
+            "                   was dealt), each CTA's pace against the others of its phase\n"
+            "                   (with the SM it ran on) and where the step's time goes by phase\n"
             "  --json F         also write the results (and the trace) as JSON to F\n"
             "  -h, --help       this text\n",
             WEIGHTS_SEED);

@@ -46,6 +46,15 @@ static int report_value(const char *log, const char *before, const char *key)
     return atoi(q);
 }
 
+/* ptxas reports each function it compiles, the kernel and any device function that NVVM
+ * did not inline ("Function properties for NAME"). */
+static int count_functions(const char *log)
+{
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, "Function properties for ")); p++) n++;
+    return n;
+}
+
 /* Append the log, quoting the source line after every "file(N): " message. */
 static char *annotate(const char *log, const char *src, const char *file)
 {
@@ -134,6 +143,7 @@ int nvrtc_build(const char *src, const char *file, const char *arch, nvrtc_build
     b->stack_bytes = report_value(raw, NULL, "bytes stack frame");
     b->spill_stores = report_value(raw, NULL, "bytes spill stores");
     b->spill_loads = report_value(raw, NULL, "bytes spill loads");
+    b->functions = count_functions(raw);
     if ((r = nvrtcGetCUBINSize(prog, &b->cubin_size)) != NVRTC_SUCCESS || b->cubin_size == 0) {
         nvrtcDestroyProgram(&prog);
         return seterr(err, "%s: no cubin for %s: %s", file, arch, nvrtcGetErrorString(r));

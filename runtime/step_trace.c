@@ -1,6 +1,7 @@
 /* The per-stage trace report (see step_trace.h). */
 #include "step_trace.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,9 @@ void trace_report_free(trace_report_t *r)
     free(r->table);
     free(r->stage);
     free(r->phase);
+    free(r->work);
+    free(r->sm);
+    free(r->pace);
     memset(r, 0, sizeof *r);
 }
 
@@ -79,6 +83,27 @@ static void summarise_phases(trace_report_t *r)
     qsort(r->phase, (size_t)r->nphases, sizeof *r->phase, by_share_desc);
 }
 
+/* Each CTA's SM and pace (see trace_report_t). */
+static void measure_paces(const step_trace_t *t, trace_report_t *r)
+{
+    const int S = r->stages, C = r->ctas;
+    r->sm = xmalloc((size_t)C * sizeof *r->sm);
+    r->pace = xmalloc((size_t)C * sizeof *r->pace);
+    double *ratio = xmalloc((size_t)S * sizeof *ratio);
+    for (int c = 0; c < C; c++) {
+        r->sm[c] = (int)*step_trace_sm(t, c);
+        size_t n = 0;
+        for (int s = 0; s < S; s++) {
+            const unsigned long long k = *step_trace_tower(t, s, c);
+            if (k >= NUM_TOWERS || r->stage[s].tower[k].ctas < PACE_MIN_CTAS) continue;
+            const double typical = r->stage[s].tower[k].work_median;
+            if (typical > 0) ratio[n++] = r->work[(size_t)s * C + c] / typical;
+        }
+        r->pace[c] = n ? median(ratio, n) : NAN;
+    }
+    free(ratio);
+}
+
 int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_report_t *r, char *err)
 {
     memset(r, 0, sizeof *r);
@@ -98,6 +123,7 @@ int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_
     r->table = xmalloc((size_t)S * NUM_TOWERS * sizeof *r->table);
     memcpy(r->table, table, (size_t)S * NUM_TOWERS * sizeof *r->table);
     r->stage = xcalloc((size_t)S, sizeof *r->stage);
+    r->work = xmalloc((size_t)S * C * sizeof *r->work);
     r->start_spread = 1e-3 * (double)(start_max - t0);
     double *work = xmalloc((size_t)C * sizeof *work), *wait = xmalloc((size_t)C * sizeof *wait);
     double *tower_work = xmalloc((size_t)C * sizeof *tower_work);
@@ -106,7 +132,7 @@ int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_
         stage_time_t *st = &r->stage[s];
         double last = 0;
         for (int c = 0; c < C; c++) {
-            work[c] = AT(s + 1, c, 0) - AT(s, c, 1);
+            work[c] = r->work[(size_t)s * C + c] = AT(s + 1, c, 0) - AT(s, c, 1);
             wait[c] = AT(s + 1, c, 1) - AT(s + 1, c, 0);
             if (c == 0 || work[c] > st->work_max) {
                 st->work_max = work[c];
@@ -140,7 +166,39 @@ int trace_report_build(const step_trace_t *t, const stage_entry_t *table, trace_
     free(wait);
     free(tower_work);
     summarise_phases(r);
+    measure_paces(t, r);
     return 0;
+}
+
+static int by_pace_desc(const void *a, const void *b, void *pace)
+{
+    const double x = ((const double *)pace)[*(const int *)a], y = ((const double *)pace)[*(const int *)b];
+    return (x < y) - (x > y);
+}
+
+/* The spread of the CTAs' paces and the slowest CTAs with their SMs. */
+static void print_paces(FILE *f, const trace_report_t *r)
+{
+    int *order = xmalloc((size_t)r->ctas * sizeof *order), n = 0;
+    for (int c = 0; c < r->ctas; c++)
+        if (!isnan(r->pace[c])) order[n++] = c;
+    fprintf(f,
+            "\npace: a CTA's work over the median of its phase's CTAs, median over the stages where\n"
+            "the phase ran on at least %d CTAs (1.10: 10%% slower than the typical CTA)\n",
+            PACE_MIN_CTAS);
+    if (!n) {
+        fprintf(f, "no stage ran a phase on %d CTAs or more\n", PACE_MIN_CTAS);
+        free(order);
+        return;
+    }
+    qsort_r(order, (size_t)n, sizeof *order, by_pace_desc, r->pace);
+    fprintf(f, "%d CTAs: slowest %.3f, 10th slowest %.3f, median %.3f, 10th fastest %.3f, fastest %.3f\n", n,
+            r->pace[order[0]], r->pace[order[n < 10 ? n - 1 : 9]], r->pace[order[n / 2]],
+            r->pace[order[n < 10 ? 0 : n - 10]], r->pace[order[n - 1]]);
+    fprintf(f, "slowest CTAs (cta/sm pace):");
+    for (int i = 0; i < n && i < 12; i++) fprintf(f, " %d/%d %.3f", order[i], r->sm[order[i]], r->pace[order[i]]);
+    fputc('\n', f);
+    free(order);
 }
 
 void trace_report_print(FILE *f, const trace_report_t *r, int batch)
@@ -184,6 +242,7 @@ void trace_report_print(FILE *f, const trace_report_t *r, int batch)
         }
         fputc('\n', f);
     }
+    print_paces(f, r);
     fprintf(f,
             "\nby phase, largest share first. share: each stage's span split equally among the phases\n"
             "it runs (in_up, in_down and out count once for the four towers); the shares add up to\n"
@@ -209,19 +268,27 @@ json_t *trace_report_json(const trace_report_t *r, int batch)
             json_array_append_new(towers, json_pack("{s:i,s:f,s:f}", "ctas", st->tower[k].ctas, "work_max_us",
                                                     st->tower[k].work_max, "work_median_us",
                                                     st->tower[k].work_median));
-        json_array_append_new(stages, json_pack("{s:i,s:o,s:f,s:i,s:f,s:f,s:f,s:f,s:o}", "stage", s, "phases",
-                                                names, "work_max_us", st->work_max, "slowest_cta",
+        json_t *work = json_array();
+        for (int c = 0; c < r->ctas; c++) json_array_append_new(work, json_real(r->work[(size_t)s * r->ctas + c]));
+        json_array_append_new(stages, json_pack("{s:i,s:o,s:f,s:i,s:f,s:f,s:f,s:f,s:o,s:o}", "stage", s,
+                                                "phases", names, "work_max_us", st->work_max, "slowest_cta",
                                                 st->slowest, "work_median_us", st->work_median,
                                                 "wait_max_us", st->wait_max, "wait_median_us",
-                                                st->wait_median, "span_us", st->span, "towers", towers));
+                                                st->wait_median, "span_us", st->span, "towers", towers,
+                                                "cta_work_us", work));
+    }
+    json_t *sms = json_array(), *paces = json_array();
+    for (int c = 0; c < r->ctas; c++) {
+        json_array_append_new(sms, json_integer(r->sm[c]));
+        json_array_append_new(paces, isnan(r->pace[c]) ? json_null() : json_real(r->pace[c]));
     }
     for (int p = 0; p < r->nphases; p++)
         json_array_append_new(phases, json_pack("{s:s,s:i,s:f,s:f}", "phase", r->phase[p].name, "stages",
                                                 r->phase[p].stages, "share_us", r->phase[p].share,
                                                 "work_us", r->phase[p].work));
-    return json_pack("{s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:o,s:o}", "batch", batch, "ctas", r->ctas,
+    return json_pack("{s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:o,s:o,s:o,s:o}", "batch", batch, "ctas", r->ctas,
                      "work_max_sum_us", r->work_sum, "wait_max_sum_us", r->wait_max_sum,
                      "wait_median_sum_us", r->wait_median_sum, "span_sum_us", r->span_sum,
                      "start_spread_us", r->start_spread, "step_us", r->step, "stages", stages,
-                     "phases", phases);
+                     "phases", phases, "cta_sm", sms, "cta_pace", paces);
 }

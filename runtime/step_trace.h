@@ -12,7 +12,8 @@
 /* t[(row * ctas + cta) * 2 + i], %globaltimer nanoseconds (templates/kernel.cu): row 0 =
  * {step start, step start}, row s + 1 = {stage s work done, grid barrier released}; then
  * t[(stages + 1) * ctas * 2 + s * ctas + cta]: the tower whose phase the CTA ran in stage s
- * (NUM_TOWERS: none). */
+ * (NUM_TOWERS: none); then t[(stages + 1) * ctas * 2 + stages * ctas + cta]: the SM the CTA
+ * ran on (%smid). */
 typedef struct {
     int stages, ctas;
     unsigned long long *t; /* [step_trace_values(stages, ctas)], malloc'd */
@@ -20,13 +21,19 @@ typedef struct {
 
 static inline size_t step_trace_values(int stages, int ctas)
 {
-    return ((size_t)stages + 1) * (size_t)ctas * 2 + (size_t)stages * (size_t)ctas;
+    return ((size_t)stages + 1) * (size_t)ctas * 2 + ((size_t)stages + 1) * (size_t)ctas;
 }
 
 /* The tower value of CTA cta in stage s. */
 static inline unsigned long long *step_trace_tower(const step_trace_t *t, int s, int cta)
 {
     return t->t + ((size_t)t->stages + 1) * (size_t)t->ctas * 2 + (size_t)s * (size_t)t->ctas + (size_t)cta;
+}
+
+/* The SM that CTA cta ran on. */
+static inline unsigned long long *step_trace_sm(const step_trace_t *t, int cta)
+{
+    return step_trace_tower(t, t->stages, cta);
 }
 
 /* One stage, microseconds. A CTA's work starts when the previous barrier released it. */
@@ -59,7 +66,15 @@ typedef struct {
     double step;          /* first start to last release */
     int nphases;
     phase_time_t *phase;  /* by share, largest first */
+    double *work;         /* [stages][ctas]: each CTA's own work of each stage */
+    int *sm;              /* [ctas]: the SM each CTA ran on */
+    /* [ctas]: a CTA's pace, the median over the stages where it ran a phase on at least
+     * PACE_MIN_CTAS CTAs of its work over the median work of that phase's CTAs; NAN where
+     * it ran none. The same work at another pace on some SMs shows here. */
+    double *pace;
 } trace_report_t;
+
+enum { PACE_MIN_CTAS = 8 };
 
 void step_trace_free(step_trace_t *t);
 

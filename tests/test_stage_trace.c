@@ -113,6 +113,7 @@ static const unsigned long long made_up[] = {
     20000, 30000, 29500, 30000, /* stage 1 */
     40000, 40000, 32000, 32000, /* stage 2 */
     0, 2, 1, 0, 3, NUM_TOWERS,  /* towers of stages 0, 1, 2 */
+    7, 3,                       /* SMs */
 };
 
 static stage_entry_t made_up_table[3][NUM_TOWERS] = {
@@ -188,6 +189,45 @@ Test(trace_report, arithmetic_on_a_made_up_trace)
     double shares = 0;
     for (int p = 0; p < r.nphases; p++) shares += r.phase[p].share;
     NEAR(shares, r.span_sum);
+    cr_expect_eq(r.sm[0], 7);
+    cr_expect_eq(r.sm[1], 3);
+    cr_expect(isnan(r.pace[0]) && isnan(r.pace[1]), "no phase ran on %d CTAs: no pace", PACE_MIN_CTAS);
+    trace_report_free(&r);
+    step_trace_free(&t);
+}
+
+/* Paces: 8 CTAs (SM 100 + c) run xLSTM's phase 0 in stage 0 (work 10 + c us, median 13.5)
+ * and Mamba2's in stage 1 (20 + 2c, median 27); in stage 2 CTA 0 alone runs Hawk's output
+ * (one CTA: not counted), twice as slow as the others' idle stage. Both counted ratios of
+ * CTA c are (10 + c) / 13.5. */
+Test(trace_report, paces_compare_ctas_of_one_phase)
+{
+    enum { S = 3, C = 8 };
+    static const stage_entry_t table[S][NUM_TOWERS] = {
+        {{0, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}},
+        {{PHASE_IDLE, 0}, {0, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}},
+        {{PHASE_OUT, 0}, {PHASE_OUT, 0}, {PHASE_OUT, 0}, {PHASE_OUT, 0}},
+    };
+    step_trace_t t = {S, C, xcalloc(step_trace_values(S, C), sizeof(unsigned long long))};
+    for (int c = 0; c < C; c++) {
+        unsigned long long *row = t.t + (size_t)c * 2;
+        row[0] = row[1] = 1000;                                                /* start */
+        row[2 * C] = 1000 + (10 + c) * 1000ULL, row[2 * C + 1] = 18500;        /* stage 0 */
+        row[4 * C] = 18500 + (20 + 2 * c) * 1000ULL, row[4 * C + 1] = 53000;   /* stage 1 */
+        row[6 * C] = row[6 * C + 1] = 53000 + (c ? 1000 : 5000);               /* stage 2 */
+        *step_trace_tower(&t, 0, c) = 0;
+        *step_trace_tower(&t, 1, c) = 1;
+        *step_trace_tower(&t, 2, c) = c ? NUM_TOWERS : 3;
+        *step_trace_sm(&t, c) = 100 + c;
+    }
+    trace_report_t r;
+    char err[ERR_MAX];
+    cr_assert_eq(trace_report_build(&t, &table[0][0], &r, err), 0, "%s", err);
+    for (int c = 0; c < C; c++) {
+        cr_expect_eq(r.sm[c], 100 + c);
+        NEAR(r.pace[c], (10 + c) / 13.5);
+        NEAR(r.work[1 * C + c], 20 + 2 * c);
+    }
     trace_report_free(&r);
     step_trace_free(&t);
 }
