@@ -369,22 +369,88 @@ __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
-// Sum over the CTA; every thread gets the result. Deterministic order.
-__device__ float block_sum(float v)
+// N sums over the CTA at once; every thread gets the totals in v. Deterministic order: each
+// thread's own terms, the warp's tree, then the warps in order.
+template <int N> __device__ void block_sums(float (&v)[N])
 {
-    __shared__ float part[WARPS];
-    __shared__ float total;
-    v = warp_sum(v);
-    __syncthreads(); // part/total may still be read from a previous call
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __shared__ float part[WARPS][N];
+#pragma unroll
+    for (int i = 0; i < N; i++) v[i] = warp_sum(v[i]);
+    __syncthreads(); // part may still be read from a previous call
+    if ((threadIdx.x & 31) == 0)
+#pragma unroll
+        for (int i = 0; i < N; i++) part[threadIdx.x >> 5][i] = v[i];
     __syncthreads();
-    if (threadIdx.x == 0) {
+#pragma unroll
+    for (int i = 0; i < N; i++) {
         float t = 0.0f;
-        for (int i = 0; i < WARPS; i++) t += part[i];
-        total = t;
+        for (int w = 0; w < WARPS; w++) t += part[w][i];
+        v[i] = t;
     }
-    __syncthreads();
-    return total;
+}
+__device__ __forceinline__ float block_sum(float v)
+{
+    float a[1] = {v};
+    block_sums(a);
+    return a[0];
+}
+
+// ---- an H-long vector of one entry, in the CTA's registers ---------------------------------
+// Thread t holds elements t + THREADS k in its slots k (zero past H): a CTA-per-entry phase
+// reads each vector from L2 once and takes its statistics from registers, rather than paying
+// an L2 round trip for each pass over it (notes/gpu.md, run 101).
+constexpr int HPT = (H + THREADS - 1) / THREADS;
+__device__ __forceinline__ int h_col(int k) { return threadIdx.x + THREADS * k; }
+__device__ __forceinline__ void h_load(float (&x)[HPT], const float *src)
+{
+#pragma unroll
+    for (int k = 0; k < HPT; k++) x[k] = h_col(k) < H ? ld_act(src + h_col(k)) : 0.0f;
+}
+__device__ __forceinline__ void h_store(float *dst, const float (&x)[HPT])
+{
+#pragma unroll
+    for (int k = 0; k < HPT; k++)
+        if (h_col(k) < H) dst[h_col(k)] = x[k];
+}
+// The group of slot k's element in groups of G (known at compile time where G is a multiple
+// of THREADS).
+template <int G> __device__ __forceinline__ int h_group(int k)
+{
+    return G % THREADS == 0 ? THREADS * k / G : h_col(k) / G;
+}
+// v[the group of slot k's element], by selection: an array in registers indexed at run time
+// would be moved to local memory.
+template <int G, int N> __device__ __forceinline__ float h_group_value(const float (&v)[N], int k)
+{
+    float r = v[0];
+#pragma unroll
+    for (int g = 1; g < N; g++)
+        if (h_group<G>(k) == g) r = v[g];
+    return r;
+}
+// Mean and 1/sqrt(variance + eps) of the elements of x in N groups of H / N (N = 1: the whole
+// vector), the mean first (as the reference's LayerNorm and GroupNorm).
+template <int N>
+__device__ void h_group_stats(const float (&x)[HPT], float eps, float (&mean)[N], float (&rstd)[N])
+{
+    constexpr int G = H / N;
+    float s[N] = {};
+#pragma unroll
+    for (int k = 0; k < HPT; k++)
+#pragma unroll
+        for (int g = 0; g < N; g++)
+            if (h_col(k) < H && h_group<G>(k) == g) s[g] += x[k];
+    block_sums(s);
+#pragma unroll
+    for (int g = 0; g < N; g++) mean[g] = s[g] / G, s[g] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < HPT; k++)
+#pragma unroll
+        for (int g = 0; g < N; g++)
+            if (h_col(k) < H && h_group<G>(k) == g) s[g] += (x[k] - mean[g]) * (x[k] - mean[g]);
+    block_sums(s);
+#pragma unroll
+    for (int g = 0; g < N; g++) rstd[g] = 1.0f / sqrtf(s[g] / G + eps);
 }
 
 // ---- activations (exact forms of MODEL.md) -------------------------------------------------
@@ -1337,40 +1403,38 @@ struct XLSTM {
         return row_cost(1, XL_E, nb);
     }
 
-    // A CTA-per-entry phase: a few passes over vectors of H with CTA-wide reductions between
-    // them, each pass a few dependent L2 round trips: 14-35 us of a CTA per entry at full
-    // size. Weighed against the projections that share the stage, by tower in the per-stage
-    // trace at batch 8 and 50 (notes/gpu.md, runs 60-63).
+    // A CTA-per-entry phase: the entry's vectors of H read into registers once, then a few
+    // CTA-wide reductions and the writes: 8-20 us of a CTA per entry at full size. Weighed
+    // against the projections that share the stage, by tower in the per-stage trace at batch
+    // 8 and 50 (notes/gpu.md, runs 60-63; the lower costs of run 103 made batch 32 and 50
+    // 2% slower).
     static constexpr long ENTRY_COST_INPUT = 4500000, ENTRY_COST_SLSTM_OUTPUT = 5000000,
                           ENTRY_COST_OUTPUT = 3250000;
 
-    // mean and 1/std of n values x[i * step] (i < n) over the CTA (LayerNorm, eps 1e-5)
-    __device__ static void layer_stats(const float *x, int n, float &mean, float &rstd)
-    {
-        float s = 0.0f;
-        for (int c = threadIdx.x; c < n; c += THREADS) s += x[c];
-        mean = block_sum(s) / n;
-        float s2 = 0.0f;
-        for (int c = threadIdx.x; c < n; c += THREADS) s2 += (x[c] - mean) * (x[c] - mean);
-        rstd = 1.0f / sqrtf(block_sum(s2) / n + 1e-5f);
-    }
-
     __device__ static void sl_input(const Params &p, int l, int b)
     {
-        const float *u = sc(p, Lk::sc_u, b), *w1 = wvec(p, wb<Lk>(l, Lk::b_norm1_weight));
-        float *xt = sc(p, Lk::sc_xt, b), *xn = sc(p, Lk::sc_xn, b), *xc = sc(p, Lk::sc_xc, b);
-        float s2 = 0.0f;
-        for (int c = threadIdx.x; c < H; c += THREADS) s2 += ld_act(u + c) * ld_act(u + c);
-        const float rs = 1.0f / sqrtf(block_sum(s2) / H + EPS_BLOCK);
-        for (int c = threadIdx.x; c < H; c += THREADS) xt[c] = ld_act(u + c) * rs * w1[c];
-        float mean, rstd;
-        layer_stats(xt, H, mean, rstd); // each thread reads back only its own writes first
+        const float *w1 = wvec(p, wb<Lk>(l, Lk::b_norm1_weight));
         const float *wl = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_norm_weight));
         const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_weight));
         const float *cb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_bias));
-        float *cs = st<Lk>(p, b, l, Lk::st_s_conv);
-        for (int c = threadIdx.x; c < H; c += THREADS) {
-            const float v = (xt[c] - mean) * rstd * wl[c];
+        float *cs = st<Lk>(p, b, l, Lk::st_s_conv), *xn = sc(p, Lk::sc_xn, b), *xc = sc(p, Lk::sc_xc, b);
+        float x[HPT];
+        h_load(x, sc(p, Lk::sc_u, b));
+        float s2 = 0.0f;
+#pragma unroll
+        for (int k = 0; k < HPT; k++) s2 += x[k] * x[k];
+        const float rs = 1.0f / sqrtf(block_sum(s2) / H + EPS_BLOCK);
+#pragma unroll
+        for (int k = 0; k < HPT; k++)
+            if (h_col(k) < H) x[k] = x[k] * rs * w1[h_col(k)];
+        h_store(sc(p, Lk::sc_xt, b), x);
+        float mean[1], rstd[1];
+        h_group_stats(x, 1e-5f, mean, rstd);
+#pragma unroll
+        for (int k = 0; k < HPT; k++) {
+            const int c = h_col(k);
+            if (c >= H) continue;
+            const float v = (x[k] - mean[0]) * rstd[0] * wl[c];
             xn[c] = v;
             xc[c] = siluf(conv_step<XL_K>(cw, cb, cs, c, v));
         }
@@ -1378,32 +1442,28 @@ struct XLSTM {
 
     __device__ static void sl_output(const Params &p, int l, int b)
     {
-        const float *sh = sc(p, Lk::sc_sh, b), *xt = sc(p, Lk::sc_xt, b);
-        float *hprev = st<Lk>(p, b, l, Lk::st_s_h), *so = sc(p, Lk::sc_so, b);
         const float *gw = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_group_norm_weight));
         const float *gb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_group_norm_bias));
-        for (int c = threadIdx.x; c < H; c += THREADS) hprev[c] = ld_act(sh + c);
-        for (int g = 0; g < XL_NS; g++) { // GroupNorm, one group per sLSTM head
-            float mean, rstd;
-            const int c0 = g * XL_BS;
-            float s = 0.0f;
-            for (int c = threadIdx.x; c < XL_BS; c += THREADS) s += ld_act(sh + c0 + c);
-            mean = block_sum(s) / XL_BS;
-            float s2 = 0.0f;
-            for (int c = threadIdx.x; c < XL_BS; c += THREADS) {
-                const float d = ld_act(sh + c0 + c) - mean;
-                s2 += d * d;
-            }
-            rstd = 1.0f / sqrtf(block_sum(s2) / XL_BS + 1e-5f);
-            for (int c = c0 + threadIdx.x; c < c0 + XL_BS; c += THREADS)
-                so[c] = (ld_act(sh + c) - mean) * rstd * gw[c] + gb[c] + ld_act(xt + c);
-        }
-        __syncthreads(); // so was written by other threads of this CTA
-        float mean, rstd;
-        layer_stats(so, H, mean, rstd);
         const float *wl = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_norm_weight));
+        float sh[HPT], x[HPT];
+        h_load(sh, sc(p, Lk::sc_sh, b));
+        h_store(st<Lk>(p, b, l, Lk::st_s_h), sh); // commit hprev
+        float mean[XL_NS], rstd[XL_NS]; // GroupNorm, one group per sLSTM head
+        h_group_stats(sh, 1e-5f, mean, rstd);
+        h_load(x, sc(p, Lk::sc_xt, b));
+#pragma unroll
+        for (int k = 0; k < HPT; k++) {
+            const int c = h_col(k);
+            const float mg = h_group_value<XL_BS>(mean, k), rg = h_group_value<XL_BS>(rstd, k);
+            if (c < H) x[k] += (sh[k] - mg) * rg * gw[c] + gb[c];
+        }
+        h_store(sc(p, Lk::sc_so, b), x);
+        float lm[1], lr[1];
+        h_group_stats(x, 1e-5f, lm, lr);
         float *xn2 = sc(p, Lk::sc_xn2, b);
-        for (int c = threadIdx.x; c < H; c += THREADS) xn2[c] = (so[c] - mean) * rstd * wl[c];
+#pragma unroll
+        for (int k = 0; k < HPT; k++)
+            if (h_col(k) < H) xn2[h_col(k)] = (x[k] - lm[0]) * lr[0] * wl[h_col(k)];
     }
 
     // Weights of the input (g = 0) and forget (g = 1) gate projections, [NH][3E] each.
@@ -1515,16 +1575,14 @@ struct XLSTM {
         const float *pend = sc(p, Lk::sc_pend_nv, b), *pm = sc(p, Lk::sc_pend_m, b);
         for (int c = threadIdx.x; c < XL_E; c += THREADS) nv[c] = ld_act(pend + c);
         for (int c = threadIdx.x; c < XL_NH; c += THREADS) m[c] = ld_act(pm + c);
-        const float *ym = sc(p, Lk::sc_ym, b);
-        float s = 0.0f;
-        for (int c = threadIdx.x; c < H; c += THREADS) s += ld_act(ym + c);
-        const float mean = block_sum(s) / H;
-        float s2 = 0.0f;
-        for (int c = threadIdx.x; c < H; c += THREADS) s2 += (ld_act(ym + c) - mean) * (ld_act(ym + c) - mean);
-        const float rstd = 1.0f / sqrtf(block_sum(s2) / H + 1e-5f);
+        float y[HPT], mean[1], rstd[1];
+        h_load(y, sc(p, Lk::sc_ym, b));
+        h_group_stats(y, 1e-5f, mean, rstd);
         const float *wf = wvec(p, wb<Lk>(l, Lk::b_layer_final_norm_weight));
         float *u = sc(p, Lk::sc_u, b);
-        for (int c = threadIdx.x; c < H; c += THREADS) u[c] += (ld_act(ym + c) - mean) * rstd * wf[c];
+#pragma unroll
+        for (int k = 0; k < HPT; k++)
+            if (h_col(k) < H) u[h_col(k)] += (y[k] - mean[0]) * rstd[0] * wf[h_col(k)];
     }
 
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)

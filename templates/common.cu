@@ -149,22 +149,88 @@ __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
-// Sum over the CTA; every thread gets the result. Deterministic order.
-__device__ float block_sum(float v)
+// N sums over the CTA at once; every thread gets the totals in v. Deterministic order: each
+// thread's own terms, the warp's tree, then the warps in order.
+template <int N> __device__ void block_sums(float (&v)[N])
 {
-    __shared__ float part[WARPS];
-    __shared__ float total;
-    v = warp_sum(v);
-    __syncthreads(); // part/total may still be read from a previous call
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __shared__ float part[WARPS][N];
+#pragma unroll
+    for (int i = 0; i < N; i++) v[i] = warp_sum(v[i]);
+    __syncthreads(); // part may still be read from a previous call
+    if ((threadIdx.x & 31) == 0)
+#pragma unroll
+        for (int i = 0; i < N; i++) part[threadIdx.x >> 5][i] = v[i];
     __syncthreads();
-    if (threadIdx.x == 0) {
+#pragma unroll
+    for (int i = 0; i < N; i++) {
         float t = 0.0f;
-        for (int i = 0; i < WARPS; i++) t += part[i];
-        total = t;
+        for (int w = 0; w < WARPS; w++) t += part[w][i];
+        v[i] = t;
     }
-    __syncthreads();
-    return total;
+}
+__device__ __forceinline__ float block_sum(float v)
+{
+    float a[1] = {v};
+    block_sums(a);
+    return a[0];
+}
+
+// ---- an H-long vector of one entry, in the CTA's registers ---------------------------------
+// Thread t holds elements t + THREADS k in its slots k (zero past H): a CTA-per-entry phase
+// reads each vector from L2 once and takes its statistics from registers, rather than paying
+// an L2 round trip for each pass over it (notes/gpu.md, run 101).
+constexpr int HPT = (H + THREADS - 1) / THREADS;
+__device__ __forceinline__ int h_col(int k) { return threadIdx.x + THREADS * k; }
+__device__ __forceinline__ void h_load(float (&x)[HPT], const float *src)
+{
+#pragma unroll
+    for (int k = 0; k < HPT; k++) x[k] = h_col(k) < H ? ld_act(src + h_col(k)) : 0.0f;
+}
+__device__ __forceinline__ void h_store(float *dst, const float (&x)[HPT])
+{
+#pragma unroll
+    for (int k = 0; k < HPT; k++)
+        if (h_col(k) < H) dst[h_col(k)] = x[k];
+}
+// The group of slot k's element in groups of G (known at compile time where G is a multiple
+// of THREADS).
+template <int G> __device__ __forceinline__ int h_group(int k)
+{
+    return G % THREADS == 0 ? THREADS * k / G : h_col(k) / G;
+}
+// v[the group of slot k's element], by selection: an array in registers indexed at run time
+// would be moved to local memory.
+template <int G, int N> __device__ __forceinline__ float h_group_value(const float (&v)[N], int k)
+{
+    float r = v[0];
+#pragma unroll
+    for (int g = 1; g < N; g++)
+        if (h_group<G>(k) == g) r = v[g];
+    return r;
+}
+// Mean and 1/sqrt(variance + eps) of the elements of x in N groups of H / N (N = 1: the whole
+// vector), the mean first (as the reference's LayerNorm and GroupNorm).
+template <int N>
+__device__ void h_group_stats(const float (&x)[HPT], float eps, float (&mean)[N], float (&rstd)[N])
+{
+    constexpr int G = H / N;
+    float s[N] = {};
+#pragma unroll
+    for (int k = 0; k < HPT; k++)
+#pragma unroll
+        for (int g = 0; g < N; g++)
+            if (h_col(k) < H && h_group<G>(k) == g) s[g] += x[k];
+    block_sums(s);
+#pragma unroll
+    for (int g = 0; g < N; g++) mean[g] = s[g] / G, s[g] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < HPT; k++)
+#pragma unroll
+        for (int g = 0; g < N; g++)
+            if (h_col(k) < H && h_group<G>(k) == g) s[g] += (x[k] - mean[g]) * (x[k] - mean[g]);
+    block_sums(s);
+#pragma unroll
+    for (int g = 0; g < N; g++) rstd[g] = 1.0f / sqrtf(s[g] / G + eps);
 }
 
 // ---- activations (exact forms of MODEL.md) -------------------------------------------------
