@@ -695,6 +695,14 @@ __device__ __forceinline__ float norm_value(float x, float mean, float rstd, con
     if (bias) v += __ldg(bias + c);
     return v;
 }
+// norm_value of slot k of an H-long vector with the statistics of its group (h_group_stats).
+template <int N>
+__device__ __forceinline__ float h_norm_value(const float (&x)[HPT], int k, const float (&mean)[N],
+                                              const float (&rstd)[N], const float *w, const float *bias)
+{
+    constexpr int G = H / N;
+    return norm_value(x[k], h_group_value<G>(mean, k), h_group_value<G>(rstd, k), w, bias, h_col(k));
+}
 
 // A head's output once its sums are in, by the warp that added them (sum_parts_when_last):
 // out = (norm(h) + skip_w * skip) * silu(gate) over the head's columns [c0, c0 + n) of
@@ -1434,7 +1442,7 @@ struct XLSTM {
         for (int k = 0; k < HPT; k++) {
             const int c = h_col(k);
             if (c >= H) continue;
-            const float v = (x[k] - mean[0]) * rstd[0] * wl[c];
+            const float v = h_norm_value(x, k, mean, rstd, wl, nullptr);
             xn[c] = v;
             xc[c] = siluf(conv_step<XL_K>(cw, cb, cs, c, v));
         }
@@ -1452,18 +1460,15 @@ struct XLSTM {
         h_group_stats(sh, 1e-5f, mean, rstd);
         h_load(x, sc(p, Lk::sc_xt, b));
 #pragma unroll
-        for (int k = 0; k < HPT; k++) {
-            const int c = h_col(k);
-            const float mg = h_group_value<XL_BS>(mean, k), rg = h_group_value<XL_BS>(rstd, k);
-            if (c < H) x[k] += (sh[k] - mg) * rg * gw[c] + gb[c];
-        }
+        for (int k = 0; k < HPT; k++)
+            if (h_col(k) < H) x[k] += h_norm_value(sh, k, mean, rstd, gw, gb);
         h_store(sc(p, Lk::sc_so, b), x);
         float lm[1], lr[1];
         h_group_stats(x, 1e-5f, lm, lr);
         float *xn2 = sc(p, Lk::sc_xn2, b);
 #pragma unroll
         for (int k = 0; k < HPT; k++)
-            if (h_col(k) < H) xn2[h_col(k)] = (x[k] - lm[0]) * lr[0] * wl[h_col(k)];
+            if (h_col(k) < H) xn2[h_col(k)] = h_norm_value(x, k, lm, lr, wl, nullptr);
     }
 
     // Weights of the input (g = 0) and forget (g = 1) gate projections, [NH][3E] each.
@@ -1582,7 +1587,7 @@ struct XLSTM {
         float *u = sc(p, Lk::sc_u, b);
 #pragma unroll
         for (int k = 0; k < HPT; k++)
-            if (h_col(k) < H) u[h_col(k)] += (y[k] - mean[0]) * rstd[0] * wf[h_col(k)];
+            if (h_col(k) < H) u[h_col(k)] += h_norm_value(y, k, mean, rstd, wf, nullptr);
     }
 
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)

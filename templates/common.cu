@@ -475,6 +475,14 @@ __device__ __forceinline__ float norm_value(float x, float mean, float rstd, con
     if (bias) v += __ldg(bias + c);
     return v;
 }
+// norm_value of slot k of an H-long vector with the statistics of its group (h_group_stats).
+template <int N>
+__device__ __forceinline__ float h_norm_value(const float (&x)[HPT], int k, const float (&mean)[N],
+                                              const float (&rstd)[N], const float *w, const float *bias)
+{
+    constexpr int G = H / N;
+    return norm_value(x[k], h_group_value<G>(mean, k), h_group_value<G>(rstd, k), w, bias, h_col(k));
+}
 
 // A head's output once its sums are in, by the warp that added them (sum_parts_when_last):
 // out = (norm(h) + skip_w * skip) * silu(gate) over the head's columns [c0, c0 + n) of
