@@ -85,7 +85,8 @@ static int chunk_f4(const spec_t *s)
  * or proj_pass's 128 columns at the least. */
 int emit_staged_window_floats(const spec_t *s)
 {
-    const int columns = KERNEL_TENSOR_CORES ? 4 * chunk_f4(s) + STAGE_PAD : 128;
+    const int pad = s->precision.weights == PRECISION_BF16 ? STAGE_PAD_WIDE : STAGE_PAD;
+    const int columns = KERNEL_TENSOR_CORES ? 4 * chunk_f4(s) + pad : 128;
     return s->batch.max_batch * columns;
 }
 
@@ -124,7 +125,8 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
         KERNEL_SPLIT_BY_COST ? "true" : "false");
     put(b, "constexpr int STAGE_FLOATS = %d, SUMS_WARP = %d; // dynamic shared memory: staged inputs, sums\n",
         STAGE_FLOATS, emit_sums_warp(s));
-    put(b, "constexpr int STAGE_PAD = %d; // floats between entries' staged rows (tensor cores)\n", STAGE_PAD);
+    put(b, "constexpr int STAGE_PAD = %d, STAGE_PAD_WIDE = %d; // floats between entries' staged rows (tensor cores)\n",
+        STAGE_PAD, STAGE_PAD_WIDE);
     put(b, "constexpr bool WEIGHTS_NO_L1 = %s; // weight loads not allocated in L1\n",
         KERNEL_WEIGHTS_NO_L1 ? "true" : "false");
     char l2_fetch[16] = ""; /* empty: the L2's default */

@@ -26,7 +26,7 @@ using MatRaw = float4; // 4 consecutive weights of a matrix row, as stored (fp32
 using StateElem = float; // an element of a state matrix, as stored (fp32)
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
 constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
-constexpr int STAGE_PAD = 16; // floats between entries' staged rows (tensor cores)
+constexpr int STAGE_PAD = 16, STAGE_PAD_WIDE = 20; // floats between entries' staged rows (tensor cores)
 constexpr bool WEIGHTS_NO_L1 = true; // weight loads not allocated in L1
 #define WEIGHT_L2_PREFETCH ".L2::256B" // L2 fetch size around a weight load
 constexpr bool TENSOR_CORES = true; // projections on tensor cores (3xTF32)
@@ -302,6 +302,14 @@ __device__ __forceinline__ uint2 ld_no_l1(const uint2 *q)
 {
     uint2 v;
     asm("ld.global.nc.L1::no_allocate" WEIGHT_L2_PREFETCH ".v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(q));
+    return v;
+}
+__device__ __forceinline__ uint4 ld_no_l1(const uint4 *q)
+{
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate" WEIGHT_L2_PREFETCH ".v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(q));
     return v;
 }
 // 4 stored matrix weights.
@@ -958,17 +966,36 @@ __device__ __forceinline__ void mma_3xtf32(float (&d)[4], const unsigned (&wb)[4
     mma_tf32(d, wb[0], wb[1], wb[2], wb[3], b0.big, b1.big);
 }
 
-// A lane's weights of a tile chunk: U loads of rows qa and qb (as stored, nullptr past the
-// pass's rows) at columns c + 16 u (zero past column ld).
-template <int U>
-__device__ __forceinline__ void load_tile_chunk(const MatRaw *qa, const MatRaw *qb, int ld, int c, MatRaw (&ra)[U],
-                                                MatRaw (&rb)[U])
+// A lane's weights of a tile chunk: U sets of 4 of rows qa and qb (as stored, nullptr past
+// the pass's rows) at columns c + tile_col<WIDE>(u) (zero past column ld). WIDE (bf16 rows of
+// a multiple of 8 elements): sets 2v and 2v + 1 are one 16-byte load, half the load
+// instructions of 8-byte ones (notes/gpu.md: the pattern alone streams 6% faster, run 105;
+// the bf16 step at batch 1 is 6% faster, run 107).
+template <bool WIDE> __device__ __forceinline__ constexpr int tile_col(int u)
 {
+    return WIDE ? 32 * (u >> 1) + 4 * (u & 1) : 16 * u;
+}
+template <bool WIDE, int U, class Raw>
+__device__ __forceinline__ void load_tile_chunk(const Raw *qa, const Raw *qb, int ld, int c, Raw (&ra)[U],
+                                                Raw (&rb)[U])
+{
+    if constexpr (WIDE) {
+        static_assert(sizeof(Raw) == 8 && U % 2 == 0, "16-byte loads of bf16 weights");
 #pragma unroll
-    for (int u = 0; u < U; u++) {
-        const int i = (c + 16 * u) / 4;
-        ra[u] = qa && c + 16 * u < ld ? ld_raw(qa + i) : MatRaw{};
-        rb[u] = qb && c + 16 * u < ld ? ld_raw(qb + i) : MatRaw{};
+        for (int v = 0; v < U / 2; v++) {
+            const int col = c + tile_col<true>(2 * v);
+            const uint4 a = qa && col < ld ? ld_no_l1((const uint4 *)(qa + col / 4)) : uint4{};
+            const uint4 b = qb && col < ld ? ld_no_l1((const uint4 *)(qb + col / 4)) : uint4{};
+            ra[2 * v] = Raw{a.x, a.y}, ra[2 * v + 1] = Raw{a.z, a.w};
+            rb[2 * v] = Raw{b.x, b.y}, rb[2 * v + 1] = Raw{b.z, b.w};
+        }
+    } else {
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int i = (c + 16 * u) / 4;
+            ra[u] = qa && c + 16 * u < ld ? ld_raw(qa + i) : Raw{};
+            rb[u] = qb && c + 16 * u < ld ? ld_raw(qb + i) : Raw{};
+        }
     }
 }
 
@@ -993,19 +1020,26 @@ __device__ __forceinline__ void load_tile_chunk(const MatRaw *qa, const MatRaw *
 // in flight save (notes/gpu.md, run 81: bf16 at batch 50 and 64, 256 and 128 columns a half,
 // lost 8% and 20% with them, fp32 at 64, 192 columns, 3%; bf16 at 32, 384 columns, gained 2%).
 constexpr int DOUBLE_MIN_COLUMNS = 384;
-template <int NM, bool NORM, int N, class Epi>
-__device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], int len, int block, int lo,
-                              int hi, Epi epi)
+template <int NM, bool NORM, int LEN, int N, class Epi>
+__device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], int block, int lo, int hi, Epi epi)
 {
     constexpr int RB = 16 / NM;     // row indices per tile
-    // loads per lane per tile row in a chunk: 4 float4 (fp32, split into two tf32 parts: 64
-    // registers) or 8 uint2 (bf16: 64 registers widened), and the next chunk's loads as stored
+    // sets of 4 weights per lane per tile row in a chunk: 4 float4 (fp32, split into two tf32
+    // parts: 64 registers) or 8 uint2 (bf16, loaded 16 bytes at a time where rows allow: 64
+    // registers widened), and the next chunk's as stored
     constexpr int U = CHUNK_F4 / 4;
     constexpr int CW = 16 * U;      // columns per chunk
-    constexpr int PAD = STAGE_PAD;  // staged rows 16 floats apart mod 32 banks: no bank conflicts
-    static_assert((CW + PAD) * MAX_BATCH <= STAGE_FLOATS / 2, "a chunk's inputs of every entry fit half the staging area");
+    static_assert((CW + (EXACT_W ? STAGE_PAD_WIDE : STAGE_PAD)) * MAX_BATCH <= STAGE_FLOATS / 2,
+                  "a chunk's inputs of every entry fit half the staging area");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
-    const int nb = p.nb, nt = (nb + 7) / 8, ld = ld4(len), chunks = (ld + CW - 1) / CW;
+    constexpr int ld = ld4(LEN);
+    const int nb = p.nb, nt = (nb + 7) / 8, chunks = (ld + CW - 1) / CW;
+    // A lane's input columns match its weights': 4 t4 + tile_col(u), or 8 t4 + tile_col(u)
+    // with 16-byte bf16 loads (load_tile_chunk), the staged rows PAD floats beyond the window
+    // so that the 8 lanes of a quarter warp's float4 input load hit 32 distinct banks.
+    constexpr bool wide = EXACT_W && ld % 8 == 0;
+    constexpr int PAD = wide ? STAGE_PAD_WIDE : STAGE_PAD;
+    const int lcol = wide ? 8 * t4 : 4 * t4;
     const bool whole = (CW * chunks + PAD) * nb <= STAGE_FLOATS;
     const int half_chunks = (STAGE_FLOATS / 2 / nb - PAD) / CW; // >= 1 (static_assert)
     const int nbuf = !whole && half_chunks * CW >= DOUBLE_MIN_COLUMNS ? 2 : 1;
@@ -1039,7 +1073,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         if (restage) {
             __syncthreads(); // the previous readers of the staging area are done
             stage_copy(p, in, c_in, min(win, ld), win, stride, xs);
-            if (NORM && staged_c < 0) rms_stats(p, in, len); // once a call, the copies in flight
+            if (NORM && staged_c < 0) rms_stats(p, in, LEN); // once a call, the copies in flight
         }
         staged_c = c_in;
         // The warp's chunks are j = ks, ks + KS, ... of the row; the next one is loaded while
@@ -1049,8 +1083,9 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         const MatRaw *qa = busy && rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
         const MatRaw *qb = busy && rh < pend ? (const MatRaw *)(p.w + wh) + (long)oh * ld / 4 : nullptr;
         MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
+        const auto load_chunk = [&](int c) { load_tile_chunk<wide>(qa, qb, ld, c, ra, rb); };
         int j = ks;
-        load_tile_chunk(qa, qb, ld, j * CW + 4 * t4, ra, rb);
+        load_chunk(j * CW + lcol);
 #pragma unroll 1
         for (int w0 = 0; w0 < ld; w0 += win) {
             float *buf = xs + (nbuf == 2 ? (w0 / win) & 1 : 0) * nb * stride;
@@ -1089,15 +1124,15 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
                             if (!EXACT_W) ws[EXACT_W ? 0 : u][k][i] = v.small;
                         }
                 }
-                if (j + ks_n < chunks) load_tile_chunk(qa, qb, ld, (j + ks_n) * CW + 4 * t4, ra, rb);
-                const float *x = buf + (j * CW - w0) + 4 * t4;
+                if (j + ks_n < chunks) load_chunk((j + ks_n) * CW + lcol);
+                const float *x = buf + (j * CW - w0) + lcol;
 #pragma unroll 1
                 for (int t = 0; t < nt; t++) {
                     const int e = min(8 * t + g, nb - 1); // entries past the batch: discarded columns
                     float4 acc = own[t * 32];
 #pragma unroll
                     for (int u = 0; u < U; u++) {
-                        const float4 xv = *(const float4 *)(x + (long)e * stride + 16 * u);
+                        const float4 xv = *(const float4 *)(x + (long)e * stride + tile_col<wide>(u));
                         float d[4] = {0.f, 0.f, 0.f, 0.f};
                         mma_3xtf32(d, wb[u][0], ws[EXACT_W ? 0 : u][0], xv.x, xv.y);
                         mma_3xtf32(d, wb[u][1], ws[EXACT_W ? 0 : u][1], xv.z, xv.w);
@@ -1165,14 +1200,13 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
 //   shared memory. The addition order does not depend on the batch or the schedule.
 // Rows are taken in passes of RP rows (the running sums of a pass fit in shared memory).
 // `block` > 0 makes it a BlockLinear: row o reads the input at (o / block) * block, and a
-// pass stays within one block. `len` is the dot length. NORM projections are never blocked.
-template <int NM, bool NORM, int N, class Epi>
-__device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int len, int block, int lo, int hi,
-                          Epi epi)
+// pass stays within one block. LEN is the dot length. NORM projections are never blocked.
+template <int NM, bool NORM, int LEN, int N, class Epi>
+__device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int block, int lo, int hi, Epi epi)
 {
     static_assert(NM <= 2, "projections of one or two matrices");
     if constexpr (TENSOR_CORES) {
-        proj_rows_mma<NM, NORM>(p, in, m, len, block, lo, hi, epi);
+        proj_rows_mma<NM, NORM, LEN>(p, in, m, block, lo, hi, epi);
         return;
     }
     using S = ProjShape<NM>;
@@ -1180,12 +1214,12 @@ __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int 
     if (lo >= hi) return;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb, nt = (nb + JT - 1) / JT;
     const float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane;
-    if (NORM) rms_stats(p, in, len);
+    if (NORM) rms_stats(p, in, LEN);
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + S::RP);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
         prefetch_epilogue_state<NM>(p, m, pass0, pend);
-        proj_pass<NM, NORM>(p, in, m, len, block, pass0, pend);
+        proj_pass<NM, NORM>(p, in, m, LEN, block, pass0, pend);
         // epilogue: lane (r, jj) gathers the NM sums of row o0 + r for entry t * JT + jj
         for (int i = 0; i < GW; i++) {
             const int o0 = pass0 + (warp + i * WARPS) * RB;
@@ -1322,35 +1356,35 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
         in.base = p.feats;
         in.stride = F4;
         Mat m[1] = {mat(t.input_up_weight, t.input_up_bias)};
-        proj_rows<1, false>(p, in, m, F, 0, lo, hi,
+        proj_rows<1, false, F>(p, in, m, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
         break;
     }
     case PH_IN_DOWN: { // u = input_down(ap)   [H] <- [P]
         In in = in_act(p, ap);
         Mat m[1] = {mat(t.input_down_weight, t.input_down_bias)};
-        proj_rows<1, false>(p, in, m, P, 0, lo, hi,
+        proj_rows<1, false, P>(p, in, m, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, u, b)[o] = v[0]; });
         break;
     }
     case PH_MLP_UP: { // ap = relu(fc1(RMSNorm(u; norm2)))   [P] <- [H]
         In in = in_rms(in_act(p, u), EPS_BLOCK, wvec(p, blk + t.norm2_weight));
         Mat m[1] = {mat(blk + t.fc1_weight, blk + t.fc1_bias)};
-        proj_rows<1, true>(p, in, m, H, 0, lo, hi,
+        proj_rows<1, true, H>(p, in, m, 0, lo, hi,
                               [&](int b, int o, const float (&v)[1]) { sc(p, ap, b)[o] = reluf(v[0]); });
         break;
     }
     case PH_MLP_DOWN: { // u += fc2(ap)   [H] <- [P]
         In in = in_act(p, ap);
         Mat m[1] = {mat(blk + t.fc2_weight, blk + t.fc2_bias)};
-        proj_rows<1, false>(p, in, m, P, 0, lo, hi,
+        proj_rows<1, false, P>(p, in, m, 0, lo, hi,
                                [&](int b, int o, const float (&v)[1]) { sc(p, u, b)[o] += v[0]; });
         break;
     }
     case PH_OUT: { // out[k] = output_proj(u), one output_proj shared by all towers
         In in = in_act(p, u);
         Mat m[1] = {mat(W_output_proj_weight, W_output_proj_bias)};
-        proj_rows<1, false>(p, in, m, H, 0, lo, hi,
+        proj_rows<1, false, H>(p, in, m, 0, lo, hi,
                                [&](int b, int, const float (&v)[1]) { p.out[b * 4 + tower] = v[0]; });
         break;
     }
@@ -1612,7 +1646,7 @@ struct XLSTM {
                                      : in_state(p, st_off<Lk>(l, Lk::st_s_h));
                 Mat m[2] = {mat(wb<Lk>(l, wi[q]), bi[q] < 0 ? -1 : wb<Lk>(l, bi[q])),
                             mat(wb<Lk>(l, wf[q]), bf[q] < 0 ? -1 : wb<Lk>(l, bf[q]))};
-                proj_rows<2, false>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
+                proj_rows<2, false, XL_BS>(p, in, m, XL_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
                     float *g = sc(p, Lk::sc_sg, b) + o; // g[0], g[H], g[2H], g[3H]: i, f, z, o
                     const int k = q & 1 ? 2 * H : 0;   // (z, o) or (i, f)
                     if (q < 2) {
@@ -1647,7 +1681,7 @@ struct XLSTM {
             const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight), -1, XL_E)
                                   .with_state(st_off<Lk>(l, Lk::st_m_conv), XL_K - 1),
                               mat(wb<Lk>(l, Lk::b_layer_mlstm_gate_proj_weight), -1, XL_E)};
-            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 if (stack_index(m, o) == 1) {
                     sc(p, Lk::sc_xg, b)[o] = v[0];
                     return;
@@ -1671,7 +1705,7 @@ struct XLSTM {
                     block_rows<XL_QB>(p, in, wb<Lk>(l, w[i]), a, e, epi);
                 } else {
                     Mat m[1] = {mat(wb<Lk>(l, w[i]))};
-                    proj_rows<1, false>(p, in, m, XL_QB, XL_QB, a, e, epi);
+                    proj_rows<1, false, XL_QB>(p, in, m, XL_QB, a, e, epi);
                 }
             }
             break;
@@ -1685,7 +1719,7 @@ struct XLSTM {
         case 7: {
             In in = in_act(p, Lk::sc_mo);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_proj_down_weight))};
-            proj_rows<1, false>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false, XL_E>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_ym, b)[o] = v[0] + ld_act(sc(p, Lk::sc_so, b) + o);
             });
             break;
@@ -1765,7 +1799,7 @@ struct Mamba2 {
                 if (proj[i].conv_w >= 0) m[i] = m[i].with_state(st_off<Lk>(l, proj[i].conv_state), MB_K - 1);
             }
             In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
-            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 const Proj0 &q = proj[stack_index(m, o)];
                 float y = v[0];
                 if (q.conv_w >= 0)
@@ -1828,7 +1862,7 @@ struct Mamba2 {
         case 2: {
             In in = in_rms(in_act(p, Lk::sc_yz), 1e-5f, wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)));
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, true>(p, in, m, MB_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true, MB_E>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
             });
             break;
@@ -1876,7 +1910,7 @@ struct RetNet {
                               mat(wb<Lk>(l, Lk::b_layer_v_proj_weight), -1, H),
                               mat(wb<Lk>(l, Lk::b_layer_g_proj_weight), -1, H)};
             const Buf out[4] = {Lk::sc_q, Lk::sc_k, Lk::sc_v, Lk::sc_g};
-            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 const int i = stack_index(m, o);
                 sc(p, out[i], b)[o] = v[0] * (i == 1 ? RN_KSCALE : 1.0f);
             });
@@ -1921,7 +1955,7 @@ struct RetNet {
         case 2: {
             In in = in_act(p, Lk::sc_og);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
                 // commit the state phase 1 read: scale per head, then the position
                 if (o < RN_NH) {
@@ -1975,7 +2009,7 @@ struct Hawk {
             const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight), -1, H),
                               mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight), -1, H)
                                   .with_state(st_off<Lk>(l, Lk::st_conv), HK_K - 1)};
-            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 if (stack_index(m, o) == 0) {
                     sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
                     return;
@@ -1990,7 +2024,7 @@ struct Hawk {
             In in = in_act(p, Lk::sc_xc);
             Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_rglru_input_gate_weight)).with_state(st_off<Lk>(l, Lk::st_h), 1),
                         mat(wb<Lk>(l, Lk::b_layer_rglru_recurrence_gate_weight))};
-            proj_rows<2, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
+            proj_rows<2, false, HK_BS>(p, in, m, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
                 const float i = sigmoidf_(v[0]), r = sigmoidf_(v[1]);
                 const float at = powf(wvec(p, wb<Lk>(l, Lk::b_layer_rglru_a))[o], HK_C * r);
                 float *h = st<Lk>(p, b, l, Lk::st_h) + o;
@@ -2004,7 +2038,7 @@ struct Hawk {
         case 2: {
             In in = in_act(p, Lk::sc_y);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
             });
             break;

@@ -34,7 +34,7 @@ struct Hawk {
             const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_gate_proj_weight), -1, H),
                               mat(wb<Lk>(l, Lk::b_layer_recurrent_proj_weight), -1, H)
                                   .with_state(st_off<Lk>(l, Lk::st_conv), HK_K - 1)};
-            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 if (stack_index(m, o) == 0) {
                     sc(p, Lk::sc_gate, b)[o] = geluf(v[0]);
                     return;
@@ -49,7 +49,7 @@ struct Hawk {
             In in = in_act(p, Lk::sc_xc);
             Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_rglru_input_gate_weight)).with_state(st_off<Lk>(l, Lk::st_h), 1),
                         mat(wb<Lk>(l, Lk::b_layer_rglru_recurrence_gate_weight))};
-            proj_rows<2, false>(p, in, m, HK_BS, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
+            proj_rows<2, false, HK_BS>(p, in, m, HK_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
                 const float i = sigmoidf_(v[0]), r = sigmoidf_(v[1]);
                 const float at = powf(wvec(p, wb<Lk>(l, Lk::b_layer_rglru_a))[o], HK_C * r);
                 float *h = st<Lk>(p, b, l, Lk::st_h) + o;
@@ -63,7 +63,7 @@ struct Hawk {
         case 2: {
             In in = in_act(p, Lk::sc_y);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
             });
             break;

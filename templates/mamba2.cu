@@ -66,7 +66,7 @@ struct Mamba2 {
                 if (proj[i].conv_w >= 0) m[i] = m[i].with_state(st_off<Lk>(l, proj[i].conv_state), MB_K - 1);
             }
             In in = in_rms(in_act(p, Lk::sc_u), EPS_BLOCK, wvec(p, wb<Lk>(l, Lk::b_norm1_weight)));
-            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 const Proj0 &q = proj[stack_index(m, o)];
                 float y = v[0];
                 if (q.conv_w >= 0)
@@ -129,7 +129,7 @@ struct Mamba2 {
         case 2: {
             In in = in_rms(in_act(p, Lk::sc_yz), 1e-5f, wvec(p, wb<Lk>(l, Lk::b_layer_norm_weight)));
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, true>(p, in, m, MB_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true, MB_E>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
             });
             break;

@@ -37,7 +37,7 @@ struct RetNet {
                               mat(wb<Lk>(l, Lk::b_layer_v_proj_weight), -1, H),
                               mat(wb<Lk>(l, Lk::b_layer_g_proj_weight), -1, H)};
             const Buf out[4] = {Lk::sc_q, Lk::sc_k, Lk::sc_v, Lk::sc_g};
-            proj_rows<1, true>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, true, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 const int i = stack_index(m, o);
                 sc(p, out[i], b)[o] = v[0] * (i == 1 ? RN_KSCALE : 1.0f);
             });
@@ -82,7 +82,7 @@ struct RetNet {
         case 2: {
             In in = in_act(p, Lk::sc_og);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_out_proj_weight))};
-            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_u, b)[o] += v[0];
                 // commit the state phase 1 read: scale per head, then the position
                 if (o < RN_NH) {

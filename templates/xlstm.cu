@@ -253,7 +253,7 @@ struct XLSTM {
                                      : in_state(p, st_off<Lk>(l, Lk::st_s_h));
                 Mat m[2] = {mat(wb<Lk>(l, wi[q]), bi[q] < 0 ? -1 : wb<Lk>(l, bi[q])),
                             mat(wb<Lk>(l, wf[q]), bf[q] < 0 ? -1 : wb<Lk>(l, bf[q]))};
-                proj_rows<2, false>(p, in, m, XL_BS, XL_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
+                proj_rows<2, false, XL_BS>(p, in, m, XL_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
                     float *g = sc(p, Lk::sc_sg, b) + o; // g[0], g[H], g[2H], g[3H]: i, f, z, o
                     const int k = q & 1 ? 2 * H : 0;   // (z, o) or (i, f)
                     if (q < 2) {
@@ -288,7 +288,7 @@ struct XLSTM {
             const Mat m[2] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_x_proj_weight), -1, XL_E)
                                   .with_state(st_off<Lk>(l, Lk::st_m_conv), XL_K - 1),
                               mat(wb<Lk>(l, Lk::b_layer_mlstm_gate_proj_weight), -1, XL_E)};
-            proj_rows<1, false>(p, in, m, H, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false, H>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 if (stack_index(m, o) == 1) {
                     sc(p, Lk::sc_xg, b)[o] = v[0];
                     return;
@@ -312,7 +312,7 @@ struct XLSTM {
                     block_rows<XL_QB>(p, in, wb<Lk>(l, w[i]), a, e, epi);
                 } else {
                     Mat m[1] = {mat(wb<Lk>(l, w[i]))};
-                    proj_rows<1, false>(p, in, m, XL_QB, XL_QB, a, e, epi);
+                    proj_rows<1, false, XL_QB>(p, in, m, XL_QB, a, e, epi);
                 }
             }
             break;
@@ -326,7 +326,7 @@ struct XLSTM {
         case 7: {
             In in = in_act(p, Lk::sc_mo);
             Mat m[1] = {mat(wb<Lk>(l, Lk::b_layer_mlstm_proj_down_weight))};
-            proj_rows<1, false>(p, in, m, XL_E, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
+            proj_rows<1, false, XL_E>(p, in, m, 0, lo, hi, [&](int b, int o, const float (&v)[1]) {
                 sc(p, Lk::sc_ym, b)[o] = v[0] + ld_act(sc(p, Lk::sc_so, b) + o);
             });
             break;

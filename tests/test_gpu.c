@@ -14,7 +14,9 @@
 #include "engine_gpu.h"
 #include "stream.h"
 #include "testutil.h"
+#include "tmpdir.h"
 #include "util.h"
+#include "weights.h"
 
 static double max_rel_diff(const double *a, const double *b, int n)
 {
@@ -84,6 +86,41 @@ Test(gpu, long_run_matches_reference, .timeout = 600)
     engine_destroy(gpu);
     engine_destroy(ref);
     golden_free(&g);
+}
+
+/* bf16 matrices load 16 bytes of a row at a time where rows are a multiple of 8 elements and
+ * 8 bytes elsewhere: a spec with both kinds of rows, on the small golden stream's requests,
+ * follows the float64 C reference of the same rounded weights. */
+Test(gpu, bf16_rows_of_4_and_of_8, .timeout = 300)
+{
+    SKIP_WITHOUT_GPU();
+    char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX], dir[TMPDIR_PATH_MAX], path[TMPDIR_PATH_MAX];
+    spec_t spec;
+    cr_assert_eq(spec_load("tests/data/rows4-bf16.yaml", &spec, err), 0, "%s", err);
+    tmpdir_make(dir);
+    tmpdir_file(dir, "w.safetensors", path);
+    weights_t w;
+    cr_assert_eq(weights_generate(&spec, 7, path, 0, err), 0, "%s", err);
+    cr_assert_eq(weights_load(path, &spec, &w, err), 0, "%s", err);
+    golden_t g;
+    golden_load("small", &g); /* its requests (79 features) */
+    engine_t *ref = make_engine(&spec, &w, "cpu", 1, g.s.num_symbols);
+    engine_t *gpu = make_engine(&spec, &w, "gpu", 0, g.s.num_symbols);
+    double *want = run_stream(ref, &g.s, spec.batch.max_batch), *got = run_stream(gpu, &g.s, spec.batch.max_batch);
+    compare_t c;
+    compare_outputs(got, want, (size_t)g.s.n, &c);
+    cr_log_info("rows of 4 and of 8, bf16: rel L2 %.3e %.3e %.3e %.3e", c.rel_l2[0], c.rel_l2[1], c.rel_l2[2],
+                c.rel_l2[3]);
+    cr_expect_eq(c.nonfinite, 0, "%zu outputs not finite", c.nonfinite);
+    for (int k = 0; k < NUM_TOWERS; k++)
+        cr_expect_leq(c.rel_l2[k], 1e-5, "tower %s: rel L2 %.3e", tower_names[k], c.rel_l2[k]);
+    free(want);
+    free(got);
+    engine_destroy(gpu);
+    engine_destroy(ref);
+    golden_free(&g);
+    weights_free(&w);
+    tmpdir_remove(dir);
 }
 
 /* Asking for more slots than the device holds fails with the bytes needed. */
