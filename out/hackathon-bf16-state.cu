@@ -353,18 +353,22 @@ __device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
 // ---- grid barrier -------------------------------------------------------------------------
 // One atomic add per CTA: CTA 0 adds 2^31 - (CTAs - 1), every other CTA 1, so the last
 // arrival flips the word's top bit (and leaves its low bits as they were, for the next
-// barrier and the next launch); each CTA waits until the bit differs from what its own add
-// saw. Needs every CTA resident (cooperative launch).
+// barrier and the next launch). The add releases the CTA's writes (ordered before it by the
+// CTA barrier) and acquires those of the CTAs before it; the last arrival has seen them all,
+// every other CTA waits until it reads the bit flipped (an acquire). Needs every CTA
+// resident (cooperative launch).
 __device__ __forceinline__ void grid_barrier(unsigned *bar)
 {
     __syncthreads();
     if (threadIdx.x == 0) {
         const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
-        __threadfence(); // this CTA's writes before its arrival
-        const unsigned old = atomicAdd(bar, add);
-        volatile unsigned *word = bar;
-        while (((old ^ *word) & 0x80000000u) == 0) __nanosleep(20);
-        __threadfence();
+        unsigned old, now;
+        asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(bar), "r"(add) : "memory");
+        const bool last = (old ^ (old + add)) & 0x80000000u; // this add flipped the bit
+        if (!last) {
+            do asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(bar) : "memory");
+            while (((old ^ now) & 0x80000000u) == 0);
+        }
     }
     __syncthreads();
 }
