@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "compare.h"
 #include "engine.h"
 #include "engine_gpu.h"
 #include "stream.h"
@@ -73,13 +72,7 @@ Test(gpu, long_run_matches_reference, .timeout = 600)
         cr_assert_eq(engine_step(gpu, 1, &slot, feat, out_g + 4 * t, err), 0, "step %d: %s", t, err);
         cr_assert_eq(engine_step(ref, 1, &slot, feat, out_r + 4 * t, err), 0, "%s", err);
     }
-    compare_t cmp;
-    compare_outputs(out_g, out_r, STEPS, &cmp);
-    cr_log_info("2000 steps: rel L2 %.3e %.3e %.3e %.3e, max abs %.3e", cmp.rel_l2[0], cmp.rel_l2[1],
-                cmp.rel_l2[2], cmp.rel_l2[3], cmp.max_abs_all);
-    cr_expect_eq(cmp.nonfinite, 0, "%zu outputs not finite", cmp.nonfinite);
-    for (int k = 0; k < NUM_TOWERS; k++)
-        cr_expect_leq(cmp.rel_l2[k], 1e-5, "tower %s: rel L2 %.3e over 2000 steps", tower_names[k], cmp.rel_l2[k]);
+    expect_towers_within(out_g, out_r, STEPS, 1e-5, "2000 steps against the reference");
     free(feat);
     free(out_g);
     free(out_r);
@@ -107,13 +100,7 @@ Test(gpu, bf16_rows_of_4_and_of_8, .timeout = 300)
     engine_t *ref = make_engine(&spec, &w, "cpu", 1, g.s.num_symbols);
     engine_t *gpu = make_engine(&spec, &w, "gpu", 0, g.s.num_symbols);
     double *want = run_stream(ref, &g.s, spec.batch.max_batch), *got = run_stream(gpu, &g.s, spec.batch.max_batch);
-    compare_t c;
-    compare_outputs(got, want, (size_t)g.s.n, &c);
-    cr_log_info("rows of 4 and of 8, bf16: rel L2 %.3e %.3e %.3e %.3e", c.rel_l2[0], c.rel_l2[1], c.rel_l2[2],
-                c.rel_l2[3]);
-    cr_expect_eq(c.nonfinite, 0, "%zu outputs not finite", c.nonfinite);
-    for (int k = 0; k < NUM_TOWERS; k++)
-        cr_expect_leq(c.rel_l2[k], 1e-5, "tower %s: rel L2 %.3e", tower_names[k], c.rel_l2[k]);
+    expect_towers_within(got, want, (size_t)g.s.n, 1e-5, "bf16 rows of 4 and of 8 against the reference");
     free(want);
     free(got);
     engine_destroy(gpu);

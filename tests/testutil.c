@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "compare.h"
 #include "util.h"
 
 const char *shared_path(const char *rel)
@@ -77,4 +78,15 @@ size_t count_nonfinite(const double *v, size_t n)
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) bad += !isfinite(v[i]);
     return bad;
+}
+
+void expect_towers_within(const double *got, const double *want, size_t n, double tol, const char *what)
+{
+    compare_t c;
+    compare_outputs(got, want, n, &c);
+    cr_log_info("%s: rel L2 %.3e %.3e %.3e %.3e (all %.3e), max abs %.3e", what, c.rel_l2[0], c.rel_l2[1],
+                c.rel_l2[2], c.rel_l2[3], c.rel_l2_all, c.max_abs_all);
+    cr_expect_eq(c.nonfinite, 0, "%s: %zu outputs not finite (unwritten or NaN)", what, c.nonfinite);
+    for (int k = 0; k < NUM_TOWERS; k++)
+        cr_expect_leq(c.rel_l2[k], tol, "%s, tower %s: rel L2 %.3e > %.1e", what, tower_names[k], c.rel_l2[k], tol);
 }

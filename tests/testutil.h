@@ -46,4 +46,8 @@ double *run_random_batches(engine_t *e, const request_stream_t *s, uint64_t *x);
 
 size_t count_nonfinite(const double *v, size_t n);
 
+/* Outputs [n, 4] against want: logs each tower's rel L2 under `what`, expects every output
+ * finite and every tower's rel L2 within tol. */
+void expect_towers_within(const double *got, const double *want, size_t n, double tol, const char *what);
+
 #endif
