@@ -312,8 +312,9 @@ __device__ __forceinline__ uint4 ld_no_l1(const uint4 *q)
         : "l"(q));
     return v;
 }
-// 4 stored matrix weights.
+// 4 stored matrix weights; 8 bf16 ones (load_tile_chunk's 16-byte loads).
 __device__ __forceinline__ MatRaw ld_raw(const MatRaw *q) { return WEIGHTS_NO_L1 ? ld_no_l1(q) : __ldg(q); }
+__device__ __forceinline__ uint4 ld_raw(const uint4 *q) { return WEIGHTS_NO_L1 ? ld_no_l1(q) : __ldg(q); }
 // Elements i .. i + 3 (i a multiple of 4) of a matrix at byte offset `off`, as stored.
 __device__ __forceinline__ MatRaw ld_mat4(const Params &p, long off, long i)
 {
@@ -974,7 +975,7 @@ __device__ __forceinline__ void mma_3xtf32(float (&d)[4], const unsigned (&wb)[4
 // the pass's rows) at columns c + tile_col<WIDE>(u) (zero past column ld). WIDE (bf16 rows of
 // a multiple of 8 elements): sets 2v and 2v + 1 are one 16-byte load, half the load
 // instructions of 8-byte ones (notes/gpu.md: the pattern alone streams 6% faster, run 105;
-// the bf16 step at batch 1 is 6% faster, run 107).
+// the bf16 step at batch 1 4.5-6% faster, runs 107-108).
 template <bool WIDE> __device__ __forceinline__ constexpr int tile_col(int u)
 {
     return WIDE ? 32 * (u >> 1) + 4 * (u & 1) : 16 * u;
@@ -988,8 +989,8 @@ __device__ __forceinline__ void load_tile_chunk(const Raw *qa, const Raw *qb, in
 #pragma unroll
         for (int v = 0; v < U / 2; v++) {
             const int col = c + tile_col<true>(2 * v);
-            const uint4 a = qa && col < ld ? ld_no_l1((const uint4 *)(qa + col / 4)) : uint4{};
-            const uint4 b = qb && col < ld ? ld_no_l1((const uint4 *)(qb + col / 4)) : uint4{};
+            const uint4 a = qa && col < ld ? ld_raw((const uint4 *)(qa + col / 4)) : uint4{};
+            const uint4 b = qb && col < ld ? ld_raw((const uint4 *)(qb + col / 4)) : uint4{};
             ra[2 * v] = Raw{a.x, a.y}, ra[2 * v + 1] = Raw{a.z, a.w};
             rb[2 * v] = Raw{b.x, b.y}, rb[2 * v + 1] = Raw{b.z, b.w};
         }
