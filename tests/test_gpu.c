@@ -1,7 +1,8 @@
 /* The fused kernel on a GPU (each test skips where there is none; golden streams in
  * test_golden.c, slot save/load in test_engines.c): batching invariance with repeated
  * symbols, outputs poisoned before every launch and all written (the engine checks it), a
- * long run against the C reference, and the out-of-memory message. Each test makes its own
+ * long run against the C reference, bf16 weights in both load widths, and the out-of-memory
+ * message. Each test makes its own
  * CUDA context; keep them small. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
