@@ -88,14 +88,12 @@ Test(gpu, long_run_matches_reference, .timeout = 600)
 Test(gpu, bf16_rows_of_4_and_of_8, .timeout = 300)
 {
     SKIP_WITHOUT_GPU();
-    char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX], dir[TMPDIR_PATH_MAX], path[TMPDIR_PATH_MAX];
+    char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX], dir[TMPDIR_PATH_MAX];
     spec_t spec;
     cr_assert_eq(spec_load("tests/data/rows4-bf16.yaml", &spec, err), 0, "%s", err);
     tmpdir_make(dir);
-    tmpdir_file(dir, "w.safetensors", path);
     weights_t w;
-    cr_assert_eq(weights_generate(&spec, 7, path, 0, err), 0, "%s", err);
-    cr_assert_eq(weights_load(path, &spec, &w, err), 0, "%s", err);
+    cr_assert_eq(weights_cached(&spec, 7, dir, &w, err), 0, "%s", err);
     golden_t g;
     golden_load("small", &g); /* its requests (79 features) */
     engine_t *ref = make_engine(&spec, &w, "cpu", 1, g.s.num_symbols);
