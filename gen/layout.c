@@ -94,14 +94,13 @@ static void scratch_regions(const spec_t *s, layout_t *l)
         const int64_t E = s->d.mlstm_inner, NH = s->xlstm.mlstm_num_heads;
         static const char *h_sized[] = {"xt", "xn", "xc", "sh", "so", "xn2", "ym"};
         for (size_t i = 0; i < ARRAY_LEN(h_sized); i++) SC(TOWER_XLSTM, h_sized[i], H);
-        static const char *e_sized[] = {"xm", "xc2", "xg", "pend_nv", "sh2", "mo"};
+        static const char *e_sized[] = {"xm", "xc2", "xg", "sh2", "mo"};
         for (size_t i = 0; i < ARRAY_LEN(e_sized); i++) SC(TOWER_XLSTM, e_sized[i], E);
         SC(TOWER_XLSTM, "sg", 4 * H); /* sLSTM gate sums: i, f, z, o */
         SC(TOWER_XLSTM, "sh2_part", E * row_chunks(s->d.mlstm_head)); /* partial sums of sh2 */
         SC(TOWER_XLSTM, "sh2_count", NH); /* tasks done per head (unsigned), back to 0 after */
         SC(TOWER_XLSTM, "qkv", 3 * E);
         SC(TOWER_XLSTM, "ipf_part", 2 * NH * ((3 * E + KERNEL_GATE_COLS - 1) / KERNEL_GATE_COLS));
-        SC(TOWER_XLSTM, "pend_m", NH);
     }
     {
         const int64_t E = s->d.mamba_inner, S = s->mamba2.bc_head_size;

@@ -19,9 +19,11 @@
 
 /* Rows of a RetNet or mLSTM state matrix one warp task updates: the retrievals of a head
  * come out as ceil(head size / KERNEL_STATE_ROWS) partial sums, added where they are read.
- * At most 32 (a lane loads a row's q and k; templates/common.cu asserts it). */
+ * 64 rows: a task's fixed part (its gates, q and k rows, the count of finished tasks) is paid
+ * for twice the rows of 32, and batch 1 still has 256 mLSTM tasks (notes/gpu.md, runs
+ * 110-112: 32, 64 and 128 rows; batch 1 in bf16 2% slower than with 32). */
 #ifndef KERNEL_STATE_ROWS
-#define KERNEL_STATE_ROWS 32
+#define KERNEL_STATE_ROWS 64
 #endif
 
 /* Columns of the mLSTM input and forget gate projections (8 rows of 3 x inner size at full

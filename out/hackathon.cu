@@ -31,9 +31,9 @@ constexpr bool WEIGHTS_NO_L1 = true; // weight loads not allocated in L1
 #define WEIGHT_L2_PREFETCH ".L2::256B" // L2 fetch size around a weight load
 constexpr bool TENSOR_CORES = true; // projections on tensor cores (3xTF32)
 #define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
-constexpr int STATE_ROWS = 32;  // rows of a state matrix per warp task
+constexpr int STATE_ROWS = 64;  // rows of a state matrix per warp task
 constexpr int GATE_COLS = 1024;  // mLSTM gate projection columns per warp task
-constexpr long WEIGHT_BYTES = 7940663440, SLOT_FLOATS = 38372592, SCRATCH_FLOATS = 12617216;
+constexpr long WEIGHT_BYTES = 7940663440, SLOT_FLOATS = 38372592, SCRATCH_FLOATS = 9733120;
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
 struct Buf {
@@ -114,15 +114,13 @@ struct L_xlstm {
     static constexpr Buf sc_xm = {2490368, 4096};
     static constexpr Buf sc_xc2 = {2752512, 4096};
     static constexpr Buf sc_xg = {3014656, 4096};
-    static constexpr Buf sc_pend_nv = {3276800, 4096};
-    static constexpr Buf sc_sh2 = {3538944, 4096};
-    static constexpr Buf sc_mo = {3801088, 4096};
-    static constexpr Buf sc_sg = {4063232, 8192};
-    static constexpr Buf sc_sh2_part = {4587520, 65536};
-    static constexpr Buf sc_sh2_count = {8781824, 8};
-    static constexpr Buf sc_qkv = {8782336, 12288};
-    static constexpr Buf sc_ipf_part = {9568768, 192};
-    static constexpr Buf sc_pend_m = {9581056, 8};
+    static constexpr Buf sc_sh2 = {3276800, 4096};
+    static constexpr Buf sc_mo = {3538944, 4096};
+    static constexpr Buf sc_sg = {3801088, 8192};
+    static constexpr Buf sc_sh2_part = {4325376, 32768};
+    static constexpr Buf sc_sh2_count = {6422528, 8};
+    static constexpr Buf sc_qkv = {6423040, 12288};
+    static constexpr Buf sc_ipf_part = {7209472, 192};
 };
 
 struct L_mamba2 {
@@ -160,12 +158,12 @@ struct L_mamba2 {
     static constexpr long st_ssm = 13056;
     static constexpr Buf sc_u = {393216, 2048};
     static constexpr Buf sc_ap = {524288, 4096};
-    static constexpr Buf sc_xs = {9581568, 4096};
-    static constexpr Buf sc_z = {9843712, 4096};
-    static constexpr Buf sc_bv = {10105856, 128};
-    static constexpr Buf sc_cv = {10114048, 128};
-    static constexpr Buf sc_dt = {10122240, 64};
-    static constexpr Buf sc_yz = {10126336, 4096};
+    static constexpr Buf sc_xs = {7221760, 4096};
+    static constexpr Buf sc_z = {7483904, 4096};
+    static constexpr Buf sc_bv = {7746048, 128};
+    static constexpr Buf sc_cv = {7754240, 128};
+    static constexpr Buf sc_dt = {7762432, 64};
+    static constexpr Buf sc_yz = {7766528, 4096};
 };
 
 struct L_retnet {
@@ -193,14 +191,14 @@ struct L_retnet {
     static constexpr long st_R = 12;
     static constexpr Buf sc_u = {786432, 2048};
     static constexpr Buf sc_ap = {917504, 4096};
-    static constexpr Buf sc_q = {10388480, 2048};
-    static constexpr Buf sc_k = {10519552, 2048};
-    static constexpr Buf sc_v = {10650624, 2048};
-    static constexpr Buf sc_g = {10781696, 2048};
-    static constexpr Buf sc_o = {10912768, 2048};
-    static constexpr Buf sc_og = {11043840, 2048};
-    static constexpr Buf sc_o_part = {11174912, 16384};
-    static constexpr Buf sc_o_count = {12223488, 8};
+    static constexpr Buf sc_q = {8028672, 2048};
+    static constexpr Buf sc_k = {8159744, 2048};
+    static constexpr Buf sc_v = {8290816, 2048};
+    static constexpr Buf sc_g = {8421888, 2048};
+    static constexpr Buf sc_o = {8552960, 2048};
+    static constexpr Buf sc_og = {8684032, 2048};
+    static constexpr Buf sc_o_part = {8815104, 8192};
+    static constexpr Buf sc_o_count = {9339392, 8};
 };
 
 struct L_hawk {
@@ -228,9 +226,9 @@ struct L_hawk {
     static constexpr long st_h = 6144;
     static constexpr Buf sc_u = {1179648, 2048};
     static constexpr Buf sc_ap = {1310720, 4096};
-    static constexpr Buf sc_gate = {12224000, 2048};
-    static constexpr Buf sc_xc = {12355072, 2048};
-    static constexpr Buf sc_y = {12486144, 2048};
+    static constexpr Buf sc_gate = {9339904, 2048};
+    static constexpr Buf sc_xc = {9470976, 2048};
+    static constexpr Buf sc_y = {9602048, 2048};
 };
 
 struct Params {
@@ -249,7 +247,6 @@ struct Params {
 // template would be one copy per instantiation).
 __shared__ float rms_smem[MAX_BATCH];             // 1 / RMS of each entry's input (rms_stats)
 __shared__ float warp_vecs[WARPS][2][STATE_ROWS]; // per warp: two row vectors
-static_assert(STATE_ROWS <= 32, "a state task's row vectors are loaded a row per lane");
 // dynamic: STAGE_FLOATS of staged projection inputs, then SUMS_WARP running sums per warp
 extern __shared__ float4 stage_smem4[];
 #define stage_smem ((float *)stage_smem4)
@@ -497,16 +494,22 @@ __device__ __forceinline__ float conv_step(const float *taps, const float *bias,
 // A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
 // (S points at its first column in the first row; fp32 or StateElem): S[i][j] = f * S[i][j] + a[i] * v[j],
 // and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
-// groups of 8 with all loads of a group issued before any use.
+// groups of 8 with all loads of a group issued before any use. The caller loads the first
+// group (state_rows8 into r) before the work that f, a and q wait for, so that the task's
+// first DRAM round trip overlaps it.
+template <int COLS, class Elem> __device__ __forceinline__ void state_rows8(const Elem *S, int i0, int rows, float4 (&r)[8])
+{
+#pragma unroll
+    for (int u = 0; u < 8; u++)
+        if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
+}
 template <int COLS, class Elem>
-__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q)
+__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q,
+                                               float4 (&r)[8])
 {
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int i0 = 0; i0 < rows; i0 += 8) {
-        float4 r[8];
-#pragma unroll
-        for (int u = 0; u < 8; u++)
-            if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
+        if (i0 > 0) state_rows8<COLS>(S, i0, rows, r);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
             if (i0 + u < rows) {
@@ -527,21 +530,31 @@ __device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const
 }
 
 // ---- partial sums of a head's retrieval -------------------------------------------------------
-// The `tasks` warp tasks of one (entry, head) each wrote their part (a row chunk's partial
-// sum) at part + rc * part_stride; the last task to finish, counted on *count, adds the
-// `parts` parts in a fixed order into out[0 .. n) and resets the count. The result does not
-// depend on which task finishes last. Called by all lanes of the warp; true in the last
-// (each lane then holds its own float4 columns of out, as written).
-__device__ bool sum_parts_when_last(unsigned *count, int tasks, const float *part, int part_stride, int parts,
-                                    float *out, int n)
+// The `tasks` warp tasks of one (entry, head) each write their part (a row chunk's partial
+// sum) and count themselves on *count; the last to finish (true for all lanes of its warp)
+// adds the parts up. Every other task of the head has then finished, so the last one may
+// also overwrite the state they read. The count is back to 0 for the next step. As in
+// grid_barrier, one acquire-release add: it releases the warp's writes (ordered before it by
+// the warp barrier) and acquires those of the tasks counted before; no fence.sc
+// (__threadfence), which waited for each task's state stores (notes/gpu.md, run 112).
+__device__ bool last_task_of_head(unsigned *count, int tasks)
 {
     const int lane = threadIdx.x & 31;
-    __threadfence(); // this task's part is visible before it is counted
     __syncwarp();
-    unsigned last = 0;
-    if (lane == 0) last = atomicAdd(count, 1u) == (unsigned)tasks - 1;
-    if (!__shfl_sync(0xffffffffu, last, 0)) return false;
-    __threadfence();
+    unsigned old = 0;
+    if (lane == 0) asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], 1;" : "=r"(old) : "l"(count) : "memory");
+    if (__shfl_sync(0xffffffffu, old, 0) != (unsigned)tasks - 1) return false;
+    if (lane == 0) *(volatile unsigned *)count = 0;
+    __syncwarp(); // lane 0's acquire, for the other lanes
+    return true;
+}
+
+// out[0 .. n) = (the `parts` parts at part + r * part_stride, added in a fixed order) / den, so
+// that the result does not depend on which task finished last. A lane writes its own float4
+// columns of out, which are those it reads back (head_output).
+__device__ void sum_parts(const float *part, int part_stride, int parts, float den, float *out, int n)
+{
+    const int lane = threadIdx.x & 31;
     for (int c = lane * 4; c < n; c += 128) {
         float4 sum = ld_act4(part + c);
         for (int r = 1; r < parts; r++) {
@@ -551,10 +564,8 @@ __device__ bool sum_parts_when_last(unsigned *count, int tasks, const float *par
             sum.z += y.z;
             sum.w += y.w;
         }
-        *(float4 *)(out + c) = sum;
+        *(float4 *)(out + c) = make_float4(sum.x / den, sum.y / den, sum.z / den, sum.w / den);
     }
-    if (lane == 0) atomicExch(count, 0u);
-    return true;
 }
 
 // ---- inputs of a projection ----------------------------------------------------------------
@@ -717,7 +728,7 @@ __device__ __forceinline__ float h_norm_value(const float (&x)[HPT], int k, cons
     return norm_value(x[k], h_group_value<G>(mean, k), h_group_value<G>(rstd, k), w, bias, h_col(k));
 }
 
-// A head's output once its sums are in, by the warp that added them (sum_parts_when_last):
+// A head's output once its sums are in, by the warp that added them (sum_parts):
 // out = (norm(h) + skip_w * skip) * silu(gate) over the head's columns [c0, c0 + n) of
 // every vector (skip optional), so that the projection reading it stages a plain input
 // instead of every CTA normalising every entry. A lane reads back only its own float4
@@ -1405,12 +1416,12 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]: one warp task per (gate, head,
 //          GATE_COLS columns), partial sums added in a fixed order by phase 6     2 NH x GC
-// phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
-//          as one partial sum per 32 rows, added up by the head's last task to finish,
-//          which also writes mo = (GroupNorm(sh2) + skip * xc2) * silu(xg) for the head
-//          (new n and m go to pend_*: other warps of the head still read the old ones)
+// phase 6: per (entry, head n, 128 columns, STATE_ROWS rows): gates, C update, num = q C
+//          as one partial sum per STATE_ROWS rows, added up by the head's last task to
+//          finish, which updates n and m, divides by max(|q.n|, e^-m) and writes
+//          mo = (GroupNorm(sh2) + skip * xc2) * silu(xg) for the head
 // phase 7: ym = proj_down(mo) + so                                                H rows
-// phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
+// phase 8 (CTA per entry): u += LayerNorm(ym; final_norm)
 struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
@@ -1445,7 +1456,8 @@ struct XLSTM {
         case 4: // narrower than a chunk (block_rows): also each entry's input block and output, from L2
             return row_cost(1, XL_QB, nb) + (XL_QB < 128 ? state_cost((XL_QB + 1) * 4L * nb) : 0);
         case 5: return row_cost(1, GATE_COLS, 4 * GATE_ENTRIES); // inputs from L2 for each entry
-        case 6: return state_cost(2L * STATE_ROWS * 128 * 4 + 3L * XL_DM * 4);
+        case 6: // C read and written, and a fixed part weighed as 3 head vectors from L2
+            return state_cost(2L * STATE_ROWS * 128 * 4 + 3L * XL_DM * 4);
         }
         return row_cost(1, XL_E, nb);
     }
@@ -1559,66 +1571,64 @@ struct XLSTM {
         return s;
     }
 
-    // one warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns
+    // One warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns.
+    // A task writes its part of q C (numerators); the head's last task to finish adds them
+    // and divides by max(|q . n_new|, e^-m_new) + 1e-6, computing n_new and m_new over the
+    // head and writing them in place (every other task of the head has read the old ones).
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
         float *qs = warp_vecs[warp][0], *ks = warp_vecs[warp][1];
+        const float rs = sqrtf((float)XL_DM); // k is scaled by 1 / sqrt(head size)
         for (int t = lo + warp; t < hi; t += WARPS) {
             const int b = t / (XL_NH * ML_CHUNKS * ML_RC), n = (t / (ML_CHUNKS * ML_RC)) % XL_NH;
             const int chunk = (t / ML_RC) % ML_CHUNKS, rc = t % ML_RC;
             const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
             const float *qkv = sc(p, Lk::sc_qkv, b);
+            const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
             const float ip = gate_sum(p, l, b, 0, n), fp = gate_sum(p, l, b, 1, n);
             const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
             const float lf = logsigmoidf(fp), mnew = fmaxf(ip, m + lf);
             const float ig = expf(ip - mnew), fg = expf(lf + m - mnew);
-            const float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
-            const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
-            const bool first = chunk == 0 && rc == 0; // this task writes the new n and m
-            float *pend = sc(p, Lk::sc_pend_nv, b) + n * XL_DM;
-            float qn = 0.0f; // q . n_new over the whole head, a float4 per lane at a time
-#pragma unroll 4
-            for (int a = lane * 4; a < XL_DM; a += 128) {
-                const float4 n4 = *(const float4 *)(nv + a), k4 = ld_act4(k + a), q4 = ld_act4(q + a);
-                const float rs = sqrtf((float)XL_DM);
-                const float4 nn = make_float4(fg * n4.x + ig * (k4.x / rs), fg * n4.y + ig * (k4.y / rs),
-                                              fg * n4.z + ig * (k4.z / rs), fg * n4.w + ig * (k4.w / rs));
-                qn += (q4.x * nn.x + q4.y * nn.y) + (q4.z * nn.z + q4.w * nn.w);
-                if (first) *(float4 *)(pend + a) = nn;
-            }
-            qn = warp_sum(qn);
-            if (first && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
             __syncwarp();
-            if (lane < rows) {
-                qs[lane] = ld_act(q + i0 + lane);
-                ks[lane] = ig * (ld_act(k + i0 + lane) / sqrtf((float)XL_DM)); // C gains (ig * kk[a]) * v[b]
+            for (int i = lane; i < rows; i += 32) {
+                qs[i] = ld_act(q + i0 + i);
+                ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
             }
             __syncwarp();
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
                 StateElem *C = stm<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
-                const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
-                const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
-                *(float4 *)(part + rc * XL_E + j) = make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
+                float4 r[8];
+                state_rows8<XL_DM>(C, 0, rows, r);
+                *(float4 *)(part + rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs, r);
             }
-            if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E,
-                                    ML_RC, sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM))
-                head_output(n * XL_DM, XL_DM, sc(p, Lk::sc_sh2, b), NORM_LAYER, 1e-5f, // mo of head n
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)),
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)), sc(p, Lk::sc_xc2, b),
-                            sc(p, Lk::sc_xg, b), sc(p, Lk::sc_mo, b));
+            if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC)) continue;
+            float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
+            float qn = 0.0f; // q . n_new over the head, a float4 per lane at a time
+#pragma unroll 4
+            for (int a = lane * 4; a < XL_DM; a += 128) {
+                const float4 n4 = *(const float4 *)(nv + a), k4 = ld_act4(k + a), q4 = ld_act4(q + a);
+                const float4 nn = make_float4(fg * n4.x + ig * (k4.x / rs), fg * n4.y + ig * (k4.y / rs),
+                                              fg * n4.z + ig * (k4.z / rs), fg * n4.w + ig * (k4.w / rs));
+                qn += (q4.x * nn.x + q4.y * nn.y) + (q4.z * nn.z + q4.w * nn.w);
+                *(float4 *)(nv + a) = nn;
+            }
+            qn = warp_sum(qn);
+            if (lane == 0) *(st<Lk>(p, b, l, Lk::st_m_m) + n) = mnew;
+            sum_parts(part, XL_E, ML_RC, fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f, sc(p, Lk::sc_sh2, b) + n * XL_DM,
+                      XL_DM);
+            head_output(n * XL_DM, XL_DM, sc(p, Lk::sc_sh2, b), NORM_LAYER, 1e-5f, // mo of head n
+                        wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
+                        wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)),
+                        wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)), sc(p, Lk::sc_xc2, b), sc(p, Lk::sc_xg, b),
+                        sc(p, Lk::sc_mo, b));
         }
     }
 
     __device__ static void ml_output(const Params &p, int l, int b)
     {
-        float *nv = st<Lk>(p, b, l, Lk::st_m_nv), *m = st<Lk>(p, b, l, Lk::st_m_m);
-        const float *pend = sc(p, Lk::sc_pend_nv, b), *pm = sc(p, Lk::sc_pend_m, b);
-        for (int c = threadIdx.x; c < XL_E; c += THREADS) nv[c] = ld_act(pend + c);
-        for (int c = threadIdx.x; c < XL_NH; c += THREADS) m[c] = ld_act(pm + c);
         float y[HPT], mean[1], rstd[1];
         h_load(y, sc(p, Lk::sc_ym, b));
         h_group_stats(y, 1e-5f, mean, rstd);
@@ -1879,10 +1889,10 @@ struct Mamba2 {
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t, stacked                4H rows
-// phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
-//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum per 32 rows,
-//          added up by the head's last task to finish, which also writes
-//          og = silu(g) * RMSNorm_per_head(o; 1e-6) for the head
+// phase 1: per (entry, head n, 128 columns j, STATE_ROWS rows i): rotate q, k by pos;
+//          R update; o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum
+//          per STATE_ROWS rows, added up and divided by the head's last task to finish,
+//          which also writes og = silu(g) * RMSNorm_per_head(o; 1e-6) for the head
 // phase 2: u += out_proj(og); commits scale and pos
 struct RetNet {
     using Lk = L_retnet;
@@ -1921,7 +1931,7 @@ struct RetNet {
             });
             break;
         }
-        case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R)
+        case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R): a lane owns 4 columns
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
             for (int t = lo + warp; t < hi; t += WARPS) {
@@ -1931,29 +1941,29 @@ struct RetNet {
                 const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
                 const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
                 __syncwarp();
-                if (lane < rows) { // rotate this task's rows of q and k by pos
+                for (int r = lane; r < rows; r += 32) { // rotate this task's rows of q and k by pos
                     // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
-                    const int i = i0 + lane, partner = i ^ 1;
+                    const int i = i0 + r, partner = i ^ 1;
                     const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
                     const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
-                    qr[lane] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
-                    kr[lane] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                    qr[r] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
+                    kr[r] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
                 }
                 __syncwarp();
+                const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
                 if (j < RN_D) {
-                    const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
-                    const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                     const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
                     float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
-                    const float4 o = outer_update<RN_D>(R, rows, decay, kr, v, qr);
-                    const float root = sqrtf(scale);
-                    *(float4 *)(part + rc * H + j) = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
+                    float4 r[8];
+                    state_rows8<RN_D>(R, 0, rows, r);
+                    *(float4 *)(part + rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr, r);
                 }
-                if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
-                                        sc(p, Lk::sc_o, b) + n * RN_D, RN_D))
-                    head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr,
-                                nullptr, sc(p, Lk::sc_g, b), sc(p, Lk::sc_og, b)); // og of head n
+                if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC)) continue;
+                const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
+                sum_parts(part, H, RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
+                head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr, nullptr,
+                            sc(p, Lk::sc_g, b), sc(p, Lk::sc_og, b)); // og of head n
             }
             break;
         }

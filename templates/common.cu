@@ -29,7 +29,6 @@ struct Params {
 // template would be one copy per instantiation).
 __shared__ float rms_smem[MAX_BATCH];             // 1 / RMS of each entry's input (rms_stats)
 __shared__ float warp_vecs[WARPS][2][STATE_ROWS]; // per warp: two row vectors
-static_assert(STATE_ROWS <= 32, "a state task's row vectors are loaded a row per lane");
 // dynamic: STAGE_FLOATS of staged projection inputs, then SUMS_WARP running sums per warp
 extern __shared__ float4 stage_smem4[];
 #define stage_smem ((float *)stage_smem4)
@@ -277,16 +276,22 @@ __device__ __forceinline__ float conv_step(const float *taps, const float *bias,
 // A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
 // (S points at its first column in the first row; fp32 or StateElem): S[i][j] = f * S[i][j] + a[i] * v[j],
 // and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
-// groups of 8 with all loads of a group issued before any use.
+// groups of 8 with all loads of a group issued before any use. The caller loads the first
+// group (state_rows8 into r) before the work that f, a and q wait for, so that the task's
+// first DRAM round trip overlaps it.
+template <int COLS, class Elem> __device__ __forceinline__ void state_rows8(const Elem *S, int i0, int rows, float4 (&r)[8])
+{
+#pragma unroll
+    for (int u = 0; u < 8; u++)
+        if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
+}
 template <int COLS, class Elem>
-__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q)
+__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q,
+                                               float4 (&r)[8])
 {
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int i0 = 0; i0 < rows; i0 += 8) {
-        float4 r[8];
-#pragma unroll
-        for (int u = 0; u < 8; u++)
-            if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
+        if (i0 > 0) state_rows8<COLS>(S, i0, rows, r);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
             if (i0 + u < rows) {
@@ -307,21 +312,31 @@ __device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const
 }
 
 // ---- partial sums of a head's retrieval -------------------------------------------------------
-// The `tasks` warp tasks of one (entry, head) each wrote their part (a row chunk's partial
-// sum) at part + rc * part_stride; the last task to finish, counted on *count, adds the
-// `parts` parts in a fixed order into out[0 .. n) and resets the count. The result does not
-// depend on which task finishes last. Called by all lanes of the warp; true in the last
-// (each lane then holds its own float4 columns of out, as written).
-__device__ bool sum_parts_when_last(unsigned *count, int tasks, const float *part, int part_stride, int parts,
-                                    float *out, int n)
+// The `tasks` warp tasks of one (entry, head) each write their part (a row chunk's partial
+// sum) and count themselves on *count; the last to finish (true for all lanes of its warp)
+// adds the parts up. Every other task of the head has then finished, so the last one may
+// also overwrite the state they read. The count is back to 0 for the next step. As in
+// grid_barrier, one acquire-release add: it releases the warp's writes (ordered before it by
+// the warp barrier) and acquires those of the tasks counted before; no fence.sc
+// (__threadfence), which waited for each task's state stores (notes/gpu.md, run 112).
+__device__ bool last_task_of_head(unsigned *count, int tasks)
 {
     const int lane = threadIdx.x & 31;
-    __threadfence(); // this task's part is visible before it is counted
     __syncwarp();
-    unsigned last = 0;
-    if (lane == 0) last = atomicAdd(count, 1u) == (unsigned)tasks - 1;
-    if (!__shfl_sync(0xffffffffu, last, 0)) return false;
-    __threadfence();
+    unsigned old = 0;
+    if (lane == 0) asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], 1;" : "=r"(old) : "l"(count) : "memory");
+    if (__shfl_sync(0xffffffffu, old, 0) != (unsigned)tasks - 1) return false;
+    if (lane == 0) *(volatile unsigned *)count = 0;
+    __syncwarp(); // lane 0's acquire, for the other lanes
+    return true;
+}
+
+// out[0 .. n) = (the `parts` parts at part + r * part_stride, added in a fixed order) / den, so
+// that the result does not depend on which task finished last. A lane writes its own float4
+// columns of out, which are those it reads back (head_output).
+__device__ void sum_parts(const float *part, int part_stride, int parts, float den, float *out, int n)
+{
+    const int lane = threadIdx.x & 31;
     for (int c = lane * 4; c < n; c += 128) {
         float4 sum = ld_act4(part + c);
         for (int r = 1; r < parts; r++) {
@@ -331,10 +346,8 @@ __device__ bool sum_parts_when_last(unsigned *count, int tasks, const float *par
             sum.z += y.z;
             sum.w += y.w;
         }
-        *(float4 *)(out + c) = sum;
+        *(float4 *)(out + c) = make_float4(sum.x / den, sum.y / den, sum.z / den, sum.w / den);
     }
-    if (lane == 0) atomicExch(count, 0u);
-    return true;
 }
 
 // ---- inputs of a projection ----------------------------------------------------------------
@@ -497,7 +510,7 @@ __device__ __forceinline__ float h_norm_value(const float (&x)[HPT], int k, cons
     return norm_value(x[k], h_group_value<G>(mean, k), h_group_value<G>(rstd, k), w, bias, h_col(k));
 }
 
-// A head's output once its sums are in, by the warp that added them (sum_parts_when_last):
+// A head's output once its sums are in, by the warp that added them (sum_parts):
 // out = (norm(h) + skip_w * skip) * silu(gate) over the head's columns [c0, c0 + n) of
 // every vector (skip optional), so that the projection reading it stages a plain input
 // instead of every CTA normalising every entry. A lane reads back only its own float4

@@ -1,10 +1,10 @@
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t, stacked                4H rows
-// phase 1: per (entry, head n, 128 columns j, 32 rows i): rotate q, k by pos; R update;
-//          o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum per 32 rows,
-//          added up by the head's last task to finish, which also writes
-//          og = silu(g) * RMSNorm_per_head(o; 1e-6) for the head
+// phase 1: per (entry, head n, 128 columns j, STATE_ROWS rows i): rotate q, k by pos;
+//          R update; o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum
+//          per STATE_ROWS rows, added up and divided by the head's last task to finish,
+//          which also writes og = silu(g) * RMSNorm_per_head(o; 1e-6) for the head
 // phase 2: u += out_proj(og); commits scale and pos
 struct RetNet {
     using Lk = L_retnet;
@@ -43,7 +43,7 @@ struct RetNet {
             });
             break;
         }
-        case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R)
+        case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R): a lane owns 4 columns
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
             for (int t = lo + warp; t < hi; t += WARPS) {
@@ -53,29 +53,29 @@ struct RetNet {
                 const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
                 const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
                 __syncwarp();
-                if (lane < rows) { // rotate this task's rows of q and k by pos
+                for (int r = lane; r < rows; r += 32) { // rotate this task's rows of q and k by pos
                     // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
-                    const int i = i0 + lane, partner = i ^ 1;
+                    const int i = i0 + r, partner = i ^ 1;
                     const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
                     const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
-                    qr[lane] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
-                    kr[lane] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                    qr[r] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
+                    kr[r] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
                 }
                 __syncwarp();
+                const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
                 if (j < RN_D) {
-                    const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
-                    const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                     const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
                     float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
-                    const float4 o = outer_update<RN_D>(R, rows, decay, kr, v, qr);
-                    const float root = sqrtf(scale);
-                    *(float4 *)(part + rc * H + j) = make_float4(o.x / root, o.y / root, o.z / root, o.w / root);
+                    float4 r[8];
+                    state_rows8<RN_D>(R, 0, rows, r);
+                    *(float4 *)(part + rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr, r);
                 }
-                if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, part, H, RC,
-                                        sc(p, Lk::sc_o, b) + n * RN_D, RN_D))
-                    head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr,
-                                nullptr, sc(p, Lk::sc_g, b), sc(p, Lk::sc_og, b)); // og of head n
+                if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC)) continue;
+                const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
+                sum_parts(part, H, RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
+                head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr, nullptr,
+                            sc(p, Lk::sc_g, b), sc(p, Lk::sc_og, b)); // og of head n
             }
             break;
         }

@@ -7,12 +7,12 @@
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]: one warp task per (gate, head,
 //          GATE_COLS columns), partial sums added in a fixed order by phase 6     2 NH x GC
-// phase 6: per (entry, head n, 128 columns, 32 rows): gates, C update, h = num / max(|q.n|, e^-m)
-//          as one partial sum per 32 rows, added up by the head's last task to finish,
-//          which also writes mo = (GroupNorm(sh2) + skip * xc2) * silu(xg) for the head
-//          (new n and m go to pend_*: other warps of the head still read the old ones)
+// phase 6: per (entry, head n, 128 columns, STATE_ROWS rows): gates, C update, num = q C
+//          as one partial sum per STATE_ROWS rows, added up by the head's last task to
+//          finish, which updates n and m, divides by max(|q.n|, e^-m) and writes
+//          mo = (GroupNorm(sh2) + skip * xc2) * silu(xg) for the head
 // phase 7: ym = proj_down(mo) + so                                                H rows
-// phase 8 (CTA per entry): commit n, m; u += LayerNorm(ym; final_norm)
+// phase 8 (CTA per entry): u += LayerNorm(ym; final_norm)
 struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
@@ -47,7 +47,8 @@ struct XLSTM {
         case 4: // narrower than a chunk (block_rows): also each entry's input block and output, from L2
             return row_cost(1, XL_QB, nb) + (XL_QB < 128 ? state_cost((XL_QB + 1) * 4L * nb) : 0);
         case 5: return row_cost(1, GATE_COLS, 4 * GATE_ENTRIES); // inputs from L2 for each entry
-        case 6: return state_cost(2L * STATE_ROWS * 128 * 4 + 3L * XL_DM * 4);
+        case 6: // C read and written, and a fixed part weighed as 3 head vectors from L2
+            return state_cost(2L * STATE_ROWS * 128 * 4 + 3L * XL_DM * 4);
         }
         return row_cost(1, XL_E, nb);
     }
@@ -161,66 +162,64 @@ struct XLSTM {
         return s;
     }
 
-    // one warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns
+    // One warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns.
+    // A task writes its part of q C (numerators); the head's last task to finish adds them
+    // and divides by max(|q . n_new|, e^-m_new) + 1e-6, computing n_new and m_new over the
+    // head and writing them in place (every other task of the head has read the old ones).
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
         float *qs = warp_vecs[warp][0], *ks = warp_vecs[warp][1];
+        const float rs = sqrtf((float)XL_DM); // k is scaled by 1 / sqrt(head size)
         for (int t = lo + warp; t < hi; t += WARPS) {
             const int b = t / (XL_NH * ML_CHUNKS * ML_RC), n = (t / (ML_CHUNKS * ML_RC)) % XL_NH;
             const int chunk = (t / ML_RC) % ML_CHUNKS, rc = t % ML_RC;
             const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
             const float *qkv = sc(p, Lk::sc_qkv, b);
+            const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
             const float ip = gate_sum(p, l, b, 0, n), fp = gate_sum(p, l, b, 1, n);
             const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
             const float lf = logsigmoidf(fp), mnew = fmaxf(ip, m + lf);
             const float ig = expf(ip - mnew), fg = expf(lf + m - mnew);
-            const float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
-            const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
-            const bool first = chunk == 0 && rc == 0; // this task writes the new n and m
-            float *pend = sc(p, Lk::sc_pend_nv, b) + n * XL_DM;
-            float qn = 0.0f; // q . n_new over the whole head, a float4 per lane at a time
-#pragma unroll 4
-            for (int a = lane * 4; a < XL_DM; a += 128) {
-                const float4 n4 = *(const float4 *)(nv + a), k4 = ld_act4(k + a), q4 = ld_act4(q + a);
-                const float rs = sqrtf((float)XL_DM);
-                const float4 nn = make_float4(fg * n4.x + ig * (k4.x / rs), fg * n4.y + ig * (k4.y / rs),
-                                              fg * n4.z + ig * (k4.z / rs), fg * n4.w + ig * (k4.w / rs));
-                qn += (q4.x * nn.x + q4.y * nn.y) + (q4.z * nn.z + q4.w * nn.w);
-                if (first) *(float4 *)(pend + a) = nn;
-            }
-            qn = warp_sum(qn);
-            if (first && lane == 0) sc(p, Lk::sc_pend_m, b)[n] = mnew;
             __syncwarp();
-            if (lane < rows) {
-                qs[lane] = ld_act(q + i0 + lane);
-                ks[lane] = ig * (ld_act(k + i0 + lane) / sqrtf((float)XL_DM)); // C gains (ig * kk[a]) * v[b]
+            for (int i = lane; i < rows; i += 32) {
+                qs[i] = ld_act(q + i0 + i);
+                ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
             }
             __syncwarp();
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
                 StateElem *C = stm<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
-                const float4 num = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
-                const float den = fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f;
-                *(float4 *)(part + rc * XL_E + j) = make_float4(num.x / den, num.y / den, num.z / den, num.w / den);
+                float4 r[8];
+                state_rows8<XL_DM>(C, 0, rows, r);
+                *(float4 *)(part + rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs, r);
             }
-            if (sum_parts_when_last((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, part, XL_E,
-                                    ML_RC, sc(p, Lk::sc_sh2, b) + n * XL_DM, XL_DM))
-                head_output(n * XL_DM, XL_DM, sc(p, Lk::sc_sh2, b), NORM_LAYER, 1e-5f, // mo of head n
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)),
-                            wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)), sc(p, Lk::sc_xc2, b),
-                            sc(p, Lk::sc_xg, b), sc(p, Lk::sc_mo, b));
+            if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC)) continue;
+            float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
+            float qn = 0.0f; // q . n_new over the head, a float4 per lane at a time
+#pragma unroll 4
+            for (int a = lane * 4; a < XL_DM; a += 128) {
+                const float4 n4 = *(const float4 *)(nv + a), k4 = ld_act4(k + a), q4 = ld_act4(q + a);
+                const float4 nn = make_float4(fg * n4.x + ig * (k4.x / rs), fg * n4.y + ig * (k4.y / rs),
+                                              fg * n4.z + ig * (k4.z / rs), fg * n4.w + ig * (k4.w / rs));
+                qn += (q4.x * nn.x + q4.y * nn.y) + (q4.z * nn.z + q4.w * nn.w);
+                *(float4 *)(nv + a) = nn;
+            }
+            qn = warp_sum(qn);
+            if (lane == 0) *(st<Lk>(p, b, l, Lk::st_m_m) + n) = mnew;
+            sum_parts(part, XL_E, ML_RC, fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f, sc(p, Lk::sc_sh2, b) + n * XL_DM,
+                      XL_DM);
+            head_output(n * XL_DM, XL_DM, sc(p, Lk::sc_sh2, b), NORM_LAYER, 1e-5f, // mo of head n
+                        wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
+                        wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_bias)),
+                        wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)), sc(p, Lk::sc_xc2, b), sc(p, Lk::sc_xg, b),
+                        sc(p, Lk::sc_mo, b));
         }
     }
 
     __device__ static void ml_output(const Params &p, int l, int b)
     {
-        float *nv = st<Lk>(p, b, l, Lk::st_m_nv), *m = st<Lk>(p, b, l, Lk::st_m_m);
-        const float *pend = sc(p, Lk::sc_pend_nv, b), *pm = sc(p, Lk::sc_pend_m, b);
-        for (int c = threadIdx.x; c < XL_E; c += THREADS) nv[c] = ld_act(pend + c);
-        for (int c = threadIdx.x; c < XL_NH; c += THREADS) m[c] = ld_act(pm + c);
         float y[HPT], mean[1], rstd[1];
         h_load(y, sc(p, Lk::sc_ym, b));
         h_group_stats(y, 1e-5f, mean, rstd);
