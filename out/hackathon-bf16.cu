@@ -530,20 +530,36 @@ __device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const
 }
 
 // ---- partial sums of a head's retrieval -------------------------------------------------------
-// The `tasks` warp tasks of one (entry, head) each write their part (a row chunk's partial
-// sum) and count themselves on *count; the last to finish (true for all lanes of its warp)
-// adds the parts up. Every other task of the head has then finished, so the last one may
-// also overwrite the state they read. The count is back to 0 for the next step. As in
-// grid_barrier, one acquire-release add: it releases the warp's writes (ordered before it by
-// the warp barrier) and acquires those of the tasks counted before; no fence.sc
-// (__threadfence), which waited for each task's state stores (notes/gpu.md, run 112).
-__device__ bool last_task_of_head(unsigned *count, int tasks)
+// A head's state is updated by `tasks` warp tasks (row and column chunks), each writing its part
+// (a row chunk's partial sum); the last to finish adds the parts up. A warp takes a contiguous
+// run [first, end) of its CTA's tasks [lo, hi), not every WARPS-th, so that it counts the tasks
+// it did of one head with one add, when it leaves the head: the add releases the task's state
+// stores and waits for them (notes/gpu.md: a count a task cost 50 us a block at batch 50, runs
+// 111-113).
+__device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
+{
+    const int warp = threadIdx.x >> 5;
+    first = lo + (int)((long)(hi - lo) * warp / WARPS);
+    end = lo + (int)((long)(hi - lo) * (warp + 1) / WARPS);
+}
+
+// After task t of the warp's run [.., end), with `done` tasks of t's head done by the warp
+// (t's included): when the warp leaves the head, counts them on *count and returns true (for
+// all lanes) if they were the head's last. Every other task of the head has then finished, so
+// the last one may also overwrite the state they read. The count is back to 0 for the next
+// step. As in grid_barrier, one acquire-release add: it releases the warp's writes (ordered
+// before it by the warp barrier) and acquires those of the tasks counted before; no fence.sc
+// (__threadfence), which waited for each task's state stores (run 112).
+__device__ bool last_task_of_head(unsigned *count, int tasks, int t, int end, int &done)
 {
     const int lane = threadIdx.x & 31;
+    if ((t + 1) % tasks != 0 && t + 1 < end) return false; // the warp's next task is this head's
     __syncwarp();
     unsigned old = 0;
-    if (lane == 0) asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], 1;" : "=r"(old) : "l"(count) : "memory");
-    if (__shfl_sync(0xffffffffu, old, 0) != (unsigned)tasks - 1) return false;
+    if (lane == 0) asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(count), "r"(done) : "memory");
+    const bool last = __shfl_sync(0xffffffffu, old, 0) + done == (unsigned)tasks;
+    done = 0;
+    if (!last) return false;
     if (lane == 0) *(volatile unsigned *)count = 0;
     __syncwarp(); // lane 0's acquire, for the other lanes
     return true;
@@ -1416,7 +1432,7 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]: one warp task per (gate, head,
 //          GATE_COLS columns), partial sums added in a fixed order by phase 6     2 NH x GC
-// phase 6: per (entry, head n, 128 columns, STATE_ROWS rows): gates, C update, num = q C
+// phase 6: per (entry, head n, STATE_ROWS rows, 128 columns): gates, C update, num = q C
 //          as one partial sum per STATE_ROWS rows, added up by the head's last task to
 //          finish, which updates n and m, divides by max(|q.n|, e^-m) and writes
 //          mo = (GroupNorm(sh2) + skip * xc2) * silu(xg) for the head
@@ -1571,31 +1587,42 @@ struct XLSTM {
         return s;
     }
 
-    // One warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns.
+    // One warp per (entry, head, STATE_ROWS rows, 128 columns of C): a lane owns 4 columns.
     // A task writes its part of q C (numerators); the head's last task to finish adds them
     // and divides by max(|q . n_new|, e^-m_new) + 1e-6, computing n_new and m_new over the
     // head and writing them in place (every other task of the head has read the old ones).
+    // A warp's tasks are a contiguous run (warp_tasks), the column chunk fastest: it takes the
+    // gates once a head and the q, k rows once a row chunk.
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
         float *qs = warp_vecs[warp][0], *ks = warp_vecs[warp][1];
         const float rs = sqrtf((float)XL_DM); // k is scaled by 1 / sqrt(head size)
-        for (int t = lo + warp; t < hi; t += WARPS) {
-            const int b = t / (XL_NH * ML_CHUNKS * ML_RC), n = (t / (ML_CHUNKS * ML_RC)) % XL_NH;
-            const int chunk = (t / ML_RC) % ML_CHUNKS, rc = t % ML_RC;
+        int first, end, done = 0;
+        warp_tasks(lo, hi, first, end);
+        float ig = 0.0f, fg = 0.0f, mnew = 0.0f; // the gates of the warp's head
+        for (int t = first; t < end; t++) {
+            const int b = t / (XL_NH * ML_RC * ML_CHUNKS), n = (t / (ML_RC * ML_CHUNKS)) % XL_NH;
+            const int rc = (t / ML_CHUNKS) % ML_RC, chunk = t % ML_CHUNKS;
             const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
             const float *qkv = sc(p, Lk::sc_qkv, b);
             const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
-            const float ip = gate_sum(p, l, b, 0, n), fp = gate_sum(p, l, b, 1, n);
-            const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
-            const float lf = logsigmoidf(fp), mnew = fmaxf(ip, m + lf);
-            const float ig = expf(ip - mnew), fg = expf(lf + m - mnew);
-            __syncwarp();
-            for (int i = lane; i < rows; i += 32) {
-                qs[i] = ld_act(q + i0 + i);
-                ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
+            if (t == first || t % (ML_RC * ML_CHUNKS) == 0) { // a new head
+                const float ip = gate_sum(p, l, b, 0, n), fp = gate_sum(p, l, b, 1, n);
+                const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
+                const float lf = logsigmoidf(fp);
+                mnew = fmaxf(ip, m + lf);
+                ig = expf(ip - mnew);
+                fg = expf(lf + m - mnew);
             }
-            __syncwarp();
+            if (t == first || chunk == 0) { // a new row chunk
+                __syncwarp();
+                for (int i = lane; i < rows; i += 32) {
+                    qs[i] = ld_act(q + i0 + i);
+                    ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
+                }
+                __syncwarp();
+            }
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
@@ -1604,7 +1631,9 @@ struct XLSTM {
                 state_rows8<XL_DM>(C, 0, rows, r);
                 *(float4 *)(part + rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs, r);
             }
-            if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC)) continue;
+            done++;
+            if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, t, end, done))
+                continue;
             float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
             float qn = 0.0f; // q . n_new over the head, a float4 per lane at a time
 #pragma unroll 4
@@ -1757,7 +1786,7 @@ struct Mamba2 {
     using Lk = L_mamba2;
     static constexpr int TOWER = 1;
     static constexpr int PHASES = 3;
-    static constexpr int ROWS = 8;                          // state rows per warp task, loads in flight
+    static constexpr int ROWS = 16;                         // state rows per warp task, loads in flight
     static constexpr int TASKS = (MB_E + ROWS - 1) / ROWS; // per entry
 
     __device__ static int units(int phase, int nb)
@@ -1889,7 +1918,7 @@ struct Mamba2 {
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t, stacked                4H rows
-// phase 1: per (entry, head n, 128 columns j, STATE_ROWS rows i): rotate q, k by pos;
+// phase 1: per (entry, head n, STATE_ROWS rows i, 128 columns j): rotate q, k by pos;
 //          R update; o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum
 //          per STATE_ROWS rows, added up and divided by the head's last task to finish,
 //          which also writes og = silu(g) * RMSNorm_per_head(o; 1e-6) for the head
@@ -1931,25 +1960,31 @@ struct RetNet {
             });
             break;
         }
-        case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R): a lane owns 4 columns
+        case 1: { // one warp per (entry, head, STATE_ROWS rows, 128 columns of R): a lane owns 4
+                  // columns; a warp's tasks are a contiguous run (warp_tasks), the column chunk
+                  // fastest: it rotates the rows of q and k once a row chunk
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
-            for (int t = lo + warp; t < hi; t += WARPS) {
-                const int b = t / (RN_NH * CHUNKS * RC), n = (t / (CHUNKS * RC)) % RN_NH;
-                const int j = (t / RC) % CHUNKS * 128 + lane * 4, rc = t % RC;
+            int first, end, done = 0;
+            warp_tasks(lo, hi, first, end);
+            for (int t = first; t < end; t++) {
+                const int b = t / (RN_NH * RC * CHUNKS), n = (t / (RC * CHUNKS)) % RN_NH;
+                const int rc = (t / CHUNKS) % RC, chunk = t % CHUNKS, j = chunk * 128 + lane * 4;
                 const int i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, RN_D - i0);
-                const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
-                const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
-                __syncwarp();
-                for (int r = lane; r < rows; r += 32) { // rotate this task's rows of q and k by pos
-                    // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
-                    const int i = i0 + r, partner = i ^ 1;
-                    const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
-                    const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
-                    qr[r] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
-                    kr[r] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                if (t == first || chunk == 0) { // a new row chunk: rotate its rows of q and k by pos
+                    const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
+                    const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
+                    __syncwarp();
+                    for (int r = lane; r < rows; r += 32) {
+                        // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
+                        const int i = i0 + r, partner = i ^ 1;
+                        const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
+                        const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
+                        qr[r] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
+                        kr[r] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                    }
+                    __syncwarp();
                 }
-                __syncwarp();
                 const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
                 if (j < RN_D) {
@@ -1959,7 +1994,8 @@ struct RetNet {
                     state_rows8<RN_D>(R, 0, rows, r);
                     *(float4 *)(part + rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr, r);
                 }
-                if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC)) continue;
+                done++;
+                if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, t, end, done)) continue;
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                 sum_parts(part, H, RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
                 head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr, nullptr,

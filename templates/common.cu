@@ -312,20 +312,36 @@ __device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const
 }
 
 // ---- partial sums of a head's retrieval -------------------------------------------------------
-// The `tasks` warp tasks of one (entry, head) each write their part (a row chunk's partial
-// sum) and count themselves on *count; the last to finish (true for all lanes of its warp)
-// adds the parts up. Every other task of the head has then finished, so the last one may
-// also overwrite the state they read. The count is back to 0 for the next step. As in
-// grid_barrier, one acquire-release add: it releases the warp's writes (ordered before it by
-// the warp barrier) and acquires those of the tasks counted before; no fence.sc
-// (__threadfence), which waited for each task's state stores (notes/gpu.md, run 112).
-__device__ bool last_task_of_head(unsigned *count, int tasks)
+// A head's state is updated by `tasks` warp tasks (row and column chunks), each writing its part
+// (a row chunk's partial sum); the last to finish adds the parts up. A warp takes a contiguous
+// run [first, end) of its CTA's tasks [lo, hi), not every WARPS-th, so that it counts the tasks
+// it did of one head with one add, when it leaves the head: the add releases the task's state
+// stores and waits for them (notes/gpu.md: a count a task cost 50 us a block at batch 50, runs
+// 111-113).
+__device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
+{
+    const int warp = threadIdx.x >> 5;
+    first = lo + (int)((long)(hi - lo) * warp / WARPS);
+    end = lo + (int)((long)(hi - lo) * (warp + 1) / WARPS);
+}
+
+// After task t of the warp's run [.., end), with `done` tasks of t's head done by the warp
+// (t's included): when the warp leaves the head, counts them on *count and returns true (for
+// all lanes) if they were the head's last. Every other task of the head has then finished, so
+// the last one may also overwrite the state they read. The count is back to 0 for the next
+// step. As in grid_barrier, one acquire-release add: it releases the warp's writes (ordered
+// before it by the warp barrier) and acquires those of the tasks counted before; no fence.sc
+// (__threadfence), which waited for each task's state stores (run 112).
+__device__ bool last_task_of_head(unsigned *count, int tasks, int t, int end, int &done)
 {
     const int lane = threadIdx.x & 31;
+    if ((t + 1) % tasks != 0 && t + 1 < end) return false; // the warp's next task is this head's
     __syncwarp();
     unsigned old = 0;
-    if (lane == 0) asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], 1;" : "=r"(old) : "l"(count) : "memory");
-    if (__shfl_sync(0xffffffffu, old, 0) != (unsigned)tasks - 1) return false;
+    if (lane == 0) asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(count), "r"(done) : "memory");
+    const bool last = __shfl_sync(0xffffffffu, old, 0) + done == (unsigned)tasks;
+    done = 0;
+    if (!last) return false;
     if (lane == 0) *(volatile unsigned *)count = 0;
     __syncwarp(); // lane 0's acquire, for the other lanes
     return true;

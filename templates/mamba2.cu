@@ -9,7 +9,7 @@ struct Mamba2 {
     using Lk = L_mamba2;
     static constexpr int TOWER = 1;
     static constexpr int PHASES = 3;
-    static constexpr int ROWS = 8;                          // state rows per warp task, loads in flight
+    static constexpr int ROWS = 16;                         // state rows per warp task, loads in flight
     static constexpr int TASKS = (MB_E + ROWS - 1) / ROWS; // per entry
 
     __device__ static int units(int phase, int nb)

@@ -1,7 +1,7 @@
 // ---- retnet.cu: towers.2, the RetNet (retention) layer --------------------------------------
 // t = RMSNorm(u; norm1)
 // phase 0: q, k * D^-0.5, v, g = projections of t, stacked                4H rows
-// phase 1: per (entry, head n, 128 columns j, STATE_ROWS rows i): rotate q, k by pos;
+// phase 1: per (entry, head n, STATE_ROWS rows i, 128 columns j): rotate q, k by pos;
 //          R update; o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum
 //          per STATE_ROWS rows, added up and divided by the head's last task to finish,
 //          which also writes og = silu(g) * RMSNorm_per_head(o; 1e-6) for the head
@@ -43,25 +43,31 @@ struct RetNet {
             });
             break;
         }
-        case 1: { // one warp per (entry, head, 128 columns, STATE_ROWS rows of R): a lane owns 4 columns
+        case 1: { // one warp per (entry, head, STATE_ROWS rows, 128 columns of R): a lane owns 4
+                  // columns; a warp's tasks are a contiguous run (warp_tasks), the column chunk
+                  // fastest: it rotates the rows of q and k once a row chunk
             const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
-            for (int t = lo + warp; t < hi; t += WARPS) {
-                const int b = t / (RN_NH * CHUNKS * RC), n = (t / (CHUNKS * RC)) % RN_NH;
-                const int j = (t / RC) % CHUNKS * 128 + lane * 4, rc = t % RC;
+            int first, end, done = 0;
+            warp_tasks(lo, hi, first, end);
+            for (int t = first; t < end; t++) {
+                const int b = t / (RN_NH * RC * CHUNKS), n = (t / (RC * CHUNKS)) % RN_NH;
+                const int rc = (t / CHUNKS) % RC, chunk = t % CHUNKS, j = chunk * 128 + lane * 4;
                 const int i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, RN_D - i0);
-                const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
-                const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
-                __syncwarp();
-                for (int r = lane; r < rows; r += 32) { // rotate this task's rows of q and k by pos
-                    // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
-                    const int i = i0 + r, partner = i ^ 1;
-                    const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
-                    const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
-                    qr[r] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
-                    kr[r] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                if (t == first || chunk == 0) { // a new row chunk: rotate its rows of q and k by pos
+                    const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
+                    const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
+                    __syncwarp();
+                    for (int r = lane; r < rows; r += 32) {
+                        // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
+                        const int i = i0 + r, partner = i ^ 1;
+                        const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
+                        const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
+                        qr[r] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
+                        kr[r] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                    }
+                    __syncwarp();
                 }
-                __syncwarp();
                 const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
                 if (j < RN_D) {
@@ -71,7 +77,8 @@ struct RetNet {
                     state_rows8<RN_D>(R, 0, rows, r);
                     *(float4 *)(part + rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr, r);
                 }
-                if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC)) continue;
+                done++;
+                if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, t, end, done)) continue;
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                 sum_parts(part, H, RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
                 head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr, nullptr,

@@ -7,7 +7,7 @@
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
 // phase 5: ip, fp = igate_proj, fgate_proj of [q, k, v]: one warp task per (gate, head,
 //          GATE_COLS columns), partial sums added in a fixed order by phase 6     2 NH x GC
-// phase 6: per (entry, head n, 128 columns, STATE_ROWS rows): gates, C update, num = q C
+// phase 6: per (entry, head n, STATE_ROWS rows, 128 columns): gates, C update, num = q C
 //          as one partial sum per STATE_ROWS rows, added up by the head's last task to
 //          finish, which updates n and m, divides by max(|q.n|, e^-m) and writes
 //          mo = (GroupNorm(sh2) + skip * xc2) * silu(xg) for the head
@@ -162,31 +162,42 @@ struct XLSTM {
         return s;
     }
 
-    // One warp per (entry, head, 128 columns, STATE_ROWS rows of C): a lane owns 4 columns.
+    // One warp per (entry, head, STATE_ROWS rows, 128 columns of C): a lane owns 4 columns.
     // A task writes its part of q C (numerators); the head's last task to finish adds them
     // and divides by max(|q . n_new|, e^-m_new) + 1e-6, computing n_new and m_new over the
     // head and writing them in place (every other task of the head has read the old ones).
+    // A warp's tasks are a contiguous run (warp_tasks), the column chunk fastest: it takes the
+    // gates once a head and the q, k rows once a row chunk.
     __device__ static void ml_cell(const Params &p, int l, int lo, int hi)
     {
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
         float *qs = warp_vecs[warp][0], *ks = warp_vecs[warp][1];
         const float rs = sqrtf((float)XL_DM); // k is scaled by 1 / sqrt(head size)
-        for (int t = lo + warp; t < hi; t += WARPS) {
-            const int b = t / (XL_NH * ML_CHUNKS * ML_RC), n = (t / (ML_CHUNKS * ML_RC)) % XL_NH;
-            const int chunk = (t / ML_RC) % ML_CHUNKS, rc = t % ML_RC;
+        int first, end, done = 0;
+        warp_tasks(lo, hi, first, end);
+        float ig = 0.0f, fg = 0.0f, mnew = 0.0f; // the gates of the warp's head
+        for (int t = first; t < end; t++) {
+            const int b = t / (XL_NH * ML_RC * ML_CHUNKS), n = (t / (ML_RC * ML_CHUNKS)) % XL_NH;
+            const int rc = (t / ML_CHUNKS) % ML_RC, chunk = t % ML_CHUNKS;
             const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
             const float *qkv = sc(p, Lk::sc_qkv, b);
             const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
-            const float ip = gate_sum(p, l, b, 0, n), fp = gate_sum(p, l, b, 1, n);
-            const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
-            const float lf = logsigmoidf(fp), mnew = fmaxf(ip, m + lf);
-            const float ig = expf(ip - mnew), fg = expf(lf + m - mnew);
-            __syncwarp();
-            for (int i = lane; i < rows; i += 32) {
-                qs[i] = ld_act(q + i0 + i);
-                ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
+            if (t == first || t % (ML_RC * ML_CHUNKS) == 0) { // a new head
+                const float ip = gate_sum(p, l, b, 0, n), fp = gate_sum(p, l, b, 1, n);
+                const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
+                const float lf = logsigmoidf(fp);
+                mnew = fmaxf(ip, m + lf);
+                ig = expf(ip - mnew);
+                fg = expf(lf + m - mnew);
             }
-            __syncwarp();
+            if (t == first || chunk == 0) { // a new row chunk
+                __syncwarp();
+                for (int i = lane; i < rows; i += 32) {
+                    qs[i] = ld_act(q + i0 + i);
+                    ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
+                }
+                __syncwarp();
+            }
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
@@ -195,7 +206,9 @@ struct XLSTM {
                 state_rows8<XL_DM>(C, 0, rows, r);
                 *(float4 *)(part + rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs, r);
             }
-            if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC)) continue;
+            done++;
+            if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, t, end, done))
+                continue;
             float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
             float qn = 0.0f; // q . n_new over the head, a float4 per lane at a time
 #pragma unroll 4
