@@ -494,22 +494,16 @@ __device__ __forceinline__ float conv_step(const float *taps, const float *bias,
 // A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
 // (S points at its first column in the first row; fp32 or StateElem): S[i][j] = f * S[i][j] + a[i] * v[j],
 // and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
-// groups of 8 with all loads of a group issued before any use. The caller loads the first
-// group (state_rows8 into r) before the work that f, a and q wait for, so that the task's
-// first DRAM round trip overlaps it.
-template <int COLS, class Elem> __device__ __forceinline__ void state_rows8(const Elem *S, int i0, int rows, float4 (&r)[8])
-{
-#pragma unroll
-    for (int u = 0; u < 8; u++)
-        if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
-}
+// groups of 8 with all loads of a group issued before any use.
 template <int COLS, class Elem>
-__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q,
-                                               float4 (&r)[8])
+__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q)
 {
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int i0 = 0; i0 < rows; i0 += 8) {
-        if (i0 > 0) state_rows8<COLS>(S, i0, rows, r);
+        float4 r[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
             if (i0 + u < rows) {
@@ -543,8 +537,8 @@ __device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
     end = lo + (int)((long)(hi - lo) * (warp + 1) / WARPS);
 }
 
-// After task t of the warp's run [.., end), with `done` tasks of t's head done by the warp
-// (t's included): when the warp leaves the head, counts them on *count and returns true (for
+// After task t of the warp's run [.., end): counts t in `done` (the warp's tasks of t's head
+// not yet counted) and, when the warp leaves the head, adds them to *count and returns true (for
 // all lanes) if they were the head's last. Every other task of the head has then finished, so
 // the last one may also overwrite the state they read. The count is back to 0 for the next
 // step. As in grid_barrier, one acquire-release add: it releases the warp's writes (ordered
@@ -553,6 +547,7 @@ __device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
 __device__ bool last_task_of_head(unsigned *count, int tasks, int t, int end, int &done)
 {
     const int lane = threadIdx.x & 31;
+    done++;
     if ((t + 1) % tasks != 0 && t + 1 < end) return false; // the warp's next task is this head's
     __syncwarp();
     unsigned old = 0;
@@ -1627,11 +1622,8 @@ struct XLSTM {
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
                 StateElem *C = stm<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
-                float4 r[8];
-                state_rows8<XL_DM>(C, 0, rows, r);
-                *(float4 *)(part + rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs, r);
+                *(float4 *)(part + rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
             }
-            done++;
             if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, t, end, done))
                 continue;
             float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
@@ -1990,11 +1982,8 @@ struct RetNet {
                 if (j < RN_D) {
                     const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
                     float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
-                    float4 r[8];
-                    state_rows8<RN_D>(R, 0, rows, r);
-                    *(float4 *)(part + rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr, r);
+                    *(float4 *)(part + rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr);
                 }
-                done++;
                 if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, t, end, done)) continue;
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                 sum_parts(part, H, RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);

@@ -276,22 +276,16 @@ __device__ __forceinline__ float conv_step(const float *taps, const float *bias,
 // A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
 // (S points at its first column in the first row; fp32 or StateElem): S[i][j] = f * S[i][j] + a[i] * v[j],
 // and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
-// groups of 8 with all loads of a group issued before any use. The caller loads the first
-// group (state_rows8 into r) before the work that f, a and q wait for, so that the task's
-// first DRAM round trip overlaps it.
-template <int COLS, class Elem> __device__ __forceinline__ void state_rows8(const Elem *S, int i0, int rows, float4 (&r)[8])
-{
-#pragma unroll
-    for (int u = 0; u < 8; u++)
-        if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
-}
+// groups of 8 with all loads of a group issued before any use.
 template <int COLS, class Elem>
-__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q,
-                                               float4 (&r)[8])
+__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q)
 {
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int i0 = 0; i0 < rows; i0 += 8) {
-        if (i0 > 0) state_rows8<COLS>(S, i0, rows, r);
+        float4 r[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
 #pragma unroll
         for (int u = 0; u < 8; u++) {
             if (i0 + u < rows) {
@@ -325,8 +319,8 @@ __device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
     end = lo + (int)((long)(hi - lo) * (warp + 1) / WARPS);
 }
 
-// After task t of the warp's run [.., end), with `done` tasks of t's head done by the warp
-// (t's included): when the warp leaves the head, counts them on *count and returns true (for
+// After task t of the warp's run [.., end): counts t in `done` (the warp's tasks of t's head
+// not yet counted) and, when the warp leaves the head, adds them to *count and returns true (for
 // all lanes) if they were the head's last. Every other task of the head has then finished, so
 // the last one may also overwrite the state they read. The count is back to 0 for the next
 // step. As in grid_barrier, one acquire-release add: it releases the warp's writes (ordered
@@ -335,6 +329,7 @@ __device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
 __device__ bool last_task_of_head(unsigned *count, int tasks, int t, int end, int &done)
 {
     const int lane = threadIdx.x & 31;
+    done++;
     if ((t + 1) % tasks != 0 && t + 1 < end) return false; // the warp's next task is this head's
     __syncwarp();
     unsigned old = 0;

@@ -73,11 +73,8 @@ struct RetNet {
                 if (j < RN_D) {
                     const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
                     float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
-                    float4 r[8];
-                    state_rows8<RN_D>(R, 0, rows, r);
-                    *(float4 *)(part + rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr, r);
+                    *(float4 *)(part + rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr);
                 }
-                done++;
                 if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, t, end, done)) continue;
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                 sum_parts(part, H, RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);

@@ -202,11 +202,8 @@ struct XLSTM {
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
                 StateElem *C = stm<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
-                float4 r[8];
-                state_rows8<XL_DM>(C, 0, rows, r);
-                *(float4 *)(part + rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs, r);
+                *(float4 *)(part + rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
             }
-            done++;
             if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, t, end, done))
                 continue;
             float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;

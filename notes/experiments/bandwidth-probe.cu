@@ -7,18 +7,7 @@
 //    path: 8 loads a lane a chunk)?
 // 2. How fast can a state matrix be read and written back in place (the mLSTM memory,
 //    RetNet's retention), against a copy from one buffer to another and cudaMemcpy?
-#include <cstdio>
-#include <cstdlib>
-#include <cuda_runtime.h>
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        cudaError_t e_ = (x);                                                                      \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, cudaGetErrorString(e_));            \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "probe.cuh"
 
 constexpr int THREADS = 256;
 
@@ -93,26 +82,6 @@ __global__ void __launch_bounds__(THREADS, 1) rmw(const float4 *src, float4 *dst
                 __stcs(dst + i0 + u * stride, v);
             }
     }
-}
-
-template <class F> static float time_ms(F launch, int iters)
-{
-    cudaEvent_t a, b;
-    CHECK(cudaEventCreate(&a));
-    CHECK(cudaEventCreate(&b));
-    launch();
-    CHECK(cudaDeviceSynchronize());
-    float best = 1e30f;
-    for (int i = 0; i < iters; i++) {
-        CHECK(cudaEventRecord(a));
-        launch();
-        CHECK(cudaEventRecord(b));
-        CHECK(cudaEventSynchronize(b));
-        float ms;
-        CHECK(cudaEventElapsedTime(&ms, a, b));
-        if (ms < best) best = ms;
-    }
-    return best;
 }
 
 int main()

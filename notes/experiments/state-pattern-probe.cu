@@ -9,18 +9,7 @@
 //     G rows a group (G float4 a lane in flight); a warp reads 512 bytes of rows 2 KB apart.
 //   row tasks: a task is 32 whole rows, a lane 4 float4 of each row (columns 4 lane + 128 c),
 //     G / 4 rows a group (G float4 a lane in flight); a group is G / 4 x 2 KB contiguous.
-#include <cstdio>
-#include <cstdlib>
-#include <cuda_runtime.h>
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        cudaError_t e_ = (x);                                                                      \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, cudaGetErrorString(e_));            \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "probe.cuh"
 
 constexpr int THREADS = 256, WARPS = THREADS / 32, D = 512, ROWS = 32, MATS = 400;
 
@@ -65,26 +54,6 @@ template <bool ROW_TASKS, int G> __global__ void __launch_bounds__(THREADS, 1) t
         }
     }
     if (acc.x == -1.0f) out[0] = acc.y; // never: keeps the work
-}
-
-template <class F> static float time_ms(F launch, int iters)
-{
-    cudaEvent_t a, b;
-    CHECK(cudaEventCreate(&a));
-    CHECK(cudaEventCreate(&b));
-    launch();
-    CHECK(cudaDeviceSynchronize());
-    float best = 1e30f;
-    for (int i = 0; i < iters; i++) {
-        CHECK(cudaEventRecord(a));
-        launch();
-        CHECK(cudaEventRecord(b));
-        CHECK(cudaEventSynchronize(b));
-        float ms;
-        CHECK(cudaEventElapsedTime(&ms, a, b));
-        if (ms < best) best = ms;
-    }
-    return best;
 }
 
 int main()

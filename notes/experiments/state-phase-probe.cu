@@ -12,18 +12,7 @@
 //   +count:   an acquire-release add a task on its head's count (the kernel of run 112)
 //   runs:     a warp takes a contiguous run of its CTA's tasks and counts a head's with one add
 //   runs, no count
-#include <cstdio>
-#include <cstdlib>
-#include <cuda_runtime.h>
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        cudaError_t e_ = (x);                                                                      \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, cudaGetErrorString(e_));            \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "probe.cuh"
 
 constexpr int THREADS = 256, WARPS = THREADS / 32, D = 512, ROWS = 64, HEADS = 8, ENTRIES = 50;
 constexpr int CHUNKS = D / 128, RC = D / ROWS, TASKS_HEAD = CHUNKS * RC, TASKS = ENTRIES * HEADS * TASKS_HEAD;
@@ -115,26 +104,6 @@ template <Count COUNT, bool RUNS> __global__ void __launch_bounds__(THREADS, 1) 
     }
 }
 
-template <class F> static float time_us(F launch, int iters)
-{
-    cudaEvent_t a, b;
-    CHECK(cudaEventCreate(&a));
-    CHECK(cudaEventCreate(&b));
-    launch();
-    CHECK(cudaDeviceSynchronize());
-    float best = 1e30f;
-    for (int i = 0; i < iters; i++) {
-        CHECK(cudaEventRecord(a));
-        launch();
-        CHECK(cudaEventRecord(b));
-        CHECK(cudaEventSynchronize(b));
-        float ms;
-        CHECK(cudaEventElapsedTime(&ms, a, b));
-        if (ms < best) best = ms;
-    }
-    return best * 1e3f;
-}
-
 int main()
 {
     const long mat_bytes = (long)HEADS * D * D * 4, state = (long)ENTRIES * mat_bytes;
@@ -155,14 +124,14 @@ int main()
     const double gb = 2.0 * state / 1e9; // C read and written
     const auto row = [&](const char *name, float us) { printf("%-34s %7.1f us  %6.0f GB/s\n", name, us, gb / us * 1e6); };
     const int all = STATE_CTAS + STREAM_CTAS;
-    row("packed", time_us([&] { phase<NONE, false><<<STATE_CTAS, THREADS>>>(packed); }, 10));
-    row("slots", time_us([&] { phase<NONE, false><<<STATE_CTAS, THREADS>>>(slots); }, 10));
-    row("slots +stream", time_us([&] { phase<NONE, false><<<all, THREADS>>>(slots); }, 10));
-    row("slots +stream +count a task", time_us([&] { phase<PER_TASK, false><<<all, THREADS>>>(slots); }, 10));
-    row("slots +stream, runs, count a run", time_us([&] { phase<PER_RUN, true><<<all, THREADS>>>(slots); }, 10));
-    row("slots +stream, runs, no count", time_us([&] { phase<NONE, true><<<all, THREADS>>>(slots); }, 10));
+    row("packed", 1e3f * time_ms([&] { phase<NONE, false><<<STATE_CTAS, THREADS>>>(packed); }, 10));
+    row("slots", 1e3f * time_ms([&] { phase<NONE, false><<<STATE_CTAS, THREADS>>>(slots); }, 10));
+    row("slots +stream", 1e3f * time_ms([&] { phase<NONE, false><<<all, THREADS>>>(slots); }, 10));
+    row("slots +stream +count a task", 1e3f * time_ms([&] { phase<PER_TASK, false><<<all, THREADS>>>(slots); }, 10));
+    row("slots +stream, runs, count a run", 1e3f * time_ms([&] { phase<PER_RUN, true><<<all, THREADS>>>(slots); }, 10));
+    row("slots +stream, runs, no count", 1e3f * time_ms([&] { phase<NONE, true><<<all, THREADS>>>(slots); }, 10));
     Args stream = slots;
     stream.stream_only = true;
-    row("stream alone (45 CTAs)", time_us([&] { phase<NONE, false><<<all, THREADS>>>(stream); }, 10));
+    row("stream alone (45 CTAs)", 1e3f * time_ms([&] { phase<NONE, false><<<all, THREADS>>>(stream); }, 10));
     return 0;
 }
