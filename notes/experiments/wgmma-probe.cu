@@ -1,7 +1,7 @@
 // wgmma-probe.cu: can warpgroup mmas (wgmma, sm_90a) lift the projections at batch 32-64 off the
 // latency bound of the kernel's mma.sync loop (an mma every 33 cycles a scheduler, run 78)?
 // Build: nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o wgmma-probe wgmma-probe.cu
-// (notes/gpu.md, runs 119-122)
+// (notes/gpu.md, runs 119-124)
 //
 // 1. layout: one m64n56k8 tf32 wgmma, A (64 x 8) from registers in mma.sync's m16n8k8 A fragment,
 //    B (56 entries x 8) from shared memory in the no-swizzle K-major layout (core matrices of
@@ -25,16 +25,25 @@
 //      no-weights:  the weights' loads left out (the lane's registers reused): compute + staging
 //      no-staging:  every window applies the first one's split: compute + weights
 //      compute:     neither
+//    Then the same with the weights in bf16 (2 mmas a k-step: no small part of the weights).
 #include "probe.cuh"
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 constexpr int THREADS = 256, K = 2048, ROWS_CTA = 256, CTAS = 132, WIN = 128, CW = 64, U = CW / 16;
 constexpr int RAW_STRIDE = WIN + 4;
 
 __device__ __forceinline__ unsigned tf32_operand(float x) { return __float_as_uint(x) + 0x1000u; }
+// A lane's 4 weights as stored: fp32 (float4) or bf16 (uint2, exact in tf32: no small part).
+__device__ __forceinline__ float4 unpack(float4 w) { return w; }
+__device__ __forceinline__ float4 unpack(uint2 w)
+{
+    return make_float4(__uint_as_float(w.x << 16), __uint_as_float(w.x & 0xffff0000u), __uint_as_float(w.y << 16),
+                       __uint_as_float(w.y & 0xffff0000u));
+}
 
 __device__ __forceinline__ uint64_t smem_desc(const void *p, unsigned lbo, unsigned sbo)
 {
@@ -120,11 +129,12 @@ __device__ __forceinline__ void cp_async16(float *dst, const float *src)
 }
 
 // y[e][row] = W[row] . x[e] for the CTA's ROWS_CTA rows; N = 8 * ceil(nb / 8).
-template <int N, int G, int BANKS, int WN>
+template <int N, int G, int BANKS, int WN, class Raw>
 __global__ void __launch_bounds__(THREADS, 1)
-    proj_kernel(const float4 *W, const float *x, int nb, float *y, Variant variant)
+    proj_kernel(const Raw *W, const float *x, int nb, float *y, Variant variant)
 {
     extern __shared__ __align__(128) float smem[];
+    constexpr bool EXACT_W = sizeof(Raw) == 8;
     constexpr int RS = WN + 4, N8 = N / 8, SPLIT = WN * N; // floats of one split part of a window
     float *big = smem, *small = smem + SPLIT, *raw = smem + 2 * SPLIT; // raw: [2][nb][RS]
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
@@ -166,8 +176,8 @@ __global__ void __launch_bounds__(THREADS, 1)
     const unsigned lbo = N8 * 128, sbo = 128;
     for (int pass = 0; pass < ROWS_CTA / 128; pass++) {
         const int row0 = blockIdx.x * ROWS_CTA + pass * 128 + 64 * wg + 16 * wq + g;
-        const float4 *qa = W + (long)row0 * (K / 4) + t4, *qb = W + (long)(row0 + 8) * (K / 4) + t4;
-        float4 ra[U], rb[U];
+        const Raw *qa = W + (long)row0 * (K / 4) + t4, *qb = W + (long)(row0 + 8) * (K / 4) + t4;
+        Raw ra[U], rb[U];
         for (int u = 0; u < U; u++) ra[u] = __ldcs(qa + 4 * u), rb[u] = __ldcs(qb + 4 * u);
         float sums[32] = {}, d[BANKS][32];
         __syncthreads(); // the previous pass's wgmmas are done with the split window
@@ -190,14 +200,14 @@ __global__ void __launch_bounds__(THREADS, 1)
             for (int sub = 0; sub < WN / 16; sub++) {
                 const int u = sub % U, gi = sub / SG, bank = gi % BANKS, slot = bank * SG + sub % SG;
                 const long col = (long)w * WN + (sub / U) * CW; // of this chunk
-                const float4 a = ra[u], b = rb[u];
+                const float4 a = unpack(ra[u]), b = unpack(rb[u]);
                 const float wv[2][4] = {{a.x, b.x, a.y, b.y}, {a.z, b.z, a.w, b.w}};
 #pragma unroll
                 for (int k = 0; k < 2; k++)
 #pragma unroll
                     for (int i = 0; i < 4; i++) {
-                        wb[slot][k][i] = tf32_operand(wv[k][i]);
-                        ws[slot][k][i] = tf32_operand(wv[k][i] - __uint_as_float(wb[slot][k][i] & 0xffffe000u));
+                        wb[slot][k][i] = EXACT_W ? __float_as_uint(wv[k][i]) : tf32_operand(wv[k][i]);
+                        if (!EXACT_W) ws[slot][k][i] = tf32_operand(wv[k][i] - __uint_as_float(wb[slot][k][i] & 0xffffe000u));
                     }
                 if (u == U - 1 && col + CW < K && variant != NO_WEIGHTS && variant != COMPUTE)
                     for (int v = 0; v < U; v++)
@@ -208,8 +218,8 @@ __global__ void __launch_bounds__(THREADS, 1)
                 for (int k = 0; k < 2; k++) {
                     const uint64_t db = smem_desc(big + (cm + 2 * k) * N8 * 32, lbo, sbo);
                     const uint64_t dsm = smem_desc(small + (cm + 2 * k) * N8 * 32, lbo, sbo);
-                    wgmma_tf32<N>(d[bank], ws[slot][k], db, sub % SG > 0 || k > 0);
-                    wgmma_tf32<N>(d[bank], wb[slot][k], dsm, 1);
+                    if (!EXACT_W) wgmma_tf32<N>(d[bank], ws[slot][k], db, sub % SG > 0 || k > 0);
+                    wgmma_tf32<N>(d[bank], wb[slot][k], dsm, !EXACT_W || sub % SG > 0 || k > 0);
                     wgmma_tf32<N>(d[bank], wb[slot][k], db, 1);
                 }
                 if (sub % SG == SG - 1) { // the group is issued
@@ -257,10 +267,12 @@ __device__ __forceinline__ void split(float x, unsigned &b, unsigned &s)
     b = tf32_operand(x);
     s = tf32_operand(x - __uint_as_float(b & 0xffffe000u));
 }
-__global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const float4 *W, const float *x, int nb, float *y)
+template <class Raw>
+__global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const Raw *W, const float *x, int nb, float *y)
 {
     extern __shared__ __align__(128) float smem[];
     const int nt = (nb + 7) / 8;
+    constexpr bool EXACT_W = sizeof(Raw) == 8;
     float *raw = smem;                                             // [2][nb][RAW_STRIDE]
     float4 *own = (float4 *)(smem + 2 * nb * RAW_STRIDE) + (threadIdx.x >> 5) * 8 * 32 + (threadIdx.x & 31);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
@@ -275,8 +287,8 @@ __global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const float4 *W, c
     };
     for (int pass = 0; pass < ROWS_CTA / 128; pass++) {
         const int row0 = blockIdx.x * ROWS_CTA + pass * 128 + 16 * warp + g;
-        const float4 *qa = W + (long)row0 * (K / 4) + t4, *qb = W + (long)(row0 + 8) * (K / 4) + t4;
-        float4 ra[U], rb[U];
+        const Raw *qa = W + (long)row0 * (K / 4) + t4, *qb = W + (long)(row0 + 8) * (K / 4) + t4;
+        Raw ra[U], rb[U];
         for (int u = 0; u < U; u++) ra[u] = __ldcs(qa + 4 * u), rb[u] = __ldcs(qb + 4 * u);
         for (int t = 0; t < nt; t++) own[t * 32] = make_float4(0.f, 0.f, 0.f, 0.f);
         __syncthreads();
@@ -297,12 +309,15 @@ __global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const float4 *W, c
                 unsigned wb[U][2][4], ws[U][2][4];
 #pragma unroll
                 for (int u = 0; u < U; u++) {
-                    const float4 a = ra[u], b = rb[u];
+                    const float4 a = unpack(ra[u]), b = unpack(rb[u]);
                     const float wv[2][4] = {{a.x, b.x, a.y, b.y}, {a.z, b.z, a.w, b.w}};
 #pragma unroll
                     for (int k = 0; k < 2; k++)
 #pragma unroll
-                        for (int i = 0; i < 4; i++) split(wv[k][i], wb[u][k][i], ws[u][k][i]);
+                        for (int i = 0; i < 4; i++) {
+                            split(wv[k][i], wb[u][k][i], ws[u][k][i]);
+                            if (EXACT_W) wb[u][k][i] = __float_as_uint(wv[k][i]);
+                        }
                 }
                 if (col + CW < K)
                     for (int v = 0; v < U; v++)
@@ -323,7 +338,7 @@ __global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const float4 *W, c
                         float d[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
                         for (int k = 0; k < 2; k++) {
-                            mma_tf32(d, ws[u][k], xb[2 * k], xb[2 * k + 1]);
+                            if (!EXACT_W) mma_tf32(d, ws[u][k], xb[2 * k], xb[2 * k + 1]);
                             mma_tf32(d, wb[u][k], xs[2 * k], xs[2 * k + 1]);
                             mma_tf32(d, wb[u][k], xb[2 * k], xb[2 * k + 1]);
                         }
@@ -368,13 +383,13 @@ static double check(const std::vector<float> &y, int nb, const std::vector<float
     return worst;
 }
 
-template <int N, int G, int BANKS, int WN = WIN>
-static void run_wgmma(const float4 *dW, const float *dx, float *dy, int nb, const std::vector<float> &W,
+template <int N, int G, int BANKS, int WN = WIN, class Raw>
+static void run_wgmma(const Raw *dW, const float *dx, float *dy, int nb, const std::vector<float> &W,
                       const std::vector<float> &x, const std::vector<float> &y_sync)
 {
     const int rows = CTAS * ROWS_CTA;
     const size_t smem = (2 * WN * N + 2 * nb * (WN + 4)) * sizeof(float);
-    const auto kernel = proj_kernel<N, G, BANKS, WN>;
+    const auto kernel = proj_kernel<N, G, BANKS, WN, Raw>;
     if (smem > 227 * 1024) return; // past a CTA's shared memory
     CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     CHECK(cudaMemset(dy, 0xff, (size_t)nb * rows * sizeof(float))); // NaN until written
@@ -385,7 +400,7 @@ static void run_wgmma(const float4 *dW, const float *dx, float *dy, int nb, cons
     CHECK(cudaMemcpy(y.data(), dy, y.size() * sizeof(float), cudaMemcpyDeviceToHost));
     double diff = 0;
     for (size_t i = 0; i < y.size(); i++) diff = std::max(diff, (double)fabsf(y[i] - y_sync[i]));
-    const double gb = (double)rows * K * 4 / 1e9;
+    const double gb = (double)rows * K * sizeof(Raw) / 4 / 1e9;
     printf("  wgmma N %d, windows of %3d, a zero accumulator every %2d columns, %d bank%s: error %.2e, |diff| from mma.sync %.2g;", N, WN, G,
            BANKS, BANKS > 1 ? "s" : "", check(y, nb, W, x), diff);
     const char *names[] = {"full", "no-weights", "no-staging", "compute"};
@@ -397,24 +412,27 @@ static void run_wgmma(const float4 *dW, const float *dx, float *dy, int nb, cons
     printf("\n");
 }
 
-template <int N> static void run_projection(const float4 *dW, const float *dx, float *dy, int nb,
-                                            const std::vector<float> &W, const std::vector<float> &x)
+template <int N, class Raw> static void run_projection(const Raw *dW, const float *dx, float *dy, int nb,
+                                                       const std::vector<float> &W, const std::vector<float> &x)
 {
     const int rows = CTAS * ROWS_CTA;
-    const double gb = (double)rows * K * 4 / 1e9;
+    const double gb = (double)rows * K * sizeof(Raw) / 4 / 1e9;
+    const auto mma_sync_kernel = ::mma_sync_kernel<Raw>;
     const size_t smem_sync = (2 * nb * RAW_STRIDE + 8 * 8 * 128) * sizeof(float);
     CHECK(cudaFuncSetAttribute(mma_sync_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_sync));
     CHECK(cudaMemset(dy, 0xff, (size_t)nb * rows * sizeof(float)));
     const float ms = time_ms([&] { mma_sync_kernel<<<CTAS, THREADS, smem_sync>>>(dW, dx, nb, dy); }, 20);
     std::vector<float> y((size_t)nb * rows);
     CHECK(cudaMemcpy(y.data(), dy, y.size() * sizeof(float), cudaMemcpyDeviceToHost));
-    printf("nb %2d: mma.sync %.1f us (%.2f TB/s of weights), error %.2e\n", nb, ms * 1e3, gb / ms, check(y, nb, W, x));
+    printf("%s weights, nb %2d: mma.sync %.1f us (%.2f TB/s of weights), error %.2e\n", sizeof(Raw) == 8 ? "bf16" : "fp32", nb, ms * 1e3, gb / ms, check(y, nb, W, x));
     run_wgmma<N, 16, 2>(dW, dx, dy, nb, W, x, y);
-    run_wgmma<N, 32, 2>(dW, dx, dy, nb, W, x, y);
-    run_wgmma<N, 64, 1>(dW, dx, dy, nb, W, x, y);
     run_wgmma<N, 16, 2, 64>(dW, dx, dy, nb, W, x, y);
-    run_wgmma<N, 16, 2, 256>(dW, dx, dy, nb, W, x, y);
-    if (N < 64) run_wgmma<64, 16, 2>(dW, dx, dy, nb, W, x, y);
+    if constexpr (sizeof(Raw) == 16) {
+        run_wgmma<N, 32, 2>(dW, dx, dy, nb, W, x, y);
+        run_wgmma<N, 64, 1>(dW, dx, dy, nb, W, x, y);
+        run_wgmma<N, 16, 2, 256>(dW, dx, dy, nb, W, x, y);
+        if (N < 64) run_wgmma<64, 16, 2>(dW, dx, dy, nb, W, x, y);
+    }
 }
 
 int main()
@@ -465,5 +483,22 @@ int main()
     run_projection<32>(dW, dx, dy, 32, W, x);
     run_projection<56>(dW, dx, dy, 50, W, x);
     run_projection<64>(dW, dx, dy, 64, W, x);
+    // bf16 weights: the same matrix rounded to nearest even, checked against the rounded values
+    std::vector<unsigned short> Wb(W.size());
+    for (size_t i = 0; i < W.size(); i++) {
+        unsigned u;
+        memcpy(&u, &W[i], 4);
+        u += 0x7fff + ((u >> 16) & 1);
+        Wb[i] = (unsigned short)(u >> 16);
+        u &= 0xffff0000u;
+        memcpy(&W[i], &u, 4);
+    }
+    uint2 *dWb;
+    CHECK(cudaMalloc(&dWb, Wb.size() * 2));
+    CHECK(cudaMemcpy(dWb, Wb.data(), Wb.size() * 2, cudaMemcpyHostToDevice));
+    run_projection<8>(dWb, dx, dy, 8, W, x);
+    run_projection<32>(dWb, dx, dy, 32, W, x);
+    run_projection<56>(dWb, dx, dy, 50, W, x);
+    run_projection<64>(dWb, dx, dy, 64, W, x);
     return 0;
 }
