@@ -1,7 +1,7 @@
 // wgmma-probe.cu: can warpgroup mmas (wgmma, sm_90a) lift the projections at batch 32-64 off the
 // latency bound of the kernel's mma.sync loop (an mma every 33 cycles a scheduler, run 78)?
 // Build: nvcc -O3 -gencode arch=compute_90a,code=sm_90a -o wgmma-probe wgmma-probe.cu
-// (notes/gpu.md, runs 119-124)
+// (notes/gpu.md, runs 119-125)
 //
 // 1. layout: one m64n56k8 tf32 wgmma, A (64 x 8) from registers in mma.sync's m16n8k8 A fragment,
 //    B (56 entries x 8) from shared memory in the no-swizzle K-major layout (core matrices of
@@ -88,6 +88,29 @@ __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_grou
 template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
 __device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
+// x as tf32 big and small parts (each rounded: the kernel's tf32_split).
+__device__ __forceinline__ void split(float x, unsigned &b, unsigned &s)
+{
+    b = tf32_operand(x);
+    s = tf32_operand(x - __uint_as_float(b & 0xffffe000u));
+}
+// A lane's weights of rows g (a) and g + 8 (b) at one 16-column group as the A fragments of two
+// k-steps, [k-step][slot]: big and small parts, or (bf16, exact in tf32) the weights alone in wb.
+template <class Raw> __device__ __forceinline__ void split_weights(Raw ra, Raw rb, unsigned (&wb)[2][4], unsigned (&ws)[2][4])
+{
+    const float4 a = unpack(ra), b = unpack(rb);
+    const float wv[2][4] = {{a.x, b.x, a.y, b.y}, {a.z, b.z, a.w, b.w}};
+#pragma unroll
+    for (int k = 0; k < 2; k++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            if (sizeof(Raw) == 8)
+                wb[k][i] = __float_as_uint(wv[k][i]);
+            else
+                split(wv[k][i], wb[k][i], ws[k][i]);
+        }
+}
+
 // ---- 1. layout ----
 // A [64][8], B [56][8] row-major; D [64][56].
 __global__ void layout_kernel(const float *A, const float *B, float *D, int swap)
@@ -128,6 +151,18 @@ __device__ __forceinline__ void cp_async16(float *dst, const float *src)
                  : "memory");
 }
 
+// Window w (WN columns) of every entry's input into raw[w % 2][nb][WN + 4] by cp.async, committed.
+template <int WN> __device__ void copy_input_window(float *raw, const float *x, int nb, int w)
+{
+    constexpr int RS = WN + 4;
+    float *dst = raw + (w & 1) * nb * RS;
+    for (int i = threadIdx.x; i < nb * WN / 4; i += THREADS) {
+        const int e = i / (WN / 4), c4 = i % (WN / 4);
+        cp_async16(dst + e * RS + 4 * c4, x + (long)e * K + w * WN + 4 * c4);
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
 // y[e][row] = W[row] . x[e] for the CTA's ROWS_CTA rows; N = 8 * ceil(nb / 8).
 template <int N, int G, int BANKS, int WN, class Raw>
 __global__ void __launch_bounds__(THREADS, 1)
@@ -140,14 +175,7 @@ __global__ void __launch_bounds__(THREADS, 1)
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const int wg = warp >> 2, wq = warp & 3;
     const int nwin = K / WN;
-    const auto copy_window = [&](int w) {
-        float *dst = raw + (w & 1) * nb * RS;
-        for (int i = tid; i < nb * WN / 4; i += THREADS) {
-            const int e = i / (WN / 4), c4 = i % (WN / 4);
-            cp_async16(dst + e * RS + 4 * c4, x + (long)e * K + w * WN + 4 * c4);
-        }
-        asm volatile("cp.async.commit_group;" ::: "memory");
-    };
+    const auto copy_window = [&](int w) { copy_input_window<WN>(raw, x, nb, w); };
     // raw window -> big, small: entry e, 16 columns q: 4 float4 in, 4 float4 of each part out,
     // position 4a + b of the 16 holding column 4b + a; core matrix (4q + a, e / 8) row e % 8
     const auto split_window = [&](int w) {
@@ -200,15 +228,7 @@ __global__ void __launch_bounds__(THREADS, 1)
             for (int sub = 0; sub < WN / 16; sub++) {
                 const int u = sub % U, gi = sub / SG, bank = gi % BANKS, slot = bank * SG + sub % SG;
                 const long col = (long)w * WN + (sub / U) * CW; // of this chunk
-                const float4 a = unpack(ra[u]), b = unpack(rb[u]);
-                const float wv[2][4] = {{a.x, b.x, a.y, b.y}, {a.z, b.z, a.w, b.w}};
-#pragma unroll
-                for (int k = 0; k < 2; k++)
-#pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        wb[slot][k][i] = EXACT_W ? __float_as_uint(wv[k][i]) : tf32_operand(wv[k][i]);
-                        if (!EXACT_W) ws[slot][k][i] = tf32_operand(wv[k][i] - __uint_as_float(wb[slot][k][i] & 0xffffe000u));
-                    }
+                split_weights(ra[u], rb[u], wb[slot], ws[slot]);
                 if (u == U - 1 && col + CW < K && variant != NO_WEIGHTS && variant != COMPUTE)
                     for (int v = 0; v < U; v++)
                         ra[v] = __ldcs(qa + (col + CW) / 4 + 4 * v), rb[v] = __ldcs(qb + (col + CW) / 4 + 4 * v);
@@ -262,11 +282,6 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const unsigned (&a)[4], 
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-__device__ __forceinline__ void split(float x, unsigned &b, unsigned &s)
-{
-    b = tf32_operand(x);
-    s = tf32_operand(x - __uint_as_float(b & 0xffffe000u));
-}
 template <class Raw>
 __global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const Raw *W, const float *x, int nb, float *y)
 {
@@ -277,14 +292,7 @@ __global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const Raw *W, cons
     float4 *own = (float4 *)(smem + 2 * nb * RAW_STRIDE) + (threadIdx.x >> 5) * 8 * 32 + (threadIdx.x & 31);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const int nwin = K / WIN;
-    const auto copy_window = [&](int w) {
-        float *dst = raw + (w & 1) * nb * RAW_STRIDE;
-        for (int i = tid; i < nb * WIN / 4; i += THREADS) {
-            const int e = i / (WIN / 4), c4 = i % (WIN / 4);
-            cp_async16(dst + e * RAW_STRIDE + 4 * c4, x + (long)e * K + w * WIN + 4 * c4);
-        }
-        asm volatile("cp.async.commit_group;" ::: "memory");
-    };
+    const auto copy_window = [&](int w) { copy_input_window<WIN>(raw, x, nb, w); };
     for (int pass = 0; pass < ROWS_CTA / 128; pass++) {
         const int row0 = blockIdx.x * ROWS_CTA + pass * 128 + 16 * warp + g;
         const Raw *qa = W + (long)row0 * (K / 4) + t4, *qb = W + (long)(row0 + 8) * (K / 4) + t4;
@@ -308,17 +316,7 @@ __global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const Raw *W, cons
                 const long col = (long)w * WIN + c;
                 unsigned wb[U][2][4], ws[U][2][4];
 #pragma unroll
-                for (int u = 0; u < U; u++) {
-                    const float4 a = unpack(ra[u]), b = unpack(rb[u]);
-                    const float wv[2][4] = {{a.x, b.x, a.y, b.y}, {a.z, b.z, a.w, b.w}};
-#pragma unroll
-                    for (int k = 0; k < 2; k++)
-#pragma unroll
-                        for (int i = 0; i < 4; i++) {
-                            split(wv[k][i], wb[u][k][i], ws[u][k][i]);
-                            if (EXACT_W) wb[u][k][i] = __float_as_uint(wv[k][i]);
-                        }
-                }
+                for (int u = 0; u < U; u++) split_weights(ra[u], rb[u], wb[u], ws[u]);
                 if (col + CW < K)
                     for (int v = 0; v < U; v++)
                         ra[v] = __ldcs(qa + (col + CW) / 4 + 4 * v), rb[v] = __ldcs(qb + (col + CW) / 4 + 4 * v);
