@@ -537,6 +537,25 @@ __device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
     end = lo + (int)((long)(hi - lo) * (warp + 1) / WARPS);
 }
 
+// State task t of HEADS square D x D head matrices an entry (RetNet's R, the mLSTM's C): entry
+// b, head n, rows [i0, i0 + rows) (row chunk rc) and columns chunk * 128 .. of its head, the
+// column chunk fastest so that a warp's run shares a head's gates and a row chunk's rows.
+template <int D, int HEADS> struct StateTask {
+    static constexpr int CHUNKS = (D + 127) / 128;                  // 128-column chunks of a head
+    static constexpr int RC = (D + STATE_ROWS - 1) / STATE_ROWS;    // row chunks: a head's parts
+    static constexpr int PER_HEAD = CHUNKS * RC;
+    __device__ static int count(int nb) { return nb * HEADS * PER_HEAD; }
+    int b, n, rc, chunk, i0, rows;
+    __device__ StateTask(int t)
+        : b(t / (HEADS * PER_HEAD)), n(t / PER_HEAD % HEADS), rc(t / CHUNKS % RC), chunk(t % CHUNKS),
+          i0(rc * STATE_ROWS), rows(min(STATE_ROWS, D - rc * STATE_ROWS))
+    {
+    }
+    // the warp whose run starts at `first` meets a new head, or new rows, at task t
+    __device__ static bool new_head(int t, int first) { return t == first || t % PER_HEAD == 0; }
+    __device__ bool new_rows(int t, int first) const { return t == first || chunk == 0; }
+};
+
 // After task t of the warp's run [.., end): counts t in `done` (the warp's tasks of t's head
 // not yet counted) and, when the warp leaves the head, adds them to *count and returns true (for
 // all lanes) if they were the head's last. Every other task of the head has then finished, so
@@ -1437,8 +1456,7 @@ struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
     static constexpr int PHASES = 9;
-    static constexpr int ML_CHUNKS = (XL_DM + 127) / 128;             // 128-column chunks of a head's C
-    static constexpr int ML_RC = (XL_DM + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of h
+    using MlTask = StateTask<XL_DM, XL_NH>; // phase 6's tasks over C
     static constexpr int GC = (3 * XL_E + GATE_COLS - 1) / GATE_COLS;    // column chunks: partial sums of ip, fp
     static constexpr int GATE_ENTRIES = 8;                                // batch entries per gate task
 
@@ -1450,7 +1468,7 @@ struct XLSTM {
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
         case 5: return 2 * XL_NH * GC * ((nb + GATE_ENTRIES - 1) / GATE_ENTRIES);
-        case 6: return nb * XL_NH * ML_CHUNKS * ML_RC;
+        case 6: return MlTask::count(nb);
         case 7: return H;
         }
         return 0;
@@ -1597,12 +1615,11 @@ struct XLSTM {
         warp_tasks(lo, hi, first, end);
         float ig = 0.0f, fg = 0.0f, mnew = 0.0f; // the gates of the warp's head
         for (int t = first; t < end; t++) {
-            const int b = t / (XL_NH * ML_RC * ML_CHUNKS), n = (t / (ML_RC * ML_CHUNKS)) % XL_NH;
-            const int rc = (t / ML_CHUNKS) % ML_RC, chunk = t % ML_CHUNKS;
-            const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
+            const MlTask task(t);
+            const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.chunk * 128 + lane * 4;
             const float *qkv = sc(p, Lk::sc_qkv, b);
             const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
-            if (t == first || t % (ML_RC * ML_CHUNKS) == 0) { // a new head
+            if (MlTask::new_head(t, first)) {
                 const float ip = gate_sum(p, l, b, 0, n), fp = gate_sum(p, l, b, 1, n);
                 const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
                 const float lf = logsigmoidf(fp);
@@ -1610,7 +1627,7 @@ struct XLSTM {
                 ig = expf(ip - mnew);
                 fg = expf(lf + m - mnew);
             }
-            if (t == first || chunk == 0) { // a new row chunk
+            if (task.new_rows(t, first)) {
                 __syncwarp();
                 for (int i = lane; i < rows; i += 32) {
                     qs[i] = ld_act(q + i0 + i);
@@ -1622,9 +1639,9 @@ struct XLSTM {
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
                 StateElem *C = stm<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
-                *(float4 *)(part + rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
+                *(float4 *)(part + task.rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
             }
-            if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, t, end, done))
+            if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, MlTask::PER_HEAD, t, end, done))
                 continue;
             float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
             float qn = 0.0f; // q . n_new over the head, a float4 per lane at a time
@@ -1638,7 +1655,7 @@ struct XLSTM {
             }
             qn = warp_sum(qn);
             if (lane == 0) *(st<Lk>(p, b, l, Lk::st_m_m) + n) = mnew;
-            sum_parts(part, XL_E, ML_RC, fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f, sc(p, Lk::sc_sh2, b) + n * XL_DM,
+            sum_parts(part, XL_E, MlTask::RC, fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f, sc(p, Lk::sc_sh2, b) + n * XL_DM,
                       XL_DM);
             head_output(n * XL_DM, XL_DM, sc(p, Lk::sc_sh2, b), NORM_LAYER, 1e-5f, // mo of head n
                         wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
@@ -1919,14 +1936,13 @@ struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
     static constexpr int PHASES = 3;
-    static constexpr int CHUNKS = (RN_D + 127) / 128;             // 128-column chunks of a head's R
-    static constexpr int RC = (RN_D + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of o
+    using Task = StateTask<RN_D, RN_NH>; // phase 1's tasks over R
 
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
         case 0: return 4 * H;
-        case 1: return nb * RN_NH * CHUNKS * RC;
+        case 1: return Task::count(nb);
         }
         return H;
     }
@@ -1960,10 +1976,9 @@ struct RetNet {
             int first, end, done = 0;
             warp_tasks(lo, hi, first, end);
             for (int t = first; t < end; t++) {
-                const int b = t / (RN_NH * RC * CHUNKS), n = (t / (RC * CHUNKS)) % RN_NH;
-                const int rc = (t / CHUNKS) % RC, chunk = t % CHUNKS, j = chunk * 128 + lane * 4;
-                const int i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, RN_D - i0);
-                if (t == first || chunk == 0) { // a new row chunk: rotate its rows of q and k by pos
+                const Task task(t);
+                const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.chunk * 128 + lane * 4;
+                if (task.new_rows(t, first)) { // rotate the row chunk's rows of q and k by pos
                     const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
                     const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
                     __syncwarp();
@@ -1982,11 +1997,11 @@ struct RetNet {
                 if (j < RN_D) {
                     const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
                     float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
-                    *(float4 *)(part + rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr);
+                    *(float4 *)(part + task.rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr);
                 }
-                if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, t, end, done)) continue;
+                if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, Task::PER_HEAD, t, end, done)) continue;
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
-                sum_parts(part, H, RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
+                sum_parts(part, H, Task::RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
                 head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr, nullptr,
                             sc(p, Lk::sc_g, b), sc(p, Lk::sc_og, b)); // og of head n
             }

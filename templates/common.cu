@@ -319,6 +319,25 @@ __device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
     end = lo + (int)((long)(hi - lo) * (warp + 1) / WARPS);
 }
 
+// State task t of HEADS square D x D head matrices an entry (RetNet's R, the mLSTM's C): entry
+// b, head n, rows [i0, i0 + rows) (row chunk rc) and columns chunk * 128 .. of its head, the
+// column chunk fastest so that a warp's run shares a head's gates and a row chunk's rows.
+template <int D, int HEADS> struct StateTask {
+    static constexpr int CHUNKS = (D + 127) / 128;                  // 128-column chunks of a head
+    static constexpr int RC = (D + STATE_ROWS - 1) / STATE_ROWS;    // row chunks: a head's parts
+    static constexpr int PER_HEAD = CHUNKS * RC;
+    __device__ static int count(int nb) { return nb * HEADS * PER_HEAD; }
+    int b, n, rc, chunk, i0, rows;
+    __device__ StateTask(int t)
+        : b(t / (HEADS * PER_HEAD)), n(t / PER_HEAD % HEADS), rc(t / CHUNKS % RC), chunk(t % CHUNKS),
+          i0(rc * STATE_ROWS), rows(min(STATE_ROWS, D - rc * STATE_ROWS))
+    {
+    }
+    // the warp whose run starts at `first` meets a new head, or new rows, at task t
+    __device__ static bool new_head(int t, int first) { return t == first || t % PER_HEAD == 0; }
+    __device__ bool new_rows(int t, int first) const { return t == first || chunk == 0; }
+};
+
 // After task t of the warp's run [.., end): counts t in `done` (the warp's tasks of t's head
 // not yet counted) and, when the warp leaves the head, adds them to *count and returns true (for
 // all lanes) if they were the head's last. Every other task of the head has then finished, so

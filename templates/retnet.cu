@@ -10,14 +10,13 @@ struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
     static constexpr int PHASES = 3;
-    static constexpr int CHUNKS = (RN_D + 127) / 128;             // 128-column chunks of a head's R
-    static constexpr int RC = (RN_D + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of o
+    using Task = StateTask<RN_D, RN_NH>; // phase 1's tasks over R
 
     __device__ static int units(int phase, int nb)
     {
         switch (phase) {
         case 0: return 4 * H;
-        case 1: return nb * RN_NH * CHUNKS * RC;
+        case 1: return Task::count(nb);
         }
         return H;
     }
@@ -51,10 +50,9 @@ struct RetNet {
             int first, end, done = 0;
             warp_tasks(lo, hi, first, end);
             for (int t = first; t < end; t++) {
-                const int b = t / (RN_NH * RC * CHUNKS), n = (t / (RC * CHUNKS)) % RN_NH;
-                const int rc = (t / CHUNKS) % RC, chunk = t % CHUNKS, j = chunk * 128 + lane * 4;
-                const int i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, RN_D - i0);
-                if (t == first || chunk == 0) { // a new row chunk: rotate its rows of q and k by pos
+                const Task task(t);
+                const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.chunk * 128 + lane * 4;
+                if (task.new_rows(t, first)) { // rotate the row chunk's rows of q and k by pos
                     const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
                     const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
                     __syncwarp();
@@ -73,11 +71,11 @@ struct RetNet {
                 if (j < RN_D) {
                     const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
                     float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
-                    *(float4 *)(part + rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr);
+                    *(float4 *)(part + task.rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr);
                 }
-                if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, CHUNKS * RC, t, end, done)) continue;
+                if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, Task::PER_HEAD, t, end, done)) continue;
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
-                sum_parts(part, H, RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
+                sum_parts(part, H, Task::RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
                 head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr, nullptr,
                             sc(p, Lk::sc_g, b), sc(p, Lk::sc_og, b)); // og of head n
             }

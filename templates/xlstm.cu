@@ -17,8 +17,7 @@ struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
     static constexpr int PHASES = 9;
-    static constexpr int ML_CHUNKS = (XL_DM + 127) / 128;             // 128-column chunks of a head's C
-    static constexpr int ML_RC = (XL_DM + STATE_ROWS - 1) / STATE_ROWS; // row chunks: partial sums of h
+    using MlTask = StateTask<XL_DM, XL_NH>; // phase 6's tasks over C
     static constexpr int GC = (3 * XL_E + GATE_COLS - 1) / GATE_COLS;    // column chunks: partial sums of ip, fp
     static constexpr int GATE_ENTRIES = 8;                                // batch entries per gate task
 
@@ -30,7 +29,7 @@ struct XLSTM {
         case 3: return 2 * XL_E;
         case 4: return 3 * XL_E;
         case 5: return 2 * XL_NH * GC * ((nb + GATE_ENTRIES - 1) / GATE_ENTRIES);
-        case 6: return nb * XL_NH * ML_CHUNKS * ML_RC;
+        case 6: return MlTask::count(nb);
         case 7: return H;
         }
         return 0;
@@ -177,12 +176,11 @@ struct XLSTM {
         warp_tasks(lo, hi, first, end);
         float ig = 0.0f, fg = 0.0f, mnew = 0.0f; // the gates of the warp's head
         for (int t = first; t < end; t++) {
-            const int b = t / (XL_NH * ML_RC * ML_CHUNKS), n = (t / (ML_RC * ML_CHUNKS)) % XL_NH;
-            const int rc = (t / ML_CHUNKS) % ML_RC, chunk = t % ML_CHUNKS;
-            const int j = chunk * 128 + lane * 4, i0 = rc * STATE_ROWS, rows = min(STATE_ROWS, XL_DM - i0);
+            const MlTask task(t);
+            const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.chunk * 128 + lane * 4;
             const float *qkv = sc(p, Lk::sc_qkv, b);
             const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
-            if (t == first || t % (ML_RC * ML_CHUNKS) == 0) { // a new head
+            if (MlTask::new_head(t, first)) {
                 const float ip = gate_sum(p, l, b, 0, n), fp = gate_sum(p, l, b, 1, n);
                 const float m = *(st<Lk>(p, b, l, Lk::st_m_m) + n);
                 const float lf = logsigmoidf(fp);
@@ -190,7 +188,7 @@ struct XLSTM {
                 ig = expf(ip - mnew);
                 fg = expf(lf + m - mnew);
             }
-            if (t == first || chunk == 0) { // a new row chunk
+            if (task.new_rows(t, first)) {
                 __syncwarp();
                 for (int i = lane; i < rows; i += 32) {
                     qs[i] = ld_act(q + i0 + i);
@@ -202,9 +200,9 @@ struct XLSTM {
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
                 StateElem *C = stm<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
-                *(float4 *)(part + rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
+                *(float4 *)(part + task.rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
             }
-            if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, ML_CHUNKS * ML_RC, t, end, done))
+            if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, MlTask::PER_HEAD, t, end, done))
                 continue;
             float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
             float qn = 0.0f; // q . n_new over the head, a float4 per lane at a time
@@ -218,7 +216,7 @@ struct XLSTM {
             }
             qn = warp_sum(qn);
             if (lane == 0) *(st<Lk>(p, b, l, Lk::st_m_m) + n) = mnew;
-            sum_parts(part, XL_E, ML_RC, fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f, sc(p, Lk::sc_sh2, b) + n * XL_DM,
+            sum_parts(part, XL_E, MlTask::RC, fmaxf(fabsf(qn), expf(-mnew)) + 1e-6f, sc(p, Lk::sc_sh2, b) + n * XL_DM,
                       XL_DM);
             head_output(n * XL_DM, XL_DM, sc(p, Lk::sc_sh2, b), NORM_LAYER, 1e-5f, // mo of head n
                         wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_mlstm_cell_outnorm_weight)),
