@@ -111,9 +111,28 @@ template <class Raw> __device__ __forceinline__ void split_weights(Raw ra, Raw r
         }
 }
 
+// The lane's weights of rows a, b at the chunk from column col (CW columns: U loads a row).
+template <class Raw> __device__ __forceinline__ void load_chunk(const Raw *qa, const Raw *qb, long col, Raw (&ra)[U], Raw (&rb)[U])
+{
+#pragma unroll
+    for (int u = 0; u < U; u++) ra[u] = __ldcs(qa + col / 4 + 4 * u), rb[u] = __ldcs(qb + col / 4 + 4 * u);
+}
+
+// The lane's sums of rows row0, row0 + 8 as the mma's C fragment, tile j entries 8j + 2 t4 + {0, 1}:
+// value(j, i), i = 2 (row) + entry, into y[entry][row].
+template <class F> __device__ void store_rows(float *y, int nb, int row0, int tiles, F value)
+{
+    const int t4 = threadIdx.x & 3;
+    for (int j = 0; j < tiles; j++)
+        for (int i = 0; i < 4; i++) {
+            const int e = 8 * j + 2 * t4 + (i & 1), r = row0 + (i >> 1) * 8;
+            if (e < nb) y[(long)e * (CTAS * ROWS_CTA) + r] = value(j, i);
+        }
+}
+
 // ---- 1. layout ----
 // A [64][8], B [56][8] row-major; D [64][56].
-__global__ void layout_kernel(const float *A, const float *B, float *D, int swap)
+__global__ void layout_kernel(const float *A, const float *B, float *D)
 {
     __shared__ __align__(128) float bs[56 * 8];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
@@ -127,8 +146,9 @@ __global__ void layout_kernel(const float *A, const float *B, float *D, int swap
     const int r = 16 * warp + g;
     const unsigned a[4] = {__float_as_uint(A[r * 8 + t]), __float_as_uint(A[(r + 8) * 8 + t]),
                            __float_as_uint(A[r * 8 + t + 4]), __float_as_uint(A[(r + 8) * 8 + t + 4])};
-    const unsigned lbo = 7 * 128, sbo = 128;
-    const uint64_t desc = swap ? smem_desc(bs, sbo, lbo) : smem_desc(bs, lbo, sbo);
+    // leading offset: the next core matrix in K; stride offset: the next 8 entries (the other
+    // reading, run 119, made the wgmma read past the window: an illegal address)
+    const uint64_t desc = smem_desc(bs, 7 * 128, 128);
     float d[32] = {};
     wgmma_fence();
     wgmma_tf32<56>(d, a, desc, 0);
@@ -191,10 +211,7 @@ __global__ void __launch_bounds__(THREADS, 1)
             for (int a = 0; a < 4; a++) {
                 unsigned hb[4], hs[4];
 #pragma unroll
-                for (int b = 0; b < 4; b++) {
-                    hb[b] = tf32_operand(s[a][b]);
-                    hs[b] = tf32_operand(s[a][b] - __uint_as_float(hb[b] & 0xffffe000u));
-                }
+                for (int b = 0; b < 4; b++) split(s[a][b], hb[b], hs[b]);
                 const int off = ((4 * q + a) * N8 + e / 8) * 32 + (e % 8) * 4;
                 *(uint4 *)(big + off) = make_uint4(hb[0], hb[1], hb[2], hb[3]);
                 *(uint4 *)(small + off) = make_uint4(hs[0], hs[1], hs[2], hs[3]);
@@ -206,7 +223,7 @@ __global__ void __launch_bounds__(THREADS, 1)
         const int row0 = blockIdx.x * ROWS_CTA + pass * 128 + 64 * wg + 16 * wq + g;
         const Raw *qa = W + (long)row0 * (K / 4) + t4, *qb = W + (long)(row0 + 8) * (K / 4) + t4;
         Raw ra[U], rb[U];
-        for (int u = 0; u < U; u++) ra[u] = __ldcs(qa + 4 * u), rb[u] = __ldcs(qb + 4 * u);
+        load_chunk(qa, qb, 0, ra, rb);
         float sums[32] = {}, d[BANKS][32];
         __syncthreads(); // the previous pass's wgmmas are done with the split window
         copy_window(0);
@@ -230,8 +247,7 @@ __global__ void __launch_bounds__(THREADS, 1)
                 const long col = (long)w * WN + (sub / U) * CW; // of this chunk
                 split_weights(ra[u], rb[u], wb[slot], ws[slot]);
                 if (u == U - 1 && col + CW < K && variant != NO_WEIGHTS && variant != COMPUTE)
-                    for (int v = 0; v < U; v++)
-                        ra[v] = __ldcs(qa + (col + CW) / 4 + 4 * v), rb[v] = __ldcs(qb + (col + CW) / 4 + 4 * v);
+                    load_chunk(qa, qb, col + CW, ra, rb);
                 const int cm = 4 * sub; // the 16 columns' first core matrix
                 wgmma_fence();
 #pragma unroll
@@ -262,13 +278,7 @@ __global__ void __launch_bounds__(THREADS, 1)
                 for (int i = 0; i < N / 2; i++) sums[i] += d[(WN / G - 1) % 2][i];
             }
         }
-#pragma unroll
-        for (int j = 0; j < N8; j++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int e = 8 * j + 2 * t4 + (i & 1), r = row0 + (i >> 1) * 8;
-                if (e < nb) y[(long)e * (CTAS * ROWS_CTA) + r] = sums[4 * j + i];
-            }
+        store_rows(y, nb, row0, N8, [&](int j, int i) { return sums[4 * j + i]; });
     }
 }
 
@@ -297,7 +307,7 @@ __global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const Raw *W, cons
         const int row0 = blockIdx.x * ROWS_CTA + pass * 128 + 16 * warp + g;
         const Raw *qa = W + (long)row0 * (K / 4) + t4, *qb = W + (long)(row0 + 8) * (K / 4) + t4;
         Raw ra[U], rb[U];
-        for (int u = 0; u < U; u++) ra[u] = __ldcs(qa + 4 * u), rb[u] = __ldcs(qb + 4 * u);
+        load_chunk(qa, qb, 0, ra, rb);
         for (int t = 0; t < nt; t++) own[t * 32] = make_float4(0.f, 0.f, 0.f, 0.f);
         __syncthreads();
         copy_window(0);
@@ -317,9 +327,7 @@ __global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const Raw *W, cons
                 unsigned wb[U][2][4], ws[U][2][4];
 #pragma unroll
                 for (int u = 0; u < U; u++) split_weights(ra[u], rb[u], wb[u], ws[u]);
-                if (col + CW < K)
-                    for (int v = 0; v < U; v++)
-                        ra[v] = __ldcs(qa + (col + CW) / 4 + 4 * v), rb[v] = __ldcs(qb + (col + CW) / 4 + 4 * v);
+                if (col + CW < K) load_chunk(qa, qb, col + CW, ra, rb);
                 const float *xc = buf + c + 4 * t4;
 #pragma unroll 1
                 for (int t = 0; t < nt; t++) {
@@ -346,14 +354,10 @@ __global__ void __launch_bounds__(THREADS, 1) mma_sync_kernel(const Raw *W, cons
                 }
             }
         }
-        for (int t = 0; t < nt; t++) {
-            const float4 s4 = own[t * 32];
-            const float v[4] = {s4.x, s4.y, s4.z, s4.w};
-            for (int i = 0; i < 4; i++) {
-                const int e = 8 * t + 2 * t4 + (i & 1), r = row0 + (i >> 1) * 8;
-                if (e < nb) y[(long)e * (CTAS * ROWS_CTA) + r] = v[i];
-            }
-        }
+        store_rows(y, nb, row0, nt, [&](int j, int i) {
+            const float4 s4 = own[j * 32];
+            return i == 0 ? s4.x : i == 1 ? s4.y : i == 2 ? s4.z : s4.w;
+        });
     }
 }
 
@@ -446,19 +450,17 @@ int main()
         CHECK(cudaMalloc(&dD, D.size() * 4));
         CHECK(cudaMemcpy(dA, A.data(), A.size() * 4, cudaMemcpyHostToDevice));
         CHECK(cudaMemcpy(dB, B.data(), B.size() * 4, cudaMemcpyHostToDevice));
-        for (int swap = 0; swap < 1; swap++) { // swapped (1), the wgmma reads past the window: an illegal address
-            layout_kernel<<<1, 128>>>(dA, dB, dD, swap);
-            CHECK(cudaDeviceSynchronize());
-            CHECK(cudaMemcpy(D.data(), dD, D.size() * 4, cudaMemcpyDeviceToHost));
-            double worst = 0;
-            for (int i = 0; i < 64; i++)
-                for (int j = 0; j < 56; j++) {
-                    double ref = 0;
-                    for (int k = 0; k < 8; k++) ref += A[i * 8 + k] * B[j * 8 + k];
-                    worst = std::max(worst, fabs(ref - D[i * 56 + j]));
-                }
-            printf("layout (LBO = K step, SBO = N step%s): max error %g\n", swap ? ", swapped" : "", worst);
-        }
+        layout_kernel<<<1, 128>>>(dA, dB, dD);
+        CHECK(cudaDeviceSynchronize());
+        CHECK(cudaMemcpy(D.data(), dD, D.size() * 4, cudaMemcpyDeviceToHost));
+        double worst = 0;
+        for (int i = 0; i < 64; i++)
+            for (int j = 0; j < 56; j++) {
+                double ref = 0;
+                for (int k = 0; k < 8; k++) ref += A[i * 8 + k] * B[j * 8 + k];
+                worst = std::max(worst, fabs(ref - D[i * 56 + j]));
+            }
+        printf("layout (LBO = K step, SBO = N step): max error %g\n", worst);
     }
     // 2. projection
     const int rows = CTAS * ROWS_CTA;
