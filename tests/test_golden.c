@@ -7,15 +7,18 @@
  * NaN-poisoned first, so an unwritten output fails. GPU engines skip without a GPU.
  * With bf16 matrices, the GPU engines against the float64 C reference of the same rounded
  * weights (the function of that mode), within the fp32 tolerance; with a bf16 state, the
- * fp32 engines against the float64 reference that rounds that state the same way. */
+ * fp32 engines against the float64 reference that rounds that state the same way. Batches of
+ * 25-64 symbols, fp32 and bf16 weights: the fused kernel against the float64 reference. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "compare.h"
 #include "engine_gpu.h"
 #include "testutil.h"
+#include "util.h"
 
 typedef struct {
     char case_name[16];
@@ -53,6 +56,46 @@ ParameterizedTest(golden_case_t *gc, golden, matches_expected, .timeout = 300)
     expect_towers_within(out, g.s.expected, (size_t)g.s.n, gc->tolerance, what);
     free(out);
     engine_destroy(e);
+    golden_free(&g);
+}
+
+ParameterizedTestParameters(golden, wide_batches)
+{
+    static precision_t weights[] = {PRECISION_FP32, PRECISION_BF16};
+    return cr_make_param_array(precision_t, weights, sizeof weights / sizeof weights[0]);
+}
+
+/* Batches of 25-64 distinct symbols (the golden streams have at most 16, so the fused
+ * kernel's projections never see more than 2 tiles of 8 entries there): the medium case's
+ * weights (fp32, or rounded to bf16), random features, four steps on overlapping symbols, the
+ * fused kernel against the float64 C reference of the same weights within the fp32 tolerance. */
+ParameterizedTest(precision_t *weights, golden, wide_batches, .timeout = 300)
+{
+    SKIP_WITHOUT_GPU();
+    enum { SYMBOLS = 64 };
+    static const int batches[] = {64, 40, 25, 57};
+    char err[ERR_MAX];
+    golden_t g;
+    golden_load_as("medium", *weights, &g);
+    engine_t *ref = make_engine(&g.spec, &g.w, "cpu", 1, SYMBOLS), *gpu = make_engine(&g.spec, &g.w, "gpu", 0, SYMBOLS);
+    const int F = g.spec.num_features;
+    float *feat = xmalloc((size_t)SYMBOLS * F * sizeof *feat);
+    int slots[SYMBOLS];
+    double want[4 * SYMBOLS], got[4 * SYMBOLS];
+    for (size_t i = 0; i < ARRAY_LEN(batches); i++) {
+        const int nb = batches[i];
+        for (int k = 0; k < nb; k++) slots[k] = (int)((37 * k + 11 * i) % SYMBOLS); /* distinct: 37 is odd */
+        random_uniform(feat, (size_t)nb * F, 0x9e3779b97f4a7c15ULL + i, -2, 2);
+        for (int k = 0; k < 4 * SYMBOLS; k++) want[k] = got[k] = NAN;
+        cr_assert_eq(engine_step(ref, nb, slots, feat, want, err), 0, "%s", err);
+        cr_assert_eq(engine_step(gpu, nb, slots, feat, got, err), 0, "%s", err);
+        char what[64];
+        snprintf(what, sizeof what, "%s weights, batch of %d", precision_name(*weights), nb);
+        expect_towers_within(got, want, (size_t)nb, 1e-5, what);
+    }
+    free(feat);
+    engine_destroy(gpu);
+    engine_destroy(ref);
     golden_free(&g);
 }
 
