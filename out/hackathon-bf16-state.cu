@@ -551,9 +551,19 @@ template <int D, int HEADS> struct StateTask {
           i0(rc * STATE_ROWS), rows(min(STATE_ROWS, D - rc * STATE_ROWS))
     {
     }
-    // the warp whose run starts at `first` meets a new head, or new rows, at task t
+    // the warp whose run starts at `first` meets a new head at task t
     __device__ static bool new_head(int t, int first) { return t == first || t % PER_HEAD == 0; }
-    __device__ bool new_rows(int t, int first) const { return t == first || chunk == 0; }
+    // the first of the lane's 4 columns of its head
+    __device__ int col() const { return chunk * 128 + (threadIdx.x & 31) * 4; }
+    // Where the warp's run meets new rows at task t: row(r) for r in [0, rows), the rows spread
+    // over the lanes, between warp barriers (it writes the row vectors every lane reads).
+    template <class F> __device__ void fill_rows(int t, int first, F row) const
+    {
+        if (t != first && chunk != 0) return;
+        __syncwarp();
+        for (int r = threadIdx.x & 31; r < rows; r += 32) row(r);
+        __syncwarp();
+    }
 };
 
 // After task t of the warp's run [.., end): counts t in `done` (the warp's tasks of t's head
@@ -1616,7 +1626,7 @@ struct XLSTM {
         float ig = 0.0f, fg = 0.0f, mnew = 0.0f; // the gates of the warp's head
         for (int t = first; t < end; t++) {
             const MlTask task(t);
-            const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.chunk * 128 + lane * 4;
+            const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.col();
             const float *qkv = sc(p, Lk::sc_qkv, b);
             const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
             if (MlTask::new_head(t, first)) {
@@ -1627,14 +1637,10 @@ struct XLSTM {
                 ig = expf(ip - mnew);
                 fg = expf(lf + m - mnew);
             }
-            if (task.new_rows(t, first)) {
-                __syncwarp();
-                for (int i = lane; i < rows; i += 32) {
-                    qs[i] = ld_act(q + i0 + i);
-                    ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
-                }
-                __syncwarp();
-            }
+            task.fill_rows(t, first, [&](int i) {
+                qs[i] = ld_act(q + i0 + i);
+                ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
+            });
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
@@ -1977,21 +1983,17 @@ struct RetNet {
             warp_tasks(lo, hi, first, end);
             for (int t = first; t < end; t++) {
                 const Task task(t);
-                const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.chunk * 128 + lane * 4;
-                if (task.new_rows(t, first)) { // rotate the row chunk's rows of q and k by pos
+                const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.col();
+                const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
+                task.fill_rows(t, first, [&](int r) { // the row chunk's rows of q and k rotated by pos
+                    // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
                     const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
-                    const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
-                    __syncwarp();
-                    for (int r = lane; r < rows; r += 32) {
-                        // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
-                        const int i = i0 + r, partner = i ^ 1;
-                        const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
-                        const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
-                        qr[r] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
-                        kr[r] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
-                    }
-                    __syncwarp();
-                }
+                    const int i = i0 + r, partner = i ^ 1;
+                    const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
+                    const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
+                    qr[r] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
+                    kr[r] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                });
                 const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
                 if (j < RN_D) {

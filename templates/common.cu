@@ -333,9 +333,19 @@ template <int D, int HEADS> struct StateTask {
           i0(rc * STATE_ROWS), rows(min(STATE_ROWS, D - rc * STATE_ROWS))
     {
     }
-    // the warp whose run starts at `first` meets a new head, or new rows, at task t
+    // the warp whose run starts at `first` meets a new head at task t
     __device__ static bool new_head(int t, int first) { return t == first || t % PER_HEAD == 0; }
-    __device__ bool new_rows(int t, int first) const { return t == first || chunk == 0; }
+    // the first of the lane's 4 columns of its head
+    __device__ int col() const { return chunk * 128 + (threadIdx.x & 31) * 4; }
+    // Where the warp's run meets new rows at task t: row(r) for r in [0, rows), the rows spread
+    // over the lanes, between warp barriers (it writes the row vectors every lane reads).
+    template <class F> __device__ void fill_rows(int t, int first, F row) const
+    {
+        if (t != first && chunk != 0) return;
+        __syncwarp();
+        for (int r = threadIdx.x & 31; r < rows; r += 32) row(r);
+        __syncwarp();
+    }
 };
 
 // After task t of the warp's run [.., end): counts t in `done` (the warp's tasks of t's head

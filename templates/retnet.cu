@@ -51,21 +51,17 @@ struct RetNet {
             warp_tasks(lo, hi, first, end);
             for (int t = first; t < end; t++) {
                 const Task task(t);
-                const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.chunk * 128 + lane * 4;
-                if (task.new_rows(t, first)) { // rotate the row chunk's rows of q and k by pos
+                const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.col();
+                const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
+                task.fill_rows(t, first, [&](int r) { // the row chunk's rows of q and k rotated by pos
+                    // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
                     const int pos = __float_as_int(*st<Lk>(p, b, l, Lk::st_pos));
-                    const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
-                    __syncwarp();
-                    for (int r = lane; r < rows; r += 32) {
-                        // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
-                        const int i = i0 + r, partner = i ^ 1;
-                        const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
-                        const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
-                        qr[r] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
-                        kr[r] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
-                    }
-                    __syncwarp();
-                }
+                    const int i = i0 + r, partner = i ^ 1;
+                    const float th = (float)pos * wvec(p, wb<Lk>(l, Lk::b_layer_angle))[i];
+                    const float c = cosf(th), s = sinf(th), sign = (i & 1) ? 1.0f : -1.0f;
+                    qr[r] = ld_act(q + i) * c + sign * ld_act(q + partner) * s;
+                    kr[r] = ld_act(k + i) * c + sign * ld_act(k + partner) * s;
+                });
                 const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
                 if (j < RN_D) {

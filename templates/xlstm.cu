@@ -177,7 +177,7 @@ struct XLSTM {
         float ig = 0.0f, fg = 0.0f, mnew = 0.0f; // the gates of the warp's head
         for (int t = first; t < end; t++) {
             const MlTask task(t);
-            const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.chunk * 128 + lane * 4;
+            const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.col();
             const float *qkv = sc(p, Lk::sc_qkv, b);
             const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
             if (MlTask::new_head(t, first)) {
@@ -188,14 +188,10 @@ struct XLSTM {
                 ig = expf(ip - mnew);
                 fg = expf(lf + m - mnew);
             }
-            if (task.new_rows(t, first)) {
-                __syncwarp();
-                for (int i = lane; i < rows; i += 32) {
-                    qs[i] = ld_act(q + i0 + i);
-                    ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
-                }
-                __syncwarp();
-            }
+            task.fill_rows(t, first, [&](int i) {
+                qs[i] = ld_act(q + i0 + i);
+                ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
+            });
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
             if (j < XL_DM) {
                 const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
