@@ -92,11 +92,13 @@ static void scratch_regions(const spec_t *s, layout_t *l)
     }
     {
         const int64_t E = s->d.mlstm_inner, NH = s->xlstm.mlstm_num_heads;
-        static const char *h_sized[] = {"xt", "xn", "xc", "sh", "so", "xn2", "ym"};
+        static const char *h_sized[] = {"xt", "sh", "so", "xn2", "ym"};
         for (size_t i = 0; i < ARRAY_LEN(h_sized); i++) SC(TOWER_XLSTM, h_sized[i], H);
+        SC(TOWER_XLSTM, "xch", 2 * H); /* the sLSTM gates' inputs by head: [xc | hprev], [xn | hprev] */
+        SC(TOWER_XLSTM, "xnh", 2 * H);
         static const char *e_sized[] = {"xm", "xc2", "xg", "sh2", "mo"};
         for (size_t i = 0; i < ARRAY_LEN(e_sized); i++) SC(TOWER_XLSTM, e_sized[i], E);
-        SC(TOWER_XLSTM, "sg", 4 * H); /* sLSTM gate sums: i, f, z, o */
+        SC(TOWER_XLSTM, "sg", 2 * H); /* sLSTM gate sums i, f */
         SC(TOWER_XLSTM, "sh2_part", E * row_chunks(s->d.mlstm_head)); /* partial sums of sh2 */
         SC(TOWER_XLSTM, "sh2_count", NH); /* tasks done per head (unsigned), back to 0 after */
         SC(TOWER_XLSTM, "qkv", 3 * E);
@@ -147,9 +149,26 @@ static int check_sizes(const spec_t *s, char *err)
     return 0;
 }
 
+/* The catalogue index of the matrix that shares its rows with matrix i, which precedes it,
+ * or -1. A sLSTM gate's state matrix shares the rows of its input matrix: row o of the
+ * pair is the input matrix's row o, then the state matrix's, so that the gate is one
+ * projection of rows 2 bs long over [x | h] (a sLSTM head's input, then its hidden state). */
+static int row_partner(const catalogue_t *c, int i)
+{
+    static const char suffix[] = "gate_state.weight";
+    const char *name = c->t[i].name;
+    const size_t n = strlen(name), k = strlen(suffix);
+    if (i == 0 || n < k || strcmp(name + n - k, suffix) || !strstr(name, ".layer.slstm.")) return -1;
+    char input[TENSOR_NAME_MAX];
+    snprintf(input, sizeof input, "%.*sgate_input.weight", (int)(n - k), name);
+    return strcmp(c->t[i - 1].name, input) ? -1 : i - 1;
+}
+
 /* Weights in catalogue order, every tensor as rows padded to 4 elements and starting on 16
- * bytes; matrices in the spec's weight precision, every other tensor fp32. Then check that
- * each tower's blocks are laid out at a constant stride, which the kernel relies on. */
+ * bytes, except the sLSTM gates' state matrices, whose rows are in the rows of their input
+ * matrices (row_partner); matrices in the spec's weight precision, every other tensor fp32.
+ * Then check that each tower's blocks are laid out at a constant stride, which the kernel
+ * relies on. */
 static int weight_layout(const spec_t *s, const catalogue_t *c, layout_t *l, char *err)
 {
     l->weight_offset = xcalloc((size_t)c->count, sizeof(int64_t));
@@ -164,8 +183,17 @@ static int weight_layout(const spec_t *s, const catalogue_t *c, layout_t *l, cha
         l->weight_row[i] = t->shape[t->ndim - 1];
         l->weight_rows[i] = t->numel / l->weight_row[i];
         l->weight_ld[i] = round4(l->weight_row[i]);
-        l->weight_offset[i] = cur;
-        cur += (l->weight_rows[i] * l->weight_ld[i] * l->weight_elem[i] + 15) & ~(int64_t)15;
+        const int first = row_partner(c, i);
+        if (first >= 0) { /* same shape as its partner (catalogue) */
+            l->weight_ld[first] += l->weight_ld[i];
+            l->weight_ld[i] = l->weight_ld[first];
+            l->weight_offset[i] = l->weight_offset[first] + (l->weight_ld[first] - round4(l->weight_row[i])) *
+                                                               l->weight_elem[i];
+            cur = l->weight_offset[first];
+        } else {
+            l->weight_offset[i] = cur;
+        }
+        cur = (cur + l->weight_rows[i] * l->weight_ld[i] * l->weight_elem[i] + 15) & ~(int64_t)15;
     }
     l->weight_bytes = cur;
 

@@ -56,16 +56,16 @@ struct L_xlstm {
     static constexpr long b_layer_slstm_conv1d_conv_weight = 512;
     static constexpr long b_layer_slstm_conv1d_conv_bias = 1536;
     static constexpr long b_layer_slstm_igate_input_weight = 1792;
-    static constexpr long b_layer_slstm_igate_state_weight = 18176;
+    static constexpr long b_layer_slstm_igate_state_weight = 2048;
     static constexpr long b_layer_slstm_igate_state_bias = 34560;
     static constexpr long b_layer_slstm_fgate_input_weight = 34816;
-    static constexpr long b_layer_slstm_fgate_state_weight = 51200;
+    static constexpr long b_layer_slstm_fgate_state_weight = 35072;
     static constexpr long b_layer_slstm_fgate_state_bias = 67584;
     static constexpr long b_layer_slstm_zgate_input_weight = 67840;
-    static constexpr long b_layer_slstm_zgate_state_weight = 84224;
+    static constexpr long b_layer_slstm_zgate_state_weight = 68096;
     static constexpr long b_layer_slstm_zgate_state_bias = 100608;
     static constexpr long b_layer_slstm_ogate_input_weight = 100864;
-    static constexpr long b_layer_slstm_ogate_state_weight = 117248;
+    static constexpr long b_layer_slstm_ogate_state_weight = 101120;
     static constexpr long b_layer_slstm_ogate_state_bias = 133632;
     static constexpr long b_layer_slstm_group_norm_weight = 133888;
     static constexpr long b_layer_slstm_group_norm_bias = 134144;
@@ -105,18 +105,18 @@ struct L_xlstm {
     static constexpr Buf sc_u = {0, 64};
     static constexpr Buf sc_ap = {512, 64};
     static constexpr Buf sc_xt = {4096, 64};
-    static constexpr Buf sc_xn = {4608, 64};
-    static constexpr Buf sc_xc = {5120, 64};
-    static constexpr Buf sc_sh = {5632, 64};
-    static constexpr Buf sc_so = {6144, 64};
-    static constexpr Buf sc_xn2 = {6656, 64};
-    static constexpr Buf sc_ym = {7168, 64};
-    static constexpr Buf sc_xm = {7680, 128};
-    static constexpr Buf sc_xc2 = {8704, 128};
-    static constexpr Buf sc_xg = {9728, 128};
-    static constexpr Buf sc_sh2 = {10752, 128};
-    static constexpr Buf sc_mo = {11776, 128};
-    static constexpr Buf sc_sg = {12800, 256};
+    static constexpr Buf sc_sh = {4608, 64};
+    static constexpr Buf sc_so = {5120, 64};
+    static constexpr Buf sc_xn2 = {5632, 64};
+    static constexpr Buf sc_ym = {6144, 64};
+    static constexpr Buf sc_xch = {6656, 128};
+    static constexpr Buf sc_xnh = {7680, 128};
+    static constexpr Buf sc_xm = {8704, 128};
+    static constexpr Buf sc_xc2 = {9728, 128};
+    static constexpr Buf sc_xg = {10752, 128};
+    static constexpr Buf sc_sh2 = {11776, 128};
+    static constexpr Buf sc_mo = {12800, 128};
+    static constexpr Buf sc_sg = {13824, 128};
     static constexpr Buf sc_sh2_part = {14848, 128};
     static constexpr Buf sc_sh2_count = {15872, 4};
     static constexpr Buf sc_qkv = {15904, 384};
@@ -932,7 +932,7 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m
     const int win = max(1, STAGE_FLOATS / (nb * CW)) * CW; // staged columns, a multiple of CW
     float *xs = stage_smem;                                            // [nb][span]
     float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane; // [GW][NT_MAX][32]
-    const int c_in = block ? (pass0 / block) * block : 0;              // input column of weight column 0
+    const int c_in = block ? (pass0 / block) * len : 0;                // input column of weight column 0
     for (int w0 = 0; w0 < ld; w0 += win) {
         const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW;
         __syncthreads(); // the previous window's readers are done
@@ -1108,7 +1108,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + WARPS * RB);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
-        const int c_in = block ? (pass0 / block) * block : 0; // input column of weight column 0
+        const int c_in = block ? (pass0 / block) * LEN : 0; // input column of weight column 0
         const int tiles = (pend - pass0 + RB - 1) / RB;
         const int ks_n = max(1, min(WARPS / tiles, chunks));
         const int ks = warp % ks_n, o0 = pass0 + warp / ks_n * RB;
@@ -1255,8 +1255,9 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
 //   transposing warp reduction leaves one sum per lane, added to the warp's running sums in
 //   shared memory. The addition order does not depend on the batch or the schedule.
 // Rows are taken in passes of RP rows (the running sums of a pass fit in shared memory).
-// `block` > 0 makes it a BlockLinear: row o reads the input at (o / block) * block, and a
-// pass stays within one block. LEN is the dot length. NORM projections are never blocked.
+// `block` > 0: row o reads the input at (o / block) * LEN, and a pass stays within one block
+// of rows: a BlockLinear (LEN = block), or the sLSTM gates over [x | h] by head (LEN = 2 block).
+// LEN is the dot length. NORM projections are never blocked.
 template <int NM, bool NORM, int LEN, int N, class Epi>
 __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int block, int lo, int hi, Epi epi)
 {
@@ -1448,9 +1449,12 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 }
 
 // ---- xlstm.cu: towers.0, the xLSTM layer (sLSTM block, mLSTM block, LayerNorm) -------------
-// phase 0 (CTA per entry): xt = RMSNorm(u; norm1); xn = LayerNorm(xt); xc = silu(conv(xn))
-// phase 1: sLSTM gates, 8 BlockLinears (input and state parts) per row, as 4 projections of
-//          two matrices sharing an input (sums in sg), cell update; sh = new hidden state  H rows
+// phase 0 (CTA per entry): xt = RMSNorm(u; norm1); xn = LayerNorm(xt); xc = silu(conv(xn)),
+//          as the gates' inputs by sLSTM head: xch = [xc | hprev], xnh = [xn | hprev]
+// phase 1: sLSTM gates, 8 BlockLinears (input and state parts) per row, as 2 projections of
+//          two matrices over one input, a gate's input and state matrices one row over
+//          [x | hprev] (they share rows in the layout): i, f of xch (sums in sg), then z, o of
+//          xnh, whose epilogue runs the cell update; sh = new hidden state             H rows
 // phase 2 (CTA per entry): commit hprev = sh; so = GroupNorm(sh) + xt; xn2 = LayerNorm(so)
 // phase 3: xm = x_proj xn2 (xc2 = silu(conv xm)), xg = gate_proj xn2, stacked   2E rows
 // phase 4: q = q_proj xc2, k = k_proj xc2, v = v_proj xm (BlockLinears of 4)     3E rows
@@ -1490,7 +1494,7 @@ struct XLSTM {
         case 0: return ENTRY_COST_INPUT;
         case 2: return ENTRY_COST_SLSTM_OUTPUT;
         case 8: return ENTRY_COST_OUTPUT;
-        case 1: return row_cost(8, XL_BS, nb);
+        case 1: return row_cost(4, 2 * XL_BS, nb);
         case 3: return row_cost(1, H, nb);
         case 4: // narrower than a chunk (block_rows): also each entry's input block and output, from L2
             return row_cost(1, XL_QB, nb) + (XL_QB < 128 ? state_cost((XL_QB + 1) * 4L * nb) : 0);
@@ -1515,7 +1519,8 @@ struct XLSTM {
         const float *wl = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_norm_weight));
         const float *cw = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_weight));
         const float *cb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_bias));
-        float *cs = st<Lk>(p, b, l, Lk::st_s_conv), *xn = sc(p, Lk::sc_xn, b), *xc = sc(p, Lk::sc_xc, b);
+        const float *hprev = st<Lk>(p, b, l, Lk::st_s_h);
+        float *cs = st<Lk>(p, b, l, Lk::st_s_conv), *xnh = sc(p, Lk::sc_xnh, b), *xch = sc(p, Lk::sc_xch, b);
         float x[HPT];
         h_load(x, sc(p, Lk::sc_u, b));
         float s2 = 0.0f;
@@ -1532,9 +1537,12 @@ struct XLSTM {
         for (int k = 0; k < HPT; k++) {
             const int c = h_col(k);
             if (c >= H) continue;
-            const float v = h_norm_value(x, k, mean, rstd, wl, nullptr);
-            xn[c] = v;
-            xc[c] = siluf(conv_step<XL_K>(cw, cb, cs, c, v));
+            const float v = h_norm_value(x, k, mean, rstd, wl, nullptr), h = hprev[c];
+            const int i = c / XL_BS * 2 * XL_BS + c % XL_BS; // [x | hprev] of c's head
+            xnh[i] = v;
+            xch[i] = siluf(conv_step<XL_K>(cw, cb, cs, c, v));
+            xnh[i + XL_BS] = h;
+            xch[i + XL_BS] = h;
         }
     }
 
@@ -1690,35 +1698,23 @@ struct XLSTM {
         case 0:
             for (int b = lo; b < hi; b++) sl_input(p, l, b);
             break;
-        case 1: { // gates: four projections of a pair of matrices sharing an input, each pair's
-                  // sums into sg (i, f, z, o pre-activations), the last pair's epilogue runs the cell
-            const long wi[4] = {Lk::b_layer_slstm_igate_input_weight, Lk::b_layer_slstm_zgate_input_weight,
-                                Lk::b_layer_slstm_igate_state_weight, Lk::b_layer_slstm_zgate_state_weight};
-            const long wf[4] = {Lk::b_layer_slstm_fgate_input_weight, Lk::b_layer_slstm_ogate_input_weight,
-                                Lk::b_layer_slstm_fgate_state_weight, Lk::b_layer_slstm_ogate_state_weight};
-            const long bi[4] = {-1, -1, Lk::b_layer_slstm_igate_state_bias, Lk::b_layer_slstm_zgate_state_bias};
-            const long bf[4] = {-1, -1, Lk::b_layer_slstm_fgate_state_bias, Lk::b_layer_slstm_ogate_state_bias};
+        case 1: { // gates: (i, f) of [xc | hprev], sums into sg, then (z, o) of [xn | hprev] and the cell
+            const long wi[2] = {Lk::b_layer_slstm_igate_input_weight, Lk::b_layer_slstm_zgate_input_weight};
+            const long wf[2] = {Lk::b_layer_slstm_fgate_input_weight, Lk::b_layer_slstm_ogate_input_weight};
+            const long bi[2] = {Lk::b_layer_slstm_igate_state_bias, Lk::b_layer_slstm_zgate_state_bias};
+            const long bf[2] = {Lk::b_layer_slstm_fgate_state_bias, Lk::b_layer_slstm_ogate_state_bias};
 #pragma unroll 1
-            for (int q = 0; q < 4; q++) { // (i, f) of xc, (z, o) of xn, then both of hprev
-                In in = q == 0   ? in_act(p, Lk::sc_xc)
-                            : q == 1 ? in_act(p, Lk::sc_xn)
-                                     : in_state(p, st_off<Lk>(l, Lk::st_s_h));
-                Mat m[2] = {mat(wb<Lk>(l, wi[q]), bi[q] < 0 ? -1 : wb<Lk>(l, bi[q])),
-                            mat(wb<Lk>(l, wf[q]), bf[q] < 0 ? -1 : wb<Lk>(l, bf[q]))};
-                proj_rows<2, false, XL_BS>(p, in, m, XL_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
-                    float *g = sc(p, Lk::sc_sg, b) + o; // g[0], g[H], g[2H], g[3H]: i, f, z, o
-                    const int k = q & 1 ? 2 * H : 0;   // (z, o) or (i, f)
-                    if (q < 2) {
-                        g[k] = v[0];
-                        g[k + H] = v[1];
+            for (int q = 0; q < 2; q++) {
+                In in = in_act(p, q ? Lk::sc_xnh : Lk::sc_xch);
+                Mat m[2] = {mat(wb<Lk>(l, wi[q]), wb<Lk>(l, bi[q])), mat(wb<Lk>(l, wf[q]), wb<Lk>(l, bf[q]))};
+                proj_rows<2, false, 2 * XL_BS>(p, in, m, XL_BS, lo, hi, [&](int b, int o, const float (&v)[2]) {
+                    float *g = sc(p, Lk::sc_sg, b) + o; // g[0], g[H]: i, f
+                    if (q == 0) {
+                        g[0] = v[0];
+                        g[H] = v[1];
                         return;
                     }
-                    if (q == 2) {
-                        g[0] += v[0];
-                        g[H] += v[1];
-                        return;
-                    }
-                    const float i = g[0], f = g[H], z = g[2 * H] + v[0], og = g[3 * H] + v[1];
+                    const float i = g[0], f = g[H], z = v[0], og = v[1];
                     float *cst = st<Lk>(p, b, l, Lk::st_s_c) + o, *nst = st<Lk>(p, b, l, Lk::st_s_n) + o;
                     float *mst = st<Lk>(p, b, l, Lk::st_s_m) + o;
                     const float lf = *mst + logsigmoidf(f), mnew = fmaxf(i, lf);

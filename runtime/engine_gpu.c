@@ -213,38 +213,25 @@ static const engine_ops_t gpu_ops = {
     .time_step = gpu_time_step,
 };
 
-/* One tensor of bf16 elements: the loader has rounded the values to bf16 already, so
- * taking their top halves is exact. */
-static int upload_bf16(gpu_engine_t *e, int i, const float *src, uint16_t *buf, const char *name, char *err)
-{
-    const int64_t rows = e->lay.weight_rows[i], row = e->lay.weight_row[i], ld = e->lay.weight_ld[i];
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < ld; c++) buf[r * ld + c] = c < row ? bf16_bits(src[r * row + c]) : 0;
-    CU(cudaMemcpy(e->d_w + e->lay.weight_offset[i], buf, (size_t)(rows * ld) * sizeof *buf, cudaMemcpyHostToDevice),
-       name);
-    return 0;
-}
-
-/* The weights in the generated layout: rows padded to 4 elements, padding zero; matrices
- * in the spec's precision. */
+/* The weights in the generated layout: each tensor's rows `ld` elements apart (the padding
+ * zero), matrices in the spec's precision. bf16: the loader has rounded the values to bf16
+ * already, so taking their top halves is exact. */
 static int upload_weights(gpu_engine_t *e, const catalogue_t *cat, const weights_t *w, char *err)
 {
     CU(cudaMemset(e->d_w, 0, (size_t)e->lay.weight_bytes), "clearing weights");
     int64_t most = 0; /* elements of the largest bf16 tensor */
     for (int i = 0; i < cat->count; i++)
-        if (e->lay.weight_elem[i] == 2 && e->lay.weight_rows[i] * e->lay.weight_ld[i] > most)
-            most = e->lay.weight_rows[i] * e->lay.weight_ld[i];
+        if (e->lay.weight_elem[i] == 2 && cat->t[i].numel > most) most = cat->t[i].numel;
     uint16_t *buf = most ? xmalloc((size_t)most * sizeof *buf) : NULL;
     int rc = 0;
     for (int i = 0; i < cat->count && !rc; i++) {
         const float *src = weights_get(w, cat->t[i].name);
-        if (e->lay.weight_elem[i] == 2) {
-            rc = upload_bf16(e, i, src, buf, cat->t[i].name, err);
-            continue;
-        }
-        const size_t row = (size_t)e->lay.weight_row[i] * sizeof(float);
-        const cudaError_t c = cudaMemcpy2D(e->d_w + e->lay.weight_offset[i], (size_t)e->lay.weight_ld[i] * sizeof(float),
-                                           src, row, row, (size_t)e->lay.weight_rows[i], cudaMemcpyHostToDevice);
+        const size_t elem = (size_t)e->lay.weight_elem[i], row = (size_t)e->lay.weight_row[i] * elem;
+        if (elem == 2)
+            for (int64_t k = 0; k < cat->t[i].numel; k++) buf[k] = bf16_bits(src[k]);
+        const cudaError_t c =
+            cudaMemcpy2D(e->d_w + e->lay.weight_offset[i], (size_t)e->lay.weight_ld[i] * elem, elem == 2 ? (const void *)buf : (const void *)src,
+                         row, row, (size_t)e->lay.weight_rows[i], cudaMemcpyHostToDevice);
         if (c != cudaSuccess) rc = seterr(err, "gpu: %s: %s", cat->t[i].name, cudaGetErrorString(c));
     }
     free(buf);

@@ -714,7 +714,7 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m
     const int win = max(1, STAGE_FLOATS / (nb * CW)) * CW; // staged columns, a multiple of CW
     float *xs = stage_smem;                                            // [nb][span]
     float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane; // [GW][NT_MAX][32]
-    const int c_in = block ? (pass0 / block) * block : 0;              // input column of weight column 0
+    const int c_in = block ? (pass0 / block) * len : 0;                // input column of weight column 0
     for (int w0 = 0; w0 < ld; w0 += win) {
         const int n = min(win, ld - w0), span = (n + CW - 1) / CW * CW;
         __syncthreads(); // the previous window's readers are done
@@ -890,7 +890,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + WARPS * RB);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
-        const int c_in = block ? (pass0 / block) * block : 0; // input column of weight column 0
+        const int c_in = block ? (pass0 / block) * LEN : 0; // input column of weight column 0
         const int tiles = (pend - pass0 + RB - 1) / RB;
         const int ks_n = max(1, min(WARPS / tiles, chunks));
         const int ks = warp % ks_n, o0 = pass0 + warp / ks_n * RB;
@@ -1037,8 +1037,9 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
 //   transposing warp reduction leaves one sum per lane, added to the warp's running sums in
 //   shared memory. The addition order does not depend on the batch or the schedule.
 // Rows are taken in passes of RP rows (the running sums of a pass fit in shared memory).
-// `block` > 0 makes it a BlockLinear: row o reads the input at (o / block) * block, and a
-// pass stays within one block. LEN is the dot length. NORM projections are never blocked.
+// `block` > 0: row o reads the input at (o / block) * LEN, and a pass stays within one block
+// of rows: a BlockLinear (LEN = block), or the sLSTM gates over [x | h] by head (LEN = 2 block).
+// LEN is the dot length. NORM projections are never blocked.
 template <int NM, bool NORM, int LEN, int N, class Epi>
 __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int block, int lo, int hi, Epi epi)
 {

@@ -163,8 +163,10 @@ Test(gen, rejects_a_batch_the_staging_cannot_hold)
     free(src);
 }
 
-/* Weight tensors of a spec in the given precision: on 16 bytes, in order, without overlap,
- * matrices (and only they) in bf16 when the spec says so. Returns the weight bytes. */
+/* Weight tensors of a spec in the given precision: no two share a byte, each starts on 16
+ * bytes except the sLSTM gates' state matrices, whose rows follow their input matrices'
+ * (rows twice as long), matrices (and only they) in bf16 when the spec says so. Returns the
+ * weight bytes. */
 static int64_t check_weight_layout(spec_t s, precision_t weights)
 {
     char err[ERR_MAX];
@@ -173,18 +175,33 @@ static int64_t check_weight_layout(spec_t s, precision_t weights)
     s.precision.weights = weights;
     catalogue_build(&s, &c);
     cr_assert_eq(layout_build(&s, &c, &l, err), 0, "%s", err);
-    int64_t end = 0, matrices = 0;
+    unsigned char *used = xcalloc((size_t)l.weight_bytes, 1);
+    int64_t matrices = 0, paired = 0;
     for (int i = 0; i < c.count; i++) {
         const int elem = c.t[i].matrix && weights == PRECISION_BF16 ? 2 : 4;
+        const int64_t row = l.weight_row[i] * elem, ld = l.weight_ld[i] * elem;
         matrices += c.t[i].matrix;
         cr_expect_eq(l.weight_elem[i], elem, "%s: %d bytes an element", c.t[i].name, l.weight_elem[i]);
-        cr_expect_eq(l.weight_offset[i] % 16, 0, "%s at %lld", c.t[i].name, (long long)l.weight_offset[i]);
-        cr_expect_geq(l.weight_offset[i], end, "%s overlaps the previous tensor", c.t[i].name);
         cr_expect_eq(l.weight_rows[i] * l.weight_row[i], c.t[i].numel, "%s", c.t[i].name);
-        end = l.weight_offset[i] + l.weight_rows[i] * l.weight_ld[i] * elem;
+        if (strstr(c.t[i].name, ".slstm.") && strstr(c.t[i].name, "gate_state.weight")) {
+            paired++;
+            cr_expect_eq(l.weight_offset[i], l.weight_offset[i - 1] + row, "%s: a row after %s", c.t[i].name,
+                         c.t[i - 1].name);
+            cr_expect_eq(ld, 2 * row, "%s: rows %lld bytes apart", c.t[i].name, (long long)ld);
+        } else {
+            cr_expect_eq(l.weight_offset[i] % 16, 0, "%s at %lld", c.t[i].name, (long long)l.weight_offset[i]);
+        }
+        cr_assert_leq(l.weight_offset[i] + (l.weight_rows[i] - 1) * ld + row, l.weight_bytes, "%s ends past the weights",
+                      c.t[i].name);
+        for (int64_t r = 0; r < l.weight_rows[i]; r++) {
+            unsigned char *at = used + l.weight_offset[i] + r * ld;
+            cr_expect_null(memchr(at, 1, (size_t)row), "%s row %lld overlaps another tensor", c.t[i].name, (long long)r);
+            memset(at, 1, (size_t)row);
+        }
     }
     cr_expect_gt(matrices, 4 * 4 * s.tower_depth, "the projections are matrices");
-    cr_expect_eq((end + 15) & ~(int64_t)15, l.weight_bytes);
+    cr_expect_eq(paired, 4 * s.tower_depth, "a sLSTM gate's state matrix in its input matrix's rows");
+    free(used);
     const int64_t bytes = l.weight_bytes;
     layout_free(&l);
     catalogue_free(&c);
