@@ -58,7 +58,7 @@ static void usage(FILE *f)
             "                   that to 8.7e-3..1.0e-2 after 3 requests)\n"
             "  --cross-tolerance T\n"
             "                   exit 1 if fused and unfused differ by more than T (default\n"
-            "                   1e-2: the two differ in RetNet by up to 1.1e-4 with fp32 and\n"
+            "                   1e-2: the two differ in RetNet by up to 2.8e-4 with fp32 and\n"
             "                   1.3e-3 with bf16 matrices at full size, whose first step\n"
             "                   normalises q.k per head, ill-conditioned where it cancels; a\n"
             "                   defect differs at order 1. With a bf16 state 0.5: one output\n"
