@@ -184,11 +184,9 @@ static int weight_layout(const spec_t *s, const catalogue_t *c, layout_t *l, cha
         l->weight_rows[i] = t->numel / l->weight_row[i];
         l->weight_ld[i] = round4(l->weight_row[i]);
         const int first = row_partner(c, i);
-        if (first >= 0) { /* same shape as its partner (catalogue) */
-            l->weight_ld[first] += l->weight_ld[i];
-            l->weight_ld[i] = l->weight_ld[first];
-            l->weight_offset[i] = l->weight_offset[first] + (l->weight_ld[first] - round4(l->weight_row[i])) *
-                                                               l->weight_elem[i];
+        if (first >= 0) { /* in its partner's rows, a row in; the pair starts where the partner does */
+            l->weight_offset[i] = l->weight_offset[first] + l->weight_ld[first] * l->weight_elem[i];
+            l->weight_ld[first] = l->weight_ld[i] = l->weight_ld[first] + l->weight_ld[i];
             cur = l->weight_offset[first];
         } else {
             l->weight_offset[i] = cur;

@@ -393,12 +393,11 @@ __device__ void sum_parts(const float *part, int part_stride, int parts, float d
 // ---- inputs of a projection ----------------------------------------------------------------
 enum { NORM_RMS = 1, NORM_LAYER = 2 };
 
-// The input vector of batch entry b is base + row(b) * stride, row(b) = b or the slot of b.
+// The input vector of batch entry b is base + b * stride (an activation, or the features).
 // An input may be RMS-normalised over its whole length while it is staged (weight rms_w).
 struct In {
     const float *base;
     long stride;
-    bool by_slot;
     const float *rms_w; // RMSNorm weight, or null
     float eps;
 };
@@ -410,24 +409,13 @@ __device__ __forceinline__ In in_act(const Params &p, Buf b)
     in.stride = b.stride;
     return in;
 }
-__device__ __forceinline__ In in_state(const Params &p, long offset)
-{
-    In in = {};
-    in.base = p.state + offset;
-    in.stride = SLOT_FLOATS;
-    in.by_slot = true;
-    return in;
-}
 __device__ __forceinline__ In in_rms(In in, float eps, const float *w)
 {
     in.rms_w = w;
     in.eps = eps;
     return in;
 }
-__device__ __forceinline__ const float *in_row(const Params &p, const In &in, int b)
-{
-    return in.base + (in.by_slot ? (long)p.slots[b] : (long)b) * in.stride;
-}
+__device__ __forceinline__ const float *in_row(const In &in, int b) { return in.base + (long)b * in.stride; }
 
 // ---- the batched projection ----------------------------------------------------------------
 // One matrix of a projection: rows of ld elements from byte offset w, optional fp32 bias.
@@ -527,7 +515,7 @@ __device__ void rms_stats(const Params &p, const In &in, int len)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int b = warp; b < p.nb; b += WARPS) {
         float mean, rstd;
-        warp_norm_stats(in_row(p, in, b), len, NORM_RMS, in.eps, mean, rstd);
+        warp_norm_stats(in_row(in, b), len, NORM_RMS, in.eps, mean, rstd);
         if (lane == 0) rms_smem[b] = rstd;
     }
     __syncthreads();
@@ -613,7 +601,7 @@ __device__ void stage_copy(const Params &p, const In &in, int c0, int n, int spa
     for (walk.first(j, k); j < nb; walk.next(j, k)) {
         float *dst = xs + (long)j * stride + 4 * k;
         if (4 * k < n)
-            cp_async16(dst, in_row(p, in, j) + c0 + 4 * k);
+            cp_async16(dst, in_row(in, j) + c0 + 4 * k);
         else
             *(float4 *)dst = make_float4(0.f, 0.f, 0.f, 0.f);
     }
@@ -1105,7 +1093,7 @@ __device__ void block_rows(const Params &p, const In &in, long w, int lo, int hi
 #pragma unroll
         for (int i = 0; i < ITEMS; i++) {
             const int o = lo + r;
-            const float *x = in_row(p, in, min(b, nb - 1)) + o / BLOCK * BLOCK;
+            const float *x = in_row(in, min(b, nb - 1)) + o / BLOCK * BLOCK;
 #pragma unroll
             for (int c = 0; c < C4; c++) {
                 wv[i][c] = b < nb ? unpack(ld_mat4(p, w, (long)o * BLOCK + 4 * c)) : zero;
