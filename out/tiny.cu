@@ -238,7 +238,7 @@ struct Params {
     const int *slots;            // [nb] state slot of each batch entry (distinct)
     const float *feats;          // [nb][F4], zero padded
     float *out;                  // [nb][4] in tower order
-    unsigned *bar;               // grid barrier word (grid_barrier), zero at first launch
+    unsigned *bar;               // grid barrier word (grid_arrive), zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
     unsigned long long *trace;   // nullptr, or per-stage times (kernel.cu, trace_at)
 };
@@ -348,6 +348,14 @@ __device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
     return unpack(u);
 }
 
+// %globaltimer: ns, one clock for all SMs (the barrier's and the per-stage trace's times).
+__device__ __forceinline__ unsigned long long global_ns()
+{
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
 // ---- grid barrier -------------------------------------------------------------------------
 // One atomic add per CTA: CTA 0 adds 2^31 - (CTAs - 1), every other CTA 1, so the last
 // arrival flips the word's top bit (and leaves its low bits as they were, for the next
@@ -355,18 +363,42 @@ __device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
 // CTA barrier) and acquires those of the CTAs before it; the last arrival has seen them all,
 // every other CTA waits until it reads the bit flipped (an acquire). Needs every CTA
 // resident (cooperative launch).
-__device__ __forceinline__ void grid_barrier(unsigned *bar)
+// In two halves: a CTA arrives when its stage is done and waits at the next stage's first
+// read of anything another CTA writes. A projection asks for its first weights in between
+// (read-only, written by no stage), so that their latency overlaps the barrier's.
+__shared__ int bar_stage;    // the stage whose barrier this CTA arrived at and has not passed, or -1
+__shared__ unsigned bar_old; // the barrier word before thread 0's add
+__shared__ unsigned long long bar_passed_ns; // when thread 0 was last past a barrier (the trace's)
+
+// Called by every thread of the CTA; returns at once where no barrier is pending.
+__device__ void grid_wait(const Params &p)
 {
-    __syncthreads();
+    const int s = bar_stage;
+    if (s < 0) return;
     if (threadIdx.x == 0) {
-        const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
-        unsigned old, now;
-        asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(bar), "r"(add) : "memory");
-        const bool last = (old ^ (old + add)) & 0x80000000u; // this add flipped the bit
-        if (!last) {
-            do asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(bar) : "memory");
+        const unsigned old = bar_old, add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
+        if (((old ^ (old + add)) & 0x80000000u) == 0) { // not the last arrival, which flipped the bit
+            unsigned now;
+            do asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(p.bar) : "memory");
             while (((old ^ now) & 0x80000000u) == 0);
         }
+        bar_passed_ns = global_ns();
+    }
+    __syncthreads(); // every thread has read bar_stage, and thread 0 has acquired
+    bar_stage = -1;  // the same value from every thread
+}
+
+// Stage s done: pass the barrier before (a CTA with no work in s has not), then arrive.
+__device__ void grid_arrive(const Params &p, int s)
+{
+    grid_wait(p);
+    __syncthreads(); // the CTA's writes of stage s are ordered before the add
+    if (threadIdx.x == 0) {
+        const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
+        unsigned old;
+        asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(p.bar), "r"(add) : "memory");
+        bar_old = old;
+        bar_stage = s;
     }
     __syncthreads();
 }
@@ -1092,15 +1124,22 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
     float4 *sums = (float4 *)(stage_smem + STAGE_FLOATS) + lane; // [warp][tile][32]
     constexpr int SUMS4 = SUMS_WARP / 4;
     if (lo >= hi) return;
+    MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
     int staged_c = -1; // input column of the whole row staged by an earlier pass
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + WARPS * RB);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
-        const int c_in = block ? (pass0 / block) * LEN : 0; // input column of weight column 0
         const int tiles = (pend - pass0 + RB - 1) / RB;
         const int ks_n = max(1, min(WARPS / tiles, chunks));
         const int ks = warp % ks_n, o0 = pass0 + warp / ks_n * RB;
         const bool busy = warp < tiles * ks_n;
+        // this lane's two weight rows (tile rows g and g + 8), as stored
+        const int rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
+        int og = rg, oh = rh; // the rows in their matrices
+        const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
+        const MatRaw *qa = busy && rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
+        const MatRaw *qb = busy && rh < pend ? (const MatRaw *)(p.w + wh) + (long)oh * ld / 4 : nullptr;
+        const int c_in = block ? (pass0 / block) * LEN : 0; // input column of weight column 0
         // windows of wc chunks: a multiple of the slices where the area allows, all about as wide
         int wc = chunks;
         if (!whole) {
@@ -1110,8 +1149,12 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         }
         const int win = wc * CW, stride = win + PAD;
         const bool restage = !whole || staged_c != c_in;
-        // this lane's two weight rows (tile rows g and g + 8)
-        const int rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
+        // The warp's chunks are j = ks, ks + KS, ... of the row; the next one is loaded while
+        // this one is applied. The first is asked for before the grid barrier is waited for
+        // (no stage writes weights), so that its latency overlaps the barrier's.
+        int j = ks;
+        load_tile_chunk<wide>(qa, qb, ld, j * CW + lcol, ra, rb);
+        grid_wait(p);
         float4 *own = sums + warp * SUMS4;
         for (int t = 0; t < nt; t++) own[t * 32] = make_float4(0.f, 0.f, 0.f, 0.f);
         if (restage) {
@@ -1120,16 +1163,6 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
             if (NORM && staged_c < 0) rms_stats(p, in, LEN); // once a call, the copies in flight
         }
         staged_c = c_in;
-        // The warp's chunks are j = ks, ks + KS, ... of the row; the next one is loaded while
-        // this one is applied.
-        int og = rg, oh = rh; // the rows in their matrices
-        const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
-        const MatRaw *qa = busy && rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
-        const MatRaw *qb = busy && rh < pend ? (const MatRaw *)(p.w + wh) + (long)oh * ld / 4 : nullptr;
-        MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
-        const auto load_chunk = [&](int c) { load_tile_chunk<wide>(qa, qb, ld, c, ra, rb); };
-        int j = ks;
-        load_chunk(j * CW + lcol);
 #pragma unroll 1
         for (int w0 = 0; w0 < ld; w0 += win) {
             float *buf = xs + (nbuf == 2 ? (w0 / win) & 1 : 0) * nb * stride;
@@ -1168,7 +1201,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
                             if (!EXACT_W) ws[EXACT_W ? 0 : u][k][i] = v.small;
                         }
                 }
-                if (j + ks_n < chunks) load_chunk((j + ks_n) * CW + lcol);
+                if (j + ks_n < chunks) load_tile_chunk<wide>(qa, qb, ld, (j + ks_n) * CW + lcol, ra, rb);
                 const float *x = buf + (j * CW - w0) + lcol;
 #pragma unroll 1
                 for (int t = 0; t < nt; t++) {
@@ -1259,6 +1292,7 @@ __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int 
     if (lo >= hi) return;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb, nt = (nb + JT - 1) / JT;
     const float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane;
+    grid_wait(p);
     if (NORM) rms_stats(p, in, LEN);
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + S::RP);
@@ -1301,6 +1335,7 @@ __device__ void block_rows(const Params &p, const In &in, long w, int lo, int hi
 {
     constexpr int C4 = BLOCK / 4, ITEMS = C4 >= 8 ? 1 : 8 / C4;
     const int nb = p.nb;
+    grid_wait(p);
     const PairWalk walk(hi - lo);
     int b0, r0; // this thread's next (entry, row - lo)
     walk.first(b0, r0);
@@ -1679,6 +1714,12 @@ struct XLSTM {
             if (h_col(k) < H) u[h_col(k)] += h_norm_value(y, k, mean, rstd, wf, nullptr);
     }
 
+    // Phases 1, 3, 4 and 7 are projections; the others a CTA per entry, gate parts, memory tasks.
+    __device__ static bool opens_with_projection(int phase)
+    {
+        return phase == 1 || phase == 3 || phase == 4 || phase == 7;
+    }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         int a, e;
@@ -1822,6 +1863,9 @@ struct Mamba2 {
         bool softplus; // dt
     };
 
+    // Phase 1 is the state update; 0 and 2 projections.
+    __device__ static bool opens_with_projection(int phase) { return phase != 1; }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         switch (phase) {
@@ -1942,6 +1986,9 @@ struct RetNet {
         return phase == 1 ? state_cost(2L * STATE_ROWS * 128 * 4) : row_cost(1, H, nb);
     }
 
+    // Phase 1 is the retention; 0 and 2 projections.
+    __device__ static bool opens_with_projection(int phase) { return phase != 1; }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         switch (phase) {
@@ -2042,6 +2089,9 @@ struct Hawk {
         return row_cost(1, H, nb);
     }
 
+    // Every phase is a projection (the RG-LRU in phase 1's epilogue).
+    __device__ static bool opens_with_projection(int) { return true; }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         switch (phase) {
@@ -2130,6 +2180,19 @@ __device__ __forceinline__ int tower_units(int tower, int phase, int nb)
     case 1: return Mamba2::units(phase, nb);
     case 2: return RetNet::units(phase, nb);
     default: return Hawk::units(phase, nb);
+    }
+}
+
+// Whether the phase's first read of memory any stage writes is in a projection (proj_rows,
+// block_rows), which waits for the grid barrier itself.
+__device__ __forceinline__ bool opens_with_projection(int tower, int phase)
+{
+    if (phase >= PH_IN_UP) return true;
+    switch (tower) {
+    case 0: return XLSTM::opens_with_projection(phase);
+    case 1: return Mamba2::opens_with_projection(phase);
+    case 2: return RetNet::opens_with_projection(phase);
+    default: return Hawk::opens_with_projection(phase);
     }
 }
 
@@ -2232,16 +2295,9 @@ __shared__ StagePart stage_parts[NUM_STAGES];
 // thread 0 of each CTA writes %globaltimer (ns, one clock for all SMs) to
 // p.trace[(row * gridDim.x + blockIdx.x) * 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values:
 // row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA;
-// grid barrier released} (the last stage has no barrier: released right after done); then
+// the CTA past the grid barrier} (the last stage has no barrier: past it when done); then
 // NUM_STAGES * gridDim.x values: the tower whose phase the CTA ran in each stage (NUM_TOWERS:
 // none); then gridDim.x values: the SM each CTA ran on.
-__device__ __forceinline__ unsigned long long global_ns()
-{
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
-
 __device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row, int i)
 {
     return p.trace[(row * gridDim.x + blockIdx.x) * 2 + i];
@@ -2261,28 +2317,38 @@ __device__ __forceinline__ void trace_start(const Params &p)
     trace_tower_at(p, NUM_STAGES) = sm; // the row after the towers' (step_trace.h)
 }
 
-__device__ __forceinline__ void traced_barrier(const Params &p, int s, const StagePart &sp)
+// Stage s done by the CTA: traced, then the grid barrier's arrival (none after the last stage).
+__device__ __forceinline__ void stage_done(const Params &p, int s, const StagePart &sp)
 {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        trace_at(p, s + 1, 0) = global_ns();
-        trace_tower_at(p, s) = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
+    if (p.trace) {
+        grid_wait(p); // a CTA without work in s has not passed the barrier before it
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            if (s > 0) trace_at(p, s, 1) = bar_passed_ns; // past the barrier before s
+            trace_at(p, s + 1, 0) = global_ns();
+            trace_tower_at(p, s) = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
+            if (s + 1 == NUM_STAGES) trace_at(p, s + 1, 1) = trace_at(p, s + 1, 0);
+        }
     }
-    if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
-    if (threadIdx.x == 0) trace_at(p, s + 1, 1) = global_ns();
+    if (s + 1 < NUM_STAGES) grid_arrive(p, s);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
     if (p.trace && threadIdx.x == 0) trace_start(p);
     for (int s = threadIdx.x; s < NUM_STAGES; s += THREADS) stage_parts[s] = stage_part(p, s);
+    if (threadIdx.x == 0) bar_stage = -1;
     __syncthreads();
     for (int s = 0; s < NUM_STAGES; s++) {
         const StagePart sp = stage_parts[s];
         const StageEntry e = STAGES[s][sp.tower];
-        if (sp.lo < sp.hi) tower_run(p, sp.tower, e.phase, e.block, sp.lo, sp.hi);
-        if (p.trace) traced_barrier(p, s, sp);
-        else if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
+        if (sp.lo < sp.hi) {
+            // a phase that opens with a projection waits for the barrier once its first
+            // weights are asked for; any other waits now
+            if (!opens_with_projection(sp.tower, e.phase)) grid_wait(p);
+            tower_run(p, sp.tower, e.phase, e.block, sp.lo, sp.hi);
+        }
+        stage_done(p, s, sp);
     }
 }
 

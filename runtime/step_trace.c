@@ -207,8 +207,10 @@ void trace_report_print(FILE *f, const trace_report_t *r, int batch)
             "\nper-stage trace of one fused step at batch %d: %d stages, %d CTAs; times in us from\n"
             "%%globaltimer. work: a CTA's own work of the stage, from its release by the previous\n"
             "barrier to all its warps done (max over CTAs = the slowest CTA, and the median);\n"
-            "wait: done to released by the grid barrier (max, median); span: the stage's last\n"
-            "release minus the previous stage's last release (spans + start spread = step).\n",
+            "wait: done to released by the grid barrier (max, median; a CTA whose next phase is a\n"
+            "projection asks for its first weights before it waits, which the wait includes); span:\n"
+            "the stage's last release minus the previous stage's last release (spans + start spread\n"
+            "= step).\n",
             batch, r->stages, r->ctas);
     fprintf(f, "%5s %-15s %-15s %-15s %-15s %9s %5s %9s %9s %9s %9s\n", "stage", "xlstm",
             "mamba2", "retnet", "hawk", "work max", "cta", "work med", "wait max", "wait med", "span");

@@ -9,8 +9,8 @@
 
 #include "stage_table.h"
 
-/* t[(row * ctas + cta) * 2 + i], %globaltimer nanoseconds (templates/kernel.cu): row 0 =
- * {step start, step start}, row s + 1 = {stage s work done, grid barrier released}; then
+/* t[(row * ctas + cta) * 2 + i], %globaltimer nanoseconds (templates/common.cu, trace_at):
+ * row 0 = {step start, step start}, row s + 1 = {stage s work done, past the grid barrier}; then
  * t[(stages + 1) * ctas * 2 + s * ctas + cta]: the tower whose phase the CTA ran in stage s
  * (NUM_TOWERS: none); then t[(stages + 1) * ctas * 2 + stages * ctas + cta]: the SM the CTA
  * ran on (%smid). */

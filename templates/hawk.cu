@@ -26,6 +26,9 @@ struct Hawk {
         return row_cost(1, H, nb);
     }
 
+    // Every phase is a projection (the RG-LRU in phase 1's epilogue).
+    __device__ static bool opens_with_projection(int) { return true; }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         switch (phase) {

@@ -26,6 +26,19 @@ __device__ __forceinline__ int tower_units(int tower, int phase, int nb)
     }
 }
 
+// Whether the phase's first read of memory any stage writes is in a projection (proj_rows,
+// block_rows), which waits for the grid barrier itself.
+__device__ __forceinline__ bool opens_with_projection(int tower, int phase)
+{
+    if (phase >= PH_IN_UP) return true;
+    switch (tower) {
+    case 0: return XLSTM::opens_with_projection(phase);
+    case 1: return Mamba2::opens_with_projection(phase);
+    case 2: return RetNet::opens_with_projection(phase);
+    default: return Hawk::opens_with_projection(phase);
+    }
+}
+
 __device__ __forceinline__ long tower_cost(int tower, int phase, int nb)
 {
     if (phase >= PH_IN_UP) return common_cost(phase, nb);
@@ -125,16 +138,9 @@ __shared__ StagePart stage_parts[NUM_STAGES];
 // thread 0 of each CTA writes %globaltimer (ns, one clock for all SMs) to
 // p.trace[(row * gridDim.x + blockIdx.x) * 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values:
 // row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA;
-// grid barrier released} (the last stage has no barrier: released right after done); then
+// the CTA past the grid barrier} (the last stage has no barrier: past it when done); then
 // NUM_STAGES * gridDim.x values: the tower whose phase the CTA ran in each stage (NUM_TOWERS:
 // none); then gridDim.x values: the SM each CTA ran on.
-__device__ __forceinline__ unsigned long long global_ns()
-{
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
-
 __device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row, int i)
 {
     return p.trace[(row * gridDim.x + blockIdx.x) * 2 + i];
@@ -154,27 +160,37 @@ __device__ __forceinline__ void trace_start(const Params &p)
     trace_tower_at(p, NUM_STAGES) = sm; // the row after the towers' (step_trace.h)
 }
 
-__device__ __forceinline__ void traced_barrier(const Params &p, int s, const StagePart &sp)
+// Stage s done by the CTA: traced, then the grid barrier's arrival (none after the last stage).
+__device__ __forceinline__ void stage_done(const Params &p, int s, const StagePart &sp)
 {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        trace_at(p, s + 1, 0) = global_ns();
-        trace_tower_at(p, s) = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
+    if (p.trace) {
+        grid_wait(p); // a CTA without work in s has not passed the barrier before it
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            if (s > 0) trace_at(p, s, 1) = bar_passed_ns; // past the barrier before s
+            trace_at(p, s + 1, 0) = global_ns();
+            trace_tower_at(p, s) = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
+            if (s + 1 == NUM_STAGES) trace_at(p, s + 1, 1) = trace_at(p, s + 1, 0);
+        }
     }
-    if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
-    if (threadIdx.x == 0) trace_at(p, s + 1, 1) = global_ns();
+    if (s + 1 < NUM_STAGES) grid_arrive(p, s);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
     if (p.trace && threadIdx.x == 0) trace_start(p);
     for (int s = threadIdx.x; s < NUM_STAGES; s += THREADS) stage_parts[s] = stage_part(p, s);
+    if (threadIdx.x == 0) bar_stage = -1;
     __syncthreads();
     for (int s = 0; s < NUM_STAGES; s++) {
         const StagePart sp = stage_parts[s];
         const StageEntry e = STAGES[s][sp.tower];
-        if (sp.lo < sp.hi) tower_run(p, sp.tower, e.phase, e.block, sp.lo, sp.hi);
-        if (p.trace) traced_barrier(p, s, sp);
-        else if (s + 1 < NUM_STAGES) grid_barrier(p.bar);
+        if (sp.lo < sp.hi) {
+            // a phase that opens with a projection waits for the barrier once its first
+            // weights are asked for; any other waits now
+            if (!opens_with_projection(sp.tower, e.phase)) grid_wait(p);
+            tower_run(p, sp.tower, e.phase, e.block, sp.lo, sp.hi);
+        }
+        stage_done(p, s, sp);
     }
 }

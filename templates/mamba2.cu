@@ -46,6 +46,9 @@ struct Mamba2 {
         bool softplus; // dt
     };
 
+    // Phase 1 is the state update; 0 and 2 projections.
+    __device__ static bool opens_with_projection(int phase) { return phase != 1; }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         switch (phase) {

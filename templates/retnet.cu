@@ -26,6 +26,9 @@ struct RetNet {
         return phase == 1 ? state_cost(2L * STATE_ROWS * 128 * 4) : row_cost(1, H, nb);
     }
 
+    // Phase 1 is the retention; 0 and 2 projections.
+    __device__ static bool opens_with_projection(int phase) { return phase != 1; }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         switch (phase) {

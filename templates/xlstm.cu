@@ -241,6 +241,12 @@ struct XLSTM {
             if (h_col(k) < H) u[h_col(k)] += h_norm_value(y, k, mean, rstd, wf, nullptr);
     }
 
+    // Phases 1, 3, 4 and 7 are projections; the others a CTA per entry, gate parts, memory tasks.
+    __device__ static bool opens_with_projection(int phase)
+    {
+        return phase == 1 || phase == 3 || phase == 4 || phase == 7;
+    }
+
     __device__ static void run(const Params &p, int phase, int l, int lo, int hi)
     {
         int a, e;
