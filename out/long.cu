@@ -348,12 +348,24 @@ __device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
     return unpack(u);
 }
 
-// %globaltimer: ns, one clock for all SMs (the barrier's and the per-stage trace's times).
+// ---- per-stage trace ------------------------------------------------------------------------
+// p.trace non-null; the normal path pays one uniform branch per stage. Thread 0 of each CTA
+// writes %globaltimer (ns, one clock for all SMs) to p.trace[(row * gridDim.x + blockIdx.x) *
+// 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values: row 0 = {step start, step start}, row s + 1
+// = {stage s done by every warp of the CTA; the CTA past stage s's grid barrier} (the last
+// stage has no barrier: past it when done); then NUM_STAGES * gridDim.x values: the tower
+// whose phase the CTA ran in each stage (NUM_TOWERS: none); then gridDim.x values: the SM each
+// CTA ran on (kernel.cu).
 __device__ __forceinline__ unsigned long long global_ns()
 {
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
     return t;
+}
+
+__device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row, int i)
+{
+    return p.trace[(row * gridDim.x + blockIdx.x) * 2 + i];
 }
 
 // ---- grid barrier -------------------------------------------------------------------------
@@ -368,7 +380,6 @@ __device__ __forceinline__ unsigned long long global_ns()
 // (read-only, written by no stage), so that their latency overlaps the barrier's.
 __shared__ int bar_stage;    // the stage whose barrier this CTA arrived at and has not passed, or -1
 __shared__ unsigned bar_old; // the barrier word before thread 0's add
-__shared__ unsigned long long bar_passed_ns; // when thread 0 was last past a barrier (the trace's)
 
 // Called by every thread of the CTA; returns at once where no barrier is pending.
 __device__ void grid_wait(const Params &p)
@@ -382,7 +393,7 @@ __device__ void grid_wait(const Params &p)
             do asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(p.bar) : "memory");
             while (((old ^ now) & 0x80000000u) == 0);
         }
-        bar_passed_ns = global_ns();
+        if (p.trace) trace_at(p, s + 1, 1) = global_ns();
     }
     __syncthreads(); // every thread has read bar_stage, and thread 0 has acquired
     bar_stage = -1;  // the same value from every thread
@@ -1124,22 +1135,15 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
     float4 *sums = (float4 *)(stage_smem + STAGE_FLOATS) + lane; // [warp][tile][32]
     constexpr int SUMS4 = SUMS_WARP / 4;
     if (lo >= hi) return;
-    MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
     int staged_c = -1; // input column of the whole row staged by an earlier pass
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + WARPS * RB);
         if (block) pend = min(pend, (pass0 / block + 1) * block);
+        const int c_in = block ? (pass0 / block) * LEN : 0; // input column of weight column 0
         const int tiles = (pend - pass0 + RB - 1) / RB;
         const int ks_n = max(1, min(WARPS / tiles, chunks));
         const int ks = warp % ks_n, o0 = pass0 + warp / ks_n * RB;
         const bool busy = warp < tiles * ks_n;
-        // this lane's two weight rows (tile rows g and g + 8), as stored
-        const int rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
-        int og = rg, oh = rh; // the rows in their matrices
-        const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
-        const MatRaw *qa = busy && rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
-        const MatRaw *qb = busy && rh < pend ? (const MatRaw *)(p.w + wh) + (long)oh * ld / 4 : nullptr;
-        const int c_in = block ? (pass0 / block) * LEN : 0; // input column of weight column 0
         // windows of wc chunks: a multiple of the slices where the area allows, all about as wide
         int wc = chunks;
         if (!whole) {
@@ -1149,9 +1153,16 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         }
         const int win = wc * CW, stride = win + PAD;
         const bool restage = !whole || staged_c != c_in;
+        // this lane's two weight rows (tile rows g and g + 8)
+        const int rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
         // The warp's chunks are j = ks, ks + KS, ... of the row; the next one is loaded while
         // this one is applied. The first is asked for before the grid barrier is waited for
         // (no stage writes weights), so that its latency overlaps the barrier's.
+        int og = rg, oh = rh; // the rows in their matrices
+        const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
+        const MatRaw *qa = busy && rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
+        const MatRaw *qb = busy && rh < pend ? (const MatRaw *)(p.w + wh) + (long)oh * ld / 4 : nullptr;
+        MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
         int j = ks;
         load_tile_chunk<wide>(qa, qb, ld, j * CW + lcol, ra, rb);
         grid_wait(p);
@@ -2302,18 +2313,6 @@ __device__ StagePart stage_part(const Params &p, int s)
 // stage starts with its work right after the grid barrier.
 __shared__ StagePart stage_parts[NUM_STAGES];
 
-// Per-stage trace (p.trace non-null; the normal path pays one uniform branch per stage):
-// thread 0 of each CTA writes %globaltimer (ns, one clock for all SMs) to
-// p.trace[(row * gridDim.x + blockIdx.x) * 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values:
-// row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA;
-// the CTA past the grid barrier} (the last stage has no barrier: past it when done); then
-// NUM_STAGES * gridDim.x values: the tower whose phase the CTA ran in each stage (NUM_TOWERS:
-// none); then gridDim.x values: the SM each CTA ran on.
-__device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row, int i)
-{
-    return p.trace[(row * gridDim.x + blockIdx.x) * 2 + i];
-}
-
 // This CTA's tower value of stage s, after the times.
 __device__ __forceinline__ unsigned long long &trace_tower_at(const Params &p, int s)
 {
@@ -2335,7 +2334,6 @@ __device__ __forceinline__ void stage_done(const Params &p, int s, const StagePa
         grid_wait(p); // a CTA without work in s has not passed the barrier before it
         __syncthreads();
         if (threadIdx.x == 0) {
-            if (s > 0) trace_at(p, s, 1) = bar_passed_ns; // past the barrier before s
             trace_at(p, s + 1, 0) = global_ns();
             trace_tower_at(p, s) = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
             if (s + 1 == NUM_STAGES) trace_at(p, s + 1, 1) = trace_at(p, s + 1, 0);

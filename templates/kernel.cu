@@ -134,18 +134,6 @@ __device__ StagePart stage_part(const Params &p, int s)
 // stage starts with its work right after the grid barrier.
 __shared__ StagePart stage_parts[NUM_STAGES];
 
-// Per-stage trace (p.trace non-null; the normal path pays one uniform branch per stage):
-// thread 0 of each CTA writes %globaltimer (ns, one clock for all SMs) to
-// p.trace[(row * gridDim.x + blockIdx.x) * 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values:
-// row 0 = {step start, step start}, row s + 1 = {stage s done by every warp of the CTA;
-// the CTA past the grid barrier} (the last stage has no barrier: past it when done); then
-// NUM_STAGES * gridDim.x values: the tower whose phase the CTA ran in each stage (NUM_TOWERS:
-// none); then gridDim.x values: the SM each CTA ran on.
-__device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row, int i)
-{
-    return p.trace[(row * gridDim.x + blockIdx.x) * 2 + i];
-}
-
 // This CTA's tower value of stage s, after the times.
 __device__ __forceinline__ unsigned long long &trace_tower_at(const Params &p, int s)
 {
@@ -167,7 +155,6 @@ __device__ __forceinline__ void stage_done(const Params &p, int s, const StagePa
         grid_wait(p); // a CTA without work in s has not passed the barrier before it
         __syncthreads();
         if (threadIdx.x == 0) {
-            if (s > 0) trace_at(p, s, 1) = bar_passed_ns; // past the barrier before s
             trace_at(p, s + 1, 0) = global_ns();
             trace_tower_at(p, s) = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
             if (s + 1 == NUM_STAGES) trace_at(p, s + 1, 1) = trace_at(p, s + 1, 0);
