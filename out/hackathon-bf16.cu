@@ -240,7 +240,7 @@ struct Params {
     float *out;                  // [nb][4] in tower order
     unsigned *bar;               // grid barrier word (grid_arrive), zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
-    unsigned long long *trace;   // nullptr, or per-stage times (kernel.cu, trace_at)
+    unsigned long long *trace;   // nullptr, or per-stage times (trace_at)
 };
 
 // Per-CTA shared memory, one copy for the whole kernel (a __shared__ array inside a
@@ -381,13 +381,16 @@ __device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row
 __shared__ int bar_stage;    // the stage whose barrier this CTA arrived at and has not passed, or -1
 __shared__ unsigned bar_old; // the barrier word before thread 0's add
 
+// This CTA's add to the barrier word.
+__device__ __forceinline__ unsigned bar_add() { return blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u; }
+
 // Called by every thread of the CTA; returns at once where no barrier is pending.
 __device__ void grid_wait(const Params &p)
 {
     const int s = bar_stage;
     if (s < 0) return;
     if (threadIdx.x == 0) {
-        const unsigned old = bar_old, add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
+        const unsigned old = bar_old, add = bar_add();
         if (((old ^ (old + add)) & 0x80000000u) == 0) { // not the last arrival, which flipped the bit
             unsigned now;
             do asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(p.bar) : "memory");
@@ -405,7 +408,7 @@ __device__ void grid_arrive(const Params &p, int s)
     grid_wait(p);
     __syncthreads(); // the CTA's writes of stage s are ordered before the add
     if (threadIdx.x == 0) {
-        const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
+        const unsigned add = bar_add();
         unsigned old;
         asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(p.bar), "r"(add) : "memory");
         bar_old = old;
