@@ -2344,8 +2344,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
         const StagePart sp = stage_parts[s];
         const StageEntry e = STAGES[s][sp.tower];
         if (sp.lo < sp.hi) {
-            // a phase that opens with a projection waits for the barrier once its first
-            // weights are asked for; any other waits now
+            // a phase that opens with a projection waits for the barrier in it (proj_rows_mma
+            // once its first weights are asked for); any other waits now
             if (!opens_with_projection(sp.tower, e.phase)) grid_wait(p);
             tower_run(p, sp.tower, e.phase, e.block, sp.lo, sp.hi);
         }
