@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Two `stepfuse bench --trace B` outputs compared by kind of stage, summed over the blocks.
+
+usage: trace_by_kind.py NEW.txt BASE.txt
+
+A kind is a stage's slot in its block (the same phases in every block), or the step's first two
+stages and its last; for each: the spans and the slowest CTAs' work, summed (us), NEW against BASE.
+"""
+import collections
+import re
+import sys
+
+ROW = re.compile(r'\s+(\d+) (\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$')
+
+
+def load(path):
+    kinds = collections.OrderedDict()
+    rows = [m for m in map(ROW.match, open(path)) if m]
+    last = max(int(m.group(1)) for m in rows)
+    for m in rows:
+        s = int(m.group(1))
+        key = ('step', s) if s < 2 or s == last else ('block', (s - 2) % 11)
+        name = ' '.join(g for g in m.group(2, 3, 4, 5) if g != '-')
+        k = kinds.setdefault(key, [name, 0, 0.0, 0.0])
+        k[1] += 1
+        k[2] += float(m.group(11))  # span
+        k[3] += float(m.group(6))   # slowest CTA's work
+    return kinds
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    new, base = load(sys.argv[1]), load(sys.argv[2])
+    tn = tb = 0.0
+    for key, (name, count, span, work) in new.items():
+        _, _, bspan, bwork = base.get(key, ['', 0, 0.0, 0.0])
+        tn, tb = tn + span, tb + bspan
+        print(f'{name[:44]:44s} x{count:2d} span {span:8.1f} vs {bspan:8.1f} ({100 * (span - bspan) / max(bspan, 1e-9):+6.1f}%)'
+              f'  work {work:8.1f} vs {bwork:8.1f}')
+    print(f'step {tn:.1f} vs {tb:.1f} us ({100 * (tn - tb) / tb:+.1f}%)')
+
+
+main()
