@@ -3,8 +3,9 @@
 
 usage: trace_by_kind.py NEW.txt BASE.txt
 
-A kind is a stage's slot in its block (the same phases in every block), or the step's first two
-stages and its last; for each: the spans and the slowest CTAs' work, summed (us), NEW against BASE.
+A kind of stage is its xLSTM phase: xLSTM has a phase in every stage (its chain sets a block's
+stages), each once a block, so it names the stage's slot whichever phases the other towers run
+beside it; for each kind: the spans and the slowest CTAs' work, summed (us), NEW against BASE.
 """
 import collections
 import re
@@ -15,13 +16,9 @@ ROW = re.compile(r'\s+(\d+) (\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+([\d.]+)\s+(\d+)\s+(
 
 def load(path):
     kinds = collections.OrderedDict()
-    rows = [m for m in map(ROW.match, open(path)) if m]
-    last = max(int(m.group(1)) for m in rows)
-    for m in rows:
-        s = int(m.group(1))
-        key = ('step', s) if s < 2 or s == last else ('block', (s - 2) % 11)
+    for m in filter(None, map(ROW.match, open(path))):
         name = ' '.join(g for g in m.group(2, 3, 4, 5) if g != '-')
-        k = kinds.setdefault(key, [name, 0, 0.0, 0.0])
+        k = kinds.setdefault(m.group(2), [name, 0, 0.0, 0.0])
         k[1] += 1
         k[2] += float(m.group(11))  # span
         k[3] += float(m.group(6))   # slowest CTA's work
