@@ -203,7 +203,7 @@ static void emit_stage_table(sbuf_t *b, const ctx_t *c)
     stage_entry_t *table = stage_table(c->s);
     put(b, "constexpr int XLSTM_PHASES = %d, MAMBA2_PHASES = %d, RETNET_PHASES = %d, HAWK_PHASES = %d;\n",
         tower_layer_phases[0], tower_layer_phases[1], tower_layer_phases[2], tower_layer_phases[3]);
-    put(b, "constexpr int NUM_STAGES = %d; // %d grid barriers per step\n", stages, stages - 1);
+    put(b, "constexpr int NUM_STAGES = %d; // a tower barrier after each but the last\n", stages);
     put(b, "__constant__ StageEntry STAGES[NUM_STAGES][4] = {\n");
     for (int st = 0; st < stages; st++) {
         put(b, "    {");

@@ -1,6 +1,7 @@
 /* The stage table of the fused kernel: for each stage of a step, the phase and block each
- * tower runs (templates/kernel.cu runs a stage's phases, then a grid barrier). One
- * function makes it, for the generated STAGES constant and for the per-stage trace report. */
+ * tower runs (templates/kernel.cu runs a tower's phases in stage order, a barrier of the
+ * tower's CTAs after each). One function makes it, for the generated STAGES constant and for
+ * the per-stage trace report. */
 #ifndef STEPFUSE_STAGE_TABLE_H
 #define STEPFUSE_STAGE_TABLE_H
 

@@ -3,7 +3,7 @@
 // One persistent cooperative kernel per ensemble step; see templates/kernel.cu.
 
 // ---- common.cu: the pieces every tower shares --------------------------------------------
-// Grid barrier, reductions, activations, causal conv, norm statistics and the one batched
+// Tower barrier, reductions, activations, causal conv, norm statistics and the one batched
 // projection mechanism (weight rows streamed once, applied to every symbol of the batch).
 // Sizes, the memory layout and the stage table are generated constants (marked @@...@@).
 
@@ -238,7 +238,7 @@ struct Params {
     const int *slots;            // [nb] state slot of each batch entry (distinct)
     const float *feats;          // [nb][F4], zero padded
     float *out;                  // [nb][4] in tower order
-    unsigned *bar;               // grid barrier word (grid_arrive), zero at first launch
+    unsigned *bar;               // the towers' barrier words, a 128-byte line each (tower_arrive), zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
     unsigned long long *trace;   // nullptr, or per-stage times (trace_at)
 };
@@ -352,10 +352,11 @@ __device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
 // p.trace non-null; the normal path pays one uniform branch per stage. Thread 0 of each CTA
 // writes %globaltimer (ns, one clock for all SMs) to p.trace[(row * gridDim.x + blockIdx.x) *
 // 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values: row 0 = {step start, step start}, row s + 1
-// = {stage s done by every warp of the CTA; the CTA past stage s's grid barrier} (the last
-// stage has no barrier: past it when done); then NUM_STAGES * gridDim.x values: the tower
-// whose phase the CTA ran in each stage (NUM_TOWERS: none); then gridDim.x values: the SM each
-// CTA ran on (kernel.cu).
+// = {stage s done by every warp of the CTA; the CTA past stage s's tower barrier} (the last
+// stage has no barrier: past it when done; a stage where the CTA's tower is idle: twice the
+// time it passed the barrier before); then NUM_STAGES * gridDim.x values: the tower whose
+// phase the CTA ran in each stage (NUM_TOWERS: none); then gridDim.x values: the SM each CTA
+// ran on, and gridDim.x values: the CTA's tower (kernel.cu).
 __device__ __forceinline__ unsigned long long global_ns()
 {
     unsigned long long t;
@@ -368,32 +369,40 @@ __device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row
     return p.trace[(row * gridDim.x + blockIdx.x) * 2 + i];
 }
 
-// ---- grid barrier -------------------------------------------------------------------------
-// One atomic add per CTA: CTA 0 adds 2^31 - (CTAs - 1), every other CTA 1, so the last
-// arrival flips the word's top bit (and leaves its low bits as they were, for the next
-// barrier and the next launch). The add releases the CTA's writes (ordered before it by the
-// CTA barrier) and acquires those of the CTAs before it; the last arrival has seen them all,
+// ---- tower barrier ------------------------------------------------------------------------
+// The towers share no data within a step, so a tower's CTAs (its group, kernel.cu) wait only
+// for each other, on the tower's own word. One atomic add per CTA: the group's first CTA adds
+// 2^31 - (CTAs - 1), every other CTA 1, so the last arrival flips the word's top bit (and
+// leaves its low bits as they were, for the next barrier and the next launch, whatever the
+// group's size then). The add releases the CTA's writes (ordered before it by the CTA
+// barrier) and acquires those of the CTAs before it; the last arrival has seen them all,
 // every other CTA waits until it reads the bit flipped (an acquire). Needs every CTA
 // resident (cooperative launch).
 // In two halves: a CTA arrives when its stage is done and waits at the next stage's first
 // read of anything another CTA writes. A projection asks for its first weights in between
 // (read-only, written by no stage), so that their latency overlaps the barrier's.
-__shared__ int bar_stage;    // the stage whose barrier this CTA arrived at and has not passed, or -1
-__shared__ unsigned bar_old; // the barrier word before thread 0's add
+__shared__ int bar_stage;      // the stage whose barrier this CTA arrived at and has not passed, or -1
+__shared__ unsigned bar_old;   // the barrier word before thread 0's add
+__shared__ unsigned *bar_word; // the word of the CTA's tower (set_barrier)
+__shared__ unsigned bar_add;   // the CTA's add to it
 
-// This CTA's add to the barrier word.
-__device__ __forceinline__ unsigned bar_add() { return blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u; }
+// Thread 0: the CTA is one of the `ctas` CTAs of `tower`, the first of them or not.
+__device__ __forceinline__ void set_barrier(const Params &p, int tower, bool first, int ctas)
+{
+    bar_word = p.bar + 32 * tower;
+    bar_add = first ? 0x80000000u - (ctas - 1) : 1u;
+}
 
 // Called by every thread of the CTA; returns at once where no barrier is pending.
-__device__ void grid_wait(const Params &p)
+__device__ void tower_wait(const Params &p)
 {
     const int s = bar_stage;
     if (s < 0) return;
     if (threadIdx.x == 0) {
-        const unsigned old = bar_old, add = bar_add();
+        const unsigned old = bar_old, add = bar_add;
         if (((old ^ (old + add)) & 0x80000000u) == 0) { // not the last arrival, which flipped the bit
             unsigned now;
-            do asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(p.bar) : "memory");
+            do asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(bar_word) : "memory");
             while (((old ^ now) & 0x80000000u) == 0);
         }
         if (p.trace) trace_at(p, s + 1, 1) = global_ns();
@@ -403,14 +412,14 @@ __device__ void grid_wait(const Params &p)
 }
 
 // Stage s done: pass the barrier before (a CTA with no work in s has not), then arrive.
-__device__ void grid_arrive(const Params &p, int s)
+__device__ void tower_arrive(const Params &p, int s)
 {
-    grid_wait(p);
+    tower_wait(p);
     __syncthreads(); // the CTA's writes of stage s are ordered before the add
     if (threadIdx.x == 0) {
-        const unsigned add = bar_add();
+        const unsigned add = bar_add;
         unsigned old;
-        asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(p.bar), "r"(add) : "memory");
+        asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(bar_word), "r"(add) : "memory");
         bar_old = old;
         bar_stage = s;
     }
@@ -616,7 +625,7 @@ template <int D, int HEADS> struct StateTask {
 // not yet counted) and, when the warp leaves the head, adds them to *count and returns true (for
 // all lanes) if they were the head's last. Every other task of the head has then finished, so
 // the last one may also overwrite the state they read. The count is back to 0 for the next
-// step. As in grid_barrier, one acquire-release add: it releases the warp's writes (ordered
+// step. As in the tower barrier, one acquire-release add: it releases the warp's writes (ordered
 // before it by the warp barrier) and acquires those of the tasks counted before; no fence.sc
 // (__threadfence), which waited for each task's state stores (run 112).
 __device__ bool last_task_of_head(unsigned *count, int tasks, int t, int end, int &done)
@@ -1159,7 +1168,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         // this lane's two weight rows (tile rows g and g + 8)
         const int rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
         // The warp's chunks are j = ks, ks + KS, ... of the row; the next one is loaded while
-        // this one is applied. The first is asked for before the grid barrier is waited for
+        // this one is applied. The first is asked for before the tower barrier is waited for
         // (no stage writes weights), so that its latency overlaps the barrier's.
         int og = rg, oh = rh; // the rows in their matrices
         const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
@@ -1168,7 +1177,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
         int j = ks;
         load_tile_chunk<wide>(qa, qb, ld, j * CW + lcol, ra, rb);
-        grid_wait(p);
+        tower_wait(p);
         float4 *own = sums + warp * SUMS4;
         for (int t = 0; t < nt; t++) own[t * 32] = make_float4(0.f, 0.f, 0.f, 0.f);
         if (restage) {
@@ -1306,7 +1315,7 @@ __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int 
     if (lo >= hi) return;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb, nt = (nb + JT - 1) / JT;
     const float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane;
-    grid_wait(p);
+    tower_wait(p);
     if (NORM) rms_stats(p, in, LEN);
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + S::RP);
@@ -1349,7 +1358,7 @@ __device__ void block_rows(const Params &p, const In &in, long w, int lo, int hi
 {
     constexpr int C4 = BLOCK / 4, ITEMS = C4 >= 8 ? 1 : 8 / C4;
     const int nb = p.nb;
-    grid_wait(p);
+    tower_wait(p);
     const PairWalk walk(hi - lo);
     int b0, r0; // this thread's next (entry, row - lo)
     walk.first(b0, r0);
@@ -2153,10 +2162,11 @@ struct Hawk {
 };
 
 // ---- kernel.cu: the persistent step kernel ----------------------------------------------------
-// One launch = one ensemble step for a batch of distinct slots. Stage s runs, for each tower,
-// the phase the stage table gives it (or nothing); the CTAs of the grid are dealt to the
-// towers in proportion to cost (tower_cost: bytes and FMAs of a unit), each tower's units
-// split over its CTAs in equal shares of cost, then a grid barrier separates the stages.
+// One launch = one ensemble step for a batch of distinct slots. The CTAs of the grid are dealt
+// to the towers once a launch, in proportion to cost (tower_cost: bytes and FMAs of a unit,
+// summed over the step). Stage s runs, for each tower, the phase the stage table gives it (or
+// nothing), the tower's units split over its CTAs in equal shares of cost; the tower's own
+// barrier separates its phases, so that no tower waits for another's.
 
 struct StageEntry {
     signed char phase; // tower phase, PH_* for the shared ones, -1: idle
@@ -2164,7 +2174,7 @@ struct StageEntry {
 };
 
 constexpr int XLSTM_PHASES = 9, MAMBA2_PHASES = 3, RETNET_PHASES = 3, HAWK_PHASES = 3;
-constexpr int NUM_STAGES = 135; // 134 grid barriers per step
+constexpr int NUM_STAGES = 135; // a tower barrier after each but the last
 __constant__ StageEntry STAGES[NUM_STAGES][4] = {
     {{PH_IN_UP, 0}, {PH_IN_UP, 0}, {PH_IN_UP, 0}, {PH_IN_UP, 0}},
     {{PH_IN_DOWN, 0}, {PH_IN_DOWN, 0}, {PH_IN_DOWN, 0}, {PH_IN_DOWN, 0}},
@@ -2319,7 +2329,7 @@ __device__ __forceinline__ int tower_units(int tower, int phase, int nb)
 }
 
 // Whether the phase's first read of memory any stage writes is in a projection (proj_rows,
-// block_rows), which waits for the grid barrier itself.
+// block_rows), which waits for the tower barrier itself.
 __device__ __forceinline__ bool opens_with_projection(int tower, int phase)
 {
     if (phase >= PH_IN_UP) return true;
@@ -2368,37 +2378,47 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
     }
 }
 
-// This CTA's part of a stage: units [lo, hi) of one tower's phase (lo == hi: nothing).
+// This CTA's part of a stage: units [lo, hi) of its tower's phase (lo == hi: nothing).
 struct StagePart {
-    int tower, lo, hi;
+    int lo, hi;
 };
 
-// This CTA's part of stage s. The CTAs are dealt to the towers in proportion to their
-// phases' costs (largest remainders), so that no CTA runs two towers' phases: a CTA's rows of
-// two towers' projections would take two passes, each staging its input. A tower's CTAs
-// then split its units in equal shares of cost. The engine launches at least NUM_TOWERS CTAs.
-__device__ StagePart stage_part(const Params &p, int s)
+// Tower k's units in stage s and the cost of one (0, 0: idle).
+__device__ __forceinline__ void stage_units(const Params &p, int s, int k, int &units, long &cost)
 {
-    int units[NUM_TOWERS], ctas[NUM_TOWERS], given = 0;
-    long cost[NUM_TOWERS], part[NUM_TOWERS], rem[NUM_TOWERS], total = 0;
+    const int ph = STAGES[s][k].phase;
+    units = ph < 0 ? 0 : tower_units(k, ph, p.nb);
+    cost = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
+}
+
+// A tower's CTAs: the grid is dealt to the towers once a launch, in proportion to each
+// tower's cost summed over the stages and weighed by TOWER_WEIGHT (largest remainders, at
+// least one CTA a tower), so that a CTA runs one tower's phases all step and waits only for
+// its tower's CTAs. The engine launches at least NUM_TOWERS CTAs.
+// The weights (per mille) are what the unit costs miss of a whole tower: dealt by cost
+// alone, xLSTM finished last at batch 1, 8 and 50, the others at 0.78, 0.89 and 0.83 of its
+// time on average (notes/gpu.md, run 163): its chain of 11 phases a block where the others
+// have 5, its CTA-per-entry phases, its memory phase.
+constexpr long TOWER_WEIGHT[NUM_TOWERS] = {1000, 780, 890, 830};
+struct Group {
+    int tower, first, ctas;
+};
+
+__device__ Group tower_group(const Params &p)
+{
+    long total[NUM_TOWERS] = {}, rem[NUM_TOWERS], sum = 0;
+    int ctas[NUM_TOWERS], given = 0;
+    for (int s = 0; s < NUM_STAGES; s++)
+        for (int k = 0; k < NUM_TOWERS; k++) {
+            int units;
+            long cost;
+            stage_units(p, s, k, units, cost);
+            total[k] += units * cost * TOWER_WEIGHT[k];
+        }
+    for (int k = 0; k < NUM_TOWERS; k++) sum += total[k];
     for (int k = 0; k < NUM_TOWERS; k++) {
-        const int ph = STAGES[s][k].phase;
-        units[k] = ph < 0 ? 0 : tower_units(k, ph, p.nb);
-        cost[k] = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
-        total += units[k] * cost[k];
-    }
-    // A unit runs on one CTA: one costlier than a CTA's share (a CTA-per-entry phase at
-    // small batches) counts as one share, or the CTAs whose shares it covers would idle.
-    const long share = total / gridDim.x + 1;
-    total = 0;
-    for (int k = 0; k < NUM_TOWERS; k++) {
-        cost[k] = min(cost[k], share);
-        part[k] = units[k] * cost[k];
-        total += part[k];
-    }
-    for (int k = 0; k < NUM_TOWERS; k++) {
-        ctas[k] = units[k] ? max(1L, gridDim.x * part[k] / total) : 0;
-        rem[k] = units[k] ? gridDim.x * part[k] % total : -1;
+        ctas[k] = max(1L, gridDim.x * total[k] / sum);
+        rem[k] = gridDim.x * total[k] % sum;
         given += ctas[k];
     }
     for (; given < (int)gridDim.x; given++) { // the rest to the largest remainders
@@ -2414,16 +2434,34 @@ __device__ StagePart stage_part(const Params &p, int s)
             if (ctas[k] > ctas[most]) most = k;
         ctas[most]--;
     }
-    int k = 0, first = 0; // this CTA's tower and the tower's first CTA
-    while (blockIdx.x >= first + ctas[k]) first += ctas[k++];
-    const int i = blockIdx.x - first;
-    StagePart sp = {k, 0, 0};
-    cost_part(part[k] * i / ctas[k], part[k] * (i + 1) / ctas[k], cost[k], units[k], sp.lo, sp.hi);
+    Group g = {0, 0, ctas[0]};
+    while (blockIdx.x >= g.first + g.ctas) {
+        g.first += g.ctas;
+        g.ctas = ctas[++g.tower];
+    }
+    return g;
+}
+
+// This CTA's part of stage s: its tower's units split over the tower's CTAs in equal shares
+// of cost.
+__device__ StagePart stage_part(const Params &p, int s, const Group &g)
+{
+    int units;
+    long cost;
+    stage_units(p, s, g.tower, units, cost);
+    StagePart sp = {0, 0};
+    if (units == 0) return sp;
+    const long part = units * cost;
+    // A unit runs on one CTA: one costlier than a CTA's share (a CTA-per-entry phase at
+    // small batches) counts as one share, or the CTAs whose shares it covers would idle.
+    const long share = part / g.ctas + 1, c = min(cost, share), all = units * c;
+    const int i = blockIdx.x - g.first;
+    cost_part(all * i / g.ctas, all * (i + 1) / g.ctas, c, units, sp.lo, sp.hi);
     return sp;
 }
 
 // Every stage's part of this CTA, worked out once per launch (a stage per thread), so that a
-// stage starts with its work right after the grid barrier.
+// stage starts with its work right after the tower barrier.
 __shared__ StagePart stage_parts[NUM_STAGES];
 
 // This CTA's tower value of stage s, after the times.
@@ -2432,45 +2470,52 @@ __device__ __forceinline__ unsigned long long &trace_tower_at(const Params &p, i
     return p.trace[(NUM_STAGES + 1) * gridDim.x * 2 + s * gridDim.x + blockIdx.x];
 }
 
-__device__ __forceinline__ void trace_start(const Params &p)
+__device__ __forceinline__ void trace_start(const Params &p, int tower)
 {
     unsigned sm;
     asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
     trace_at(p, 0, 0) = trace_at(p, 0, 1) = global_ns();
-    trace_tower_at(p, NUM_STAGES) = sm; // the row after the towers' (step_trace.h)
+    trace_tower_at(p, NUM_STAGES) = sm; // the rows after the towers' (step_trace.h)
+    trace_tower_at(p, NUM_STAGES + 1) = tower;
 }
 
-// Stage s done by the CTA: traced, then the grid barrier's arrival (none after the last stage).
-__device__ __forceinline__ void stage_done(const Params &p, int s, const StagePart &sp)
+// Stage s done by the CTA of tower k: traced, then the tower barrier's arrival (none after the
+// last stage). A stage where the tower is idle has no barrier: traced as done once the barrier
+// before is passed, which the traced step waits for there.
+__device__ __forceinline__ void stage_done(const Params &p, int s, int k, bool idle, const StagePart &sp)
 {
     if (p.trace) {
-        grid_wait(p); // a CTA without work in s has not passed the barrier before it
+        tower_wait(p); // a CTA without work in s has not passed the barrier before it
         __syncthreads();
         if (threadIdx.x == 0) {
             trace_at(p, s + 1, 0) = global_ns();
-            trace_tower_at(p, s) = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
-            if (s + 1 == NUM_STAGES) trace_at(p, s + 1, 1) = trace_at(p, s + 1, 0);
+            trace_tower_at(p, s) = sp.lo < sp.hi ? k : NUM_TOWERS;
+            if (idle || s + 1 == NUM_STAGES) trace_at(p, s + 1, 1) = trace_at(p, s + 1, 0);
         }
     }
-    if (s + 1 < NUM_STAGES) grid_arrive(p, s);
+    if (!idle && s + 1 < NUM_STAGES) tower_arrive(p, s);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
-    if (p.trace && threadIdx.x == 0) trace_start(p);
-    for (int s = threadIdx.x; s < NUM_STAGES; s += THREADS) stage_parts[s] = stage_part(p, s);
-    if (threadIdx.x == 0) bar_stage = -1;
+    const Group g = tower_group(p);
+    if (p.trace && threadIdx.x == 0) trace_start(p, g.tower);
+    for (int s = threadIdx.x; s < NUM_STAGES; s += THREADS) stage_parts[s] = stage_part(p, s, g);
+    if (threadIdx.x == 0) {
+        bar_stage = -1;
+        set_barrier(p, g.tower, blockIdx.x == g.first, g.ctas);
+    }
     __syncthreads();
     for (int s = 0; s < NUM_STAGES; s++) {
         const StagePart sp = stage_parts[s];
-        const StageEntry e = STAGES[s][sp.tower];
+        const StageEntry e = STAGES[s][g.tower];
         if (sp.lo < sp.hi) {
             // a phase that opens with a projection waits for the barrier in it (proj_rows_mma
             // once its first weights are asked for); any other waits now
-            if (!opens_with_projection(sp.tower, e.phase)) grid_wait(p);
-            tower_run(p, sp.tower, e.phase, e.block, sp.lo, sp.hi);
+            if (!opens_with_projection(g.tower, e.phase)) tower_wait(p);
+            tower_run(p, g.tower, e.phase, e.block, sp.lo, sp.hi);
         }
-        stage_done(p, s, sp);
+        stage_done(p, s, g.tower, e.phase < 0, sp);
     }
 }
 

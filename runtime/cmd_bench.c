@@ -64,11 +64,11 @@ static void usage(FILE *f)
             "                   defect differs at order 1. With a bf16 state 0.5: one output\n"
             "                   a tower at batch 1 differed by 0.19, 4e-3..7e-3 at 8 to 64)\n"
             "  --trace B        after the timed steps, one step at batch B with the kernel's\n"
-            "                   per-stage trace (%%globaltimer per CTA around each grid barrier):\n"
-            "                   a table of every stage (slowest and median CTA work, barrier\n"
-            "                   wait, span), the same work by tower (the CTAs each tower's phase\n"
-            "                   was dealt), each CTA's pace against the others of its phase\n"
-            "                   (with the SM it ran on) and where the step's time goes by phase\n"
+            "                   per-stage trace (%%globaltimer per CTA around each barrier): for\n"
+            "                   each tower a table of its stages (slowest and median CTA work,\n"
+            "                   barrier wait, span) and where its time goes by phase; each\n"
+            "                   CTA's pace against the others of its phase (with the SM it ran\n"
+            "                   on)\n"
             "  --json F         also write the results (and the trace) as JSON to F\n"
             "  -h, --help       this text\n",
             WEIGHTS_SEED);

@@ -19,6 +19,9 @@
 #include "stage_table.h"
 #include "util.h"
 
+/* The towers' barrier words (templates/common.cu), a 128-byte line each. */
+#define BARRIER_WORDS (NUM_TOWERS * 32)
+
 /* Must match struct Params in templates/common.cu. */
 typedef struct {
     const void *w;
@@ -331,7 +334,7 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     if (!rc) rc = device_alloc((void **)&e->d_feats, (size_t)B * e->f4 * sizeof(float), "features", total, err);
     if (!rc) rc = device_alloc((void **)&e->d_out, (size_t)B * 4 * sizeof(float), "outputs", total, err);
     if (!rc) rc = device_alloc((void **)&e->d_slots, (size_t)B * sizeof(int), "slots", total, err);
-    if (!rc) rc = device_alloc((void **)&e->d_bar, sizeof(unsigned), "the grid barrier", total, err);
+    if (!rc) rc = device_alloc((void **)&e->d_bar, BARRIER_WORDS * sizeof(unsigned), "the barriers", total, err);
     if (rc) {
         catalogue_free(&cat);
         return -1;
@@ -344,7 +347,7 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     CU(cudaMallocHost((void **)&e->h_out, (size_t)B * 4 * sizeof(float)), "pinned memory");
     CU(cudaMallocHost((void **)&e->h_slots, (size_t)B * sizeof(int)), "pinned memory");
     memset(e->h_feats, 0, (size_t)B * e->f4 * sizeof(float)); /* the padding stays zero */
-    CU(cudaMemset(e->d_bar, 0, sizeof(unsigned)), "clearing the barrier");
+    CU(cudaMemset(e->d_bar, 0, BARRIER_WORDS * sizeof(unsigned)), "clearing the barriers");
     CU(cudaMemset(e->d_scr, 0, abytes), "clearing activations");
     catalogue_build(s, &cat);
     rc = upload_weights(e, &cat, w, err);

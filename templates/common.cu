@@ -1,5 +1,5 @@
 // ---- common.cu: the pieces every tower shares --------------------------------------------
-// Grid barrier, reductions, activations, causal conv, norm statistics and the one batched
+// Tower barrier, reductions, activations, causal conv, norm statistics and the one batched
 // projection mechanism (weight rows streamed once, applied to every symbol of the batch).
 // Sizes, the memory layout and the stage table are generated constants (marked @@...@@).
 
@@ -20,7 +20,7 @@ struct Params {
     const int *slots;            // [nb] state slot of each batch entry (distinct)
     const float *feats;          // [nb][F4], zero padded
     float *out;                  // [nb][4] in tower order
-    unsigned *bar;               // grid barrier word (grid_arrive), zero at first launch
+    unsigned *bar;               // the towers' barrier words, a 128-byte line each (tower_arrive), zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
     unsigned long long *trace;   // nullptr, or per-stage times (trace_at)
 };
@@ -134,10 +134,11 @@ __device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
 // p.trace non-null; the normal path pays one uniform branch per stage. Thread 0 of each CTA
 // writes %globaltimer (ns, one clock for all SMs) to p.trace[(row * gridDim.x + blockIdx.x) *
 // 2 + i], (NUM_STAGES + 1) * gridDim.x * 2 values: row 0 = {step start, step start}, row s + 1
-// = {stage s done by every warp of the CTA; the CTA past stage s's grid barrier} (the last
-// stage has no barrier: past it when done); then NUM_STAGES * gridDim.x values: the tower
-// whose phase the CTA ran in each stage (NUM_TOWERS: none); then gridDim.x values: the SM each
-// CTA ran on (kernel.cu).
+// = {stage s done by every warp of the CTA; the CTA past stage s's tower barrier} (the last
+// stage has no barrier: past it when done; a stage where the CTA's tower is idle: twice the
+// time it passed the barrier before); then NUM_STAGES * gridDim.x values: the tower whose
+// phase the CTA ran in each stage (NUM_TOWERS: none); then gridDim.x values: the SM each CTA
+// ran on, and gridDim.x values: the CTA's tower (kernel.cu).
 __device__ __forceinline__ unsigned long long global_ns()
 {
     unsigned long long t;
@@ -150,32 +151,40 @@ __device__ __forceinline__ unsigned long long &trace_at(const Params &p, int row
     return p.trace[(row * gridDim.x + blockIdx.x) * 2 + i];
 }
 
-// ---- grid barrier -------------------------------------------------------------------------
-// One atomic add per CTA: CTA 0 adds 2^31 - (CTAs - 1), every other CTA 1, so the last
-// arrival flips the word's top bit (and leaves its low bits as they were, for the next
-// barrier and the next launch). The add releases the CTA's writes (ordered before it by the
-// CTA barrier) and acquires those of the CTAs before it; the last arrival has seen them all,
+// ---- tower barrier ------------------------------------------------------------------------
+// The towers share no data within a step, so a tower's CTAs (its group, kernel.cu) wait only
+// for each other, on the tower's own word. One atomic add per CTA: the group's first CTA adds
+// 2^31 - (CTAs - 1), every other CTA 1, so the last arrival flips the word's top bit (and
+// leaves its low bits as they were, for the next barrier and the next launch, whatever the
+// group's size then). The add releases the CTA's writes (ordered before it by the CTA
+// barrier) and acquires those of the CTAs before it; the last arrival has seen them all,
 // every other CTA waits until it reads the bit flipped (an acquire). Needs every CTA
 // resident (cooperative launch).
 // In two halves: a CTA arrives when its stage is done and waits at the next stage's first
 // read of anything another CTA writes. A projection asks for its first weights in between
 // (read-only, written by no stage), so that their latency overlaps the barrier's.
-__shared__ int bar_stage;    // the stage whose barrier this CTA arrived at and has not passed, or -1
-__shared__ unsigned bar_old; // the barrier word before thread 0's add
+__shared__ int bar_stage;      // the stage whose barrier this CTA arrived at and has not passed, or -1
+__shared__ unsigned bar_old;   // the barrier word before thread 0's add
+__shared__ unsigned *bar_word; // the word of the CTA's tower (set_barrier)
+__shared__ unsigned bar_add;   // the CTA's add to it
 
-// This CTA's add to the barrier word.
-__device__ __forceinline__ unsigned bar_add() { return blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u; }
+// Thread 0: the CTA is one of the `ctas` CTAs of `tower`, the first of them or not.
+__device__ __forceinline__ void set_barrier(const Params &p, int tower, bool first, int ctas)
+{
+    bar_word = p.bar + 32 * tower;
+    bar_add = first ? 0x80000000u - (ctas - 1) : 1u;
+}
 
 // Called by every thread of the CTA; returns at once where no barrier is pending.
-__device__ void grid_wait(const Params &p)
+__device__ void tower_wait(const Params &p)
 {
     const int s = bar_stage;
     if (s < 0) return;
     if (threadIdx.x == 0) {
-        const unsigned old = bar_old, add = bar_add();
+        const unsigned old = bar_old, add = bar_add;
         if (((old ^ (old + add)) & 0x80000000u) == 0) { // not the last arrival, which flipped the bit
             unsigned now;
-            do asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(p.bar) : "memory");
+            do asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(bar_word) : "memory");
             while (((old ^ now) & 0x80000000u) == 0);
         }
         if (p.trace) trace_at(p, s + 1, 1) = global_ns();
@@ -185,14 +194,14 @@ __device__ void grid_wait(const Params &p)
 }
 
 // Stage s done: pass the barrier before (a CTA with no work in s has not), then arrive.
-__device__ void grid_arrive(const Params &p, int s)
+__device__ void tower_arrive(const Params &p, int s)
 {
-    grid_wait(p);
+    tower_wait(p);
     __syncthreads(); // the CTA's writes of stage s are ordered before the add
     if (threadIdx.x == 0) {
-        const unsigned add = bar_add();
+        const unsigned add = bar_add;
         unsigned old;
-        asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(p.bar), "r"(add) : "memory");
+        asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(bar_word), "r"(add) : "memory");
         bar_old = old;
         bar_stage = s;
     }
@@ -398,7 +407,7 @@ template <int D, int HEADS> struct StateTask {
 // not yet counted) and, when the warp leaves the head, adds them to *count and returns true (for
 // all lanes) if they were the head's last. Every other task of the head has then finished, so
 // the last one may also overwrite the state they read. The count is back to 0 for the next
-// step. As in grid_barrier, one acquire-release add: it releases the warp's writes (ordered
+// step. As in the tower barrier, one acquire-release add: it releases the warp's writes (ordered
 // before it by the warp barrier) and acquires those of the tasks counted before; no fence.sc
 // (__threadfence), which waited for each task's state stores (run 112).
 __device__ bool last_task_of_head(unsigned *count, int tasks, int t, int end, int &done)
@@ -941,7 +950,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         // this lane's two weight rows (tile rows g and g + 8)
         const int rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
         // The warp's chunks are j = ks, ks + KS, ... of the row; the next one is loaded while
-        // this one is applied. The first is asked for before the grid barrier is waited for
+        // this one is applied. The first is asked for before the tower barrier is waited for
         // (no stage writes weights), so that its latency overlaps the barrier's.
         int og = rg, oh = rh; // the rows in their matrices
         const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
@@ -950,7 +959,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
         int j = ks;
         load_tile_chunk<wide>(qa, qb, ld, j * CW + lcol, ra, rb);
-        grid_wait(p);
+        tower_wait(p);
         float4 *own = sums + warp * SUMS4;
         for (int t = 0; t < nt; t++) own[t * 32] = make_float4(0.f, 0.f, 0.f, 0.f);
         if (restage) {
@@ -1088,7 +1097,7 @@ __device__ void proj_rows(const Params &p, const In &in, const Mat (&m)[N], int 
     if (lo >= hi) return;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nb = p.nb, nt = (nb + JT - 1) / JT;
     const float *sums = stage_smem + STAGE_FLOATS + warp * SUMS_WARP + lane;
-    grid_wait(p);
+    tower_wait(p);
     if (NORM) rms_stats(p, in, LEN);
     for (int pass0 = lo; pass0 < hi;) {
         int pend = min(hi, pass0 + S::RP);
@@ -1131,7 +1140,7 @@ __device__ void block_rows(const Params &p, const In &in, long w, int lo, int hi
 {
     constexpr int C4 = BLOCK / 4, ITEMS = C4 >= 8 ? 1 : 8 / C4;
     const int nb = p.nb;
-    grid_wait(p);
+    tower_wait(p);
     const PairWalk walk(hi - lo);
     int b0, r0; // this thread's next (entry, row - lo)
     walk.first(b0, r0);

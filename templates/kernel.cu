@@ -1,8 +1,9 @@
 // ---- kernel.cu: the persistent step kernel ----------------------------------------------------
-// One launch = one ensemble step for a batch of distinct slots. Stage s runs, for each tower,
-// the phase the stage table gives it (or nothing); the CTAs of the grid are dealt to the
-// towers in proportion to cost (tower_cost: bytes and FMAs of a unit), each tower's units
-// split over its CTAs in equal shares of cost, then a grid barrier separates the stages.
+// One launch = one ensemble step for a batch of distinct slots. The CTAs of the grid are dealt
+// to the towers once a launch, in proportion to cost (tower_cost: bytes and FMAs of a unit,
+// summed over the step). Stage s runs, for each tower, the phase the stage table gives it (or
+// nothing), the tower's units split over its CTAs in equal shares of cost; the tower's own
+// barrier separates its phases, so that no tower waits for another's.
 
 struct StageEntry {
     signed char phase; // tower phase, PH_* for the shared ones, -1: idle
@@ -27,7 +28,7 @@ __device__ __forceinline__ int tower_units(int tower, int phase, int nb)
 }
 
 // Whether the phase's first read of memory any stage writes is in a projection (proj_rows,
-// block_rows), which waits for the grid barrier itself.
+// block_rows), which waits for the tower barrier itself.
 __device__ __forceinline__ bool opens_with_projection(int tower, int phase)
 {
     if (phase >= PH_IN_UP) return true;
@@ -76,37 +77,47 @@ __device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, 
     }
 }
 
-// This CTA's part of a stage: units [lo, hi) of one tower's phase (lo == hi: nothing).
+// This CTA's part of a stage: units [lo, hi) of its tower's phase (lo == hi: nothing).
 struct StagePart {
-    int tower, lo, hi;
+    int lo, hi;
 };
 
-// This CTA's part of stage s. The CTAs are dealt to the towers in proportion to their
-// phases' costs (largest remainders), so that no CTA runs two towers' phases: a CTA's rows of
-// two towers' projections would take two passes, each staging its input. A tower's CTAs
-// then split its units in equal shares of cost. The engine launches at least NUM_TOWERS CTAs.
-__device__ StagePart stage_part(const Params &p, int s)
+// Tower k's units in stage s and the cost of one (0, 0: idle).
+__device__ __forceinline__ void stage_units(const Params &p, int s, int k, int &units, long &cost)
 {
-    int units[NUM_TOWERS], ctas[NUM_TOWERS], given = 0;
-    long cost[NUM_TOWERS], part[NUM_TOWERS], rem[NUM_TOWERS], total = 0;
+    const int ph = STAGES[s][k].phase;
+    units = ph < 0 ? 0 : tower_units(k, ph, p.nb);
+    cost = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
+}
+
+// A tower's CTAs: the grid is dealt to the towers once a launch, in proportion to each
+// tower's cost summed over the stages and weighed by TOWER_WEIGHT (largest remainders, at
+// least one CTA a tower), so that a CTA runs one tower's phases all step and waits only for
+// its tower's CTAs. The engine launches at least NUM_TOWERS CTAs.
+// The weights (per mille) are what the unit costs miss of a whole tower: dealt by cost
+// alone, xLSTM finished last at batch 1, 8 and 50, the others at 0.78, 0.89 and 0.83 of its
+// time on average (notes/gpu.md, run 163): its chain of 11 phases a block where the others
+// have 5, its CTA-per-entry phases, its memory phase.
+constexpr long TOWER_WEIGHT[NUM_TOWERS] = {1000, 780, 890, 830};
+struct Group {
+    int tower, first, ctas;
+};
+
+__device__ Group tower_group(const Params &p)
+{
+    long total[NUM_TOWERS] = {}, rem[NUM_TOWERS], sum = 0;
+    int ctas[NUM_TOWERS], given = 0;
+    for (int s = 0; s < NUM_STAGES; s++)
+        for (int k = 0; k < NUM_TOWERS; k++) {
+            int units;
+            long cost;
+            stage_units(p, s, k, units, cost);
+            total[k] += units * cost * TOWER_WEIGHT[k];
+        }
+    for (int k = 0; k < NUM_TOWERS; k++) sum += total[k];
     for (int k = 0; k < NUM_TOWERS; k++) {
-        const int ph = STAGES[s][k].phase;
-        units[k] = ph < 0 ? 0 : tower_units(k, ph, p.nb);
-        cost[k] = ph < 0 ? 0 : SPLIT_BY_COST ? tower_cost(k, ph, p.nb) : 1;
-        total += units[k] * cost[k];
-    }
-    // A unit runs on one CTA: one costlier than a CTA's share (a CTA-per-entry phase at
-    // small batches) counts as one share, or the CTAs whose shares it covers would idle.
-    const long share = total / gridDim.x + 1;
-    total = 0;
-    for (int k = 0; k < NUM_TOWERS; k++) {
-        cost[k] = min(cost[k], share);
-        part[k] = units[k] * cost[k];
-        total += part[k];
-    }
-    for (int k = 0; k < NUM_TOWERS; k++) {
-        ctas[k] = units[k] ? max(1L, gridDim.x * part[k] / total) : 0;
-        rem[k] = units[k] ? gridDim.x * part[k] % total : -1;
+        ctas[k] = max(1L, gridDim.x * total[k] / sum);
+        rem[k] = gridDim.x * total[k] % sum;
         given += ctas[k];
     }
     for (; given < (int)gridDim.x; given++) { // the rest to the largest remainders
@@ -122,16 +133,34 @@ __device__ StagePart stage_part(const Params &p, int s)
             if (ctas[k] > ctas[most]) most = k;
         ctas[most]--;
     }
-    int k = 0, first = 0; // this CTA's tower and the tower's first CTA
-    while (blockIdx.x >= first + ctas[k]) first += ctas[k++];
-    const int i = blockIdx.x - first;
-    StagePart sp = {k, 0, 0};
-    cost_part(part[k] * i / ctas[k], part[k] * (i + 1) / ctas[k], cost[k], units[k], sp.lo, sp.hi);
+    Group g = {0, 0, ctas[0]};
+    while (blockIdx.x >= g.first + g.ctas) {
+        g.first += g.ctas;
+        g.ctas = ctas[++g.tower];
+    }
+    return g;
+}
+
+// This CTA's part of stage s: its tower's units split over the tower's CTAs in equal shares
+// of cost.
+__device__ StagePart stage_part(const Params &p, int s, const Group &g)
+{
+    int units;
+    long cost;
+    stage_units(p, s, g.tower, units, cost);
+    StagePart sp = {0, 0};
+    if (units == 0) return sp;
+    const long part = units * cost;
+    // A unit runs on one CTA: one costlier than a CTA's share (a CTA-per-entry phase at
+    // small batches) counts as one share, or the CTAs whose shares it covers would idle.
+    const long share = part / g.ctas + 1, c = min(cost, share), all = units * c;
+    const int i = blockIdx.x - g.first;
+    cost_part(all * i / g.ctas, all * (i + 1) / g.ctas, c, units, sp.lo, sp.hi);
     return sp;
 }
 
 // Every stage's part of this CTA, worked out once per launch (a stage per thread), so that a
-// stage starts with its work right after the grid barrier.
+// stage starts with its work right after the tower barrier.
 __shared__ StagePart stage_parts[NUM_STAGES];
 
 // This CTA's tower value of stage s, after the times.
@@ -140,44 +169,51 @@ __device__ __forceinline__ unsigned long long &trace_tower_at(const Params &p, i
     return p.trace[(NUM_STAGES + 1) * gridDim.x * 2 + s * gridDim.x + blockIdx.x];
 }
 
-__device__ __forceinline__ void trace_start(const Params &p)
+__device__ __forceinline__ void trace_start(const Params &p, int tower)
 {
     unsigned sm;
     asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
     trace_at(p, 0, 0) = trace_at(p, 0, 1) = global_ns();
-    trace_tower_at(p, NUM_STAGES) = sm; // the row after the towers' (step_trace.h)
+    trace_tower_at(p, NUM_STAGES) = sm; // the rows after the towers' (step_trace.h)
+    trace_tower_at(p, NUM_STAGES + 1) = tower;
 }
 
-// Stage s done by the CTA: traced, then the grid barrier's arrival (none after the last stage).
-__device__ __forceinline__ void stage_done(const Params &p, int s, const StagePart &sp)
+// Stage s done by the CTA of tower k: traced, then the tower barrier's arrival (none after the
+// last stage). A stage where the tower is idle has no barrier: traced as done once the barrier
+// before is passed, which the traced step waits for there.
+__device__ __forceinline__ void stage_done(const Params &p, int s, int k, bool idle, const StagePart &sp)
 {
     if (p.trace) {
-        grid_wait(p); // a CTA without work in s has not passed the barrier before it
+        tower_wait(p); // a CTA without work in s has not passed the barrier before it
         __syncthreads();
         if (threadIdx.x == 0) {
             trace_at(p, s + 1, 0) = global_ns();
-            trace_tower_at(p, s) = sp.lo < sp.hi ? sp.tower : NUM_TOWERS;
-            if (s + 1 == NUM_STAGES) trace_at(p, s + 1, 1) = trace_at(p, s + 1, 0);
+            trace_tower_at(p, s) = sp.lo < sp.hi ? k : NUM_TOWERS;
+            if (idle || s + 1 == NUM_STAGES) trace_at(p, s + 1, 1) = trace_at(p, s + 1, 0);
         }
     }
-    if (s + 1 < NUM_STAGES) grid_arrive(p, s);
+    if (!idle && s + 1 < NUM_STAGES) tower_arrive(p, s);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) KERNEL_NAME(Params p)
 {
-    if (p.trace && threadIdx.x == 0) trace_start(p);
-    for (int s = threadIdx.x; s < NUM_STAGES; s += THREADS) stage_parts[s] = stage_part(p, s);
-    if (threadIdx.x == 0) bar_stage = -1;
+    const Group g = tower_group(p);
+    if (p.trace && threadIdx.x == 0) trace_start(p, g.tower);
+    for (int s = threadIdx.x; s < NUM_STAGES; s += THREADS) stage_parts[s] = stage_part(p, s, g);
+    if (threadIdx.x == 0) {
+        bar_stage = -1;
+        set_barrier(p, g.tower, blockIdx.x == g.first, g.ctas);
+    }
     __syncthreads();
     for (int s = 0; s < NUM_STAGES; s++) {
         const StagePart sp = stage_parts[s];
-        const StageEntry e = STAGES[s][sp.tower];
+        const StageEntry e = STAGES[s][g.tower];
         if (sp.lo < sp.hi) {
             // a phase that opens with a projection waits for the barrier in it (proj_rows_mma
             // once its first weights are asked for); any other waits now
-            if (!opens_with_projection(sp.tower, e.phase)) grid_wait(p);
-            tower_run(p, sp.tower, e.phase, e.block, sp.lo, sp.hi);
+            if (!opens_with_projection(g.tower, e.phase)) tower_wait(p);
+            tower_run(p, g.tower, e.phase, e.block, sp.lo, sp.hi);
         }
-        stage_done(p, s, sp);
+        stage_done(p, s, g.tower, e.phase < 0, sp);
     }
 }

@@ -96,48 +96,54 @@ Test(stage_table, phase_names_distinct)
     cr_expect_str_eq(phase_name(1, PHASE_IDLE), "-");
 }
 
-/* 3 stages, 2 CTAs, times in ns as {done, released} per stage after the starts:
+/* 3 stages, 3 CTAs: CTAs 0 and 1 are xLSTM's, CTA 2 Mamba2's (Mamba2 idle in stage 1; RetNet
+ * and Hawk have none). Times in ns as {done, released} per stage after the starts:
  *            start   stage 0          stage 1          stage 2 (no barrier)
  *   CTA 0    1000    11000 15000      20000 30000      40000 40000
- *   CTA 1    2000    15000 15500      29500 30000      32000 32000
- * in us from the first start (1000 ns): work = done - previous release,
- *   stage 0: works 10, 13 (max 13 CTA 1, median 11.5); waits 4, 0.5; span 14.5 - 1 = 13.5
- *   stage 1: works 5, 14 (max 14 CTA 1, median 9.5); waits 10, 0.5; span 29 - 14.5 = 14.5
- *   stage 2: works 10, 2 (max 10 CTA 0, median 6); waits 0, 0; span 39 - 29 = 10
- * totals: work 37, waits 14 (max) / 7.5 (median: 2.25 + 5.25 + 0), spans 38, spread 1, step 39.
- * Towers (then one value per stage and CTA): stage 0 CTA 0 xLSTM, CTA 1 RetNet; stage 1 CTA 0
- * Mamba2, CTA 1 xLSTM; stage 2 CTA 0 Hawk, CTA 1 none. */
+ *   CTA 1    2000    15000 15500      29500 30000      32000 32000   (no units in stage 2)
+ *   CTA 2    1500     5000  5200       5200  5200       9000  9000   (idle in stage 1)
+ * in us from the first start (1000 ns): work = done - previous release.
+ * xLSTM (last start 1): stage 0 works 10, 13 (max 13 CTA 1, median 11.5), waits 4, 0.5 (median
+ *   2.25), span 14.5 - 1 = 13.5; stage 1 works 5, 14 (max 14 CTA 1, median 9.5), waits 10, 0.5
+ *   (median 5.25), span 29 - 14.5 = 14.5; stage 2 CTA 0 alone: work 10, waits 0, span 10.
+ *   Done at 39; work 37, waits 14 (max) / 7.5 (median).
+ * Mamba2 (last start 0.5): stage 0 work 3.5, wait 0.2, span 4.2 - 0.5 = 3.7; stage 2 work
+ *   8 - 4.2 = 3.8, span 3.8. Done at 8.
+ * Step 39, start spread 1. */
 static const unsigned long long made_up[] = {
-    1000,  1000,  2000,  2000,  /* row 0: starts */
-    11000, 15000, 15000, 15500, /* stage 0 */
-    20000, 30000, 29500, 30000, /* stage 1 */
-    40000, 40000, 32000, 32000, /* stage 2 */
-    0, 2, 1, 0, 3, NUM_TOWERS,  /* towers of stages 0, 1, 2 */
-    7, 3,                       /* SMs */
+    1000,  1000,  2000,  2000,  1500, 1500, /* row 0: starts */
+    11000, 15000, 15000, 15500, 5000, 5200, /* stage 0 */
+    20000, 30000, 29500, 30000, 5200, 5200, /* stage 1 */
+    40000, 40000, 32000, 32000, 9000, 9000, /* stage 2 */
+    0, 0, 1,                                /* towers that ran a phase: stage 0 */
+    0, 0, NUM_TOWERS,                       /* stage 1 */
+    0, NUM_TOWERS, 1,                       /* stage 2 */
+    7, 3, 5,                                /* SMs */
+    0, 0, 1,                                /* the CTAs' towers */
 };
 
 static stage_entry_t made_up_table[3][NUM_TOWERS] = {
     {{PHASE_IN_UP, 0}, {PHASE_IN_UP, 0}, {PHASE_IN_UP, 0}, {PHASE_IN_UP, 0}},
-    {{0, 0}, {0, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}},
+    {{0, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}},
     {{PHASE_OUT, 0}, {PHASE_OUT, 0}, {PHASE_OUT, 0}, {PHASE_OUT, 0}},
 };
 
 static void made_up_trace(step_trace_t *t)
 {
     t->stages = 3;
-    t->ctas = 2;
-    cr_assert_eq(step_trace_values(3, 2), sizeof made_up / sizeof made_up[0]);
+    t->ctas = 3;
+    cr_assert_eq(step_trace_values(3, 3), sizeof made_up / sizeof made_up[0]);
     t->t = xmalloc(sizeof made_up);
     memcpy(t->t, made_up, sizeof made_up);
 }
 
 #define NEAR(got, want) cr_expect(fabs((got) - (want)) < 1e-9, "%s = %.6f, expected %.6f", #got, (got), (double)(want))
 
-static const phase_time_t *find_phase(const trace_report_t *r, const char *name)
+static const phase_time_t *find_phase(const trace_report_t *r, int tower, const char *name)
 {
     for (int p = 0; p < r->nphases; p++)
-        if (!strcmp(r->phase[p].name, name)) return &r->phase[p];
-    cr_assert_fail("no phase %s in the summary", name);
+        if (r->phase[p].tower == tower && !strcmp(r->phase[p].name, name)) return &r->phase[p];
+    cr_assert_fail("no phase %s of tower %d in the summary", name, tower);
     return NULL;
 }
 
@@ -148,64 +154,76 @@ Test(trace_report, arithmetic_on_a_made_up_trace)
     char err[ERR_MAX];
     made_up_trace(&t);
     cr_assert_eq(trace_report_build(&t, &made_up_table[0][0], &r, err), 0, "%s", err);
-    const double work_max[] = {13, 14, 10}, work_med[] = {11.5, 9.5, 6}, wait_max[] = {4, 10, 0},
-                 wait_med[] = {2.25, 5.25, 0}, span[] = {13.5, 14.5, 10};
-    const int slowest[] = {1, 1, 0};
-    for (int s = 0; s < 3; s++) {
-        NEAR(r.stage[s].work_max, work_max[s]);
-        NEAR(r.stage[s].work_median, work_med[s]);
-        NEAR(r.stage[s].wait_max, wait_max[s]);
-        NEAR(r.stage[s].wait_median, wait_med[s]);
-        NEAR(r.stage[s].span, span[s]);
-        cr_expect_eq(r.stage[s].slowest, slowest[s], "stage %d: slowest CTA %d", s, r.stage[s].slowest);
-    }
-    /* {stage, tower, CTAs, work max (= median: one CTA each)} */
-    const struct { int s, k, ctas; double work; } towers[] = {
-        {0, 0, 1, 10}, {0, 1, 0, 0}, {0, 2, 1, 13}, {0, 3, 0, 0}, {1, 0, 1, 14}, {1, 1, 1, 5},
-        {1, 2, 0, 0},  {1, 3, 0, 0}, {2, 0, 0, 0},  {2, 1, 0, 0}, {2, 2, 0, 0},  {2, 3, 1, 10},
+    /* {stage, tower, CTAs that ran it, work max, slowest, work median, wait max, wait median, span} */
+    const struct {
+        int s, k, ctas;
+        double work_max;
+        int slowest;
+        double work_med, wait_max, wait_med, span;
+    } runs[] = {
+        {0, 0, 2, 13, 1, 11.5, 4, 2.25, 13.5}, {1, 0, 2, 14, 1, 9.5, 10, 5.25, 14.5}, {2, 0, 1, 10, 0, 10, 0, 0, 10},
+        {0, 1, 1, 3.5, 2, 3.5, 0.2, 0.2, 3.7}, {1, 1, 0, 0, -1, 0, 0, 0, 0},          {2, 1, 1, 3.8, 2, 3.8, 0, 0, 3.8},
+        {0, 2, 0, 0, -1, 0, 0, 0, 0},          {2, 3, 0, 0, -1, 0, 0, 0, 0},
     };
-    for (size_t i = 0; i < sizeof towers / sizeof towers[0]; i++) {
-        const int s = towers[i].s, k = towers[i].k;
-        cr_expect_eq(r.stage[s].tower[k].ctas, towers[i].ctas, "stage %d tower %d: %d CTAs", s, k,
-                     r.stage[s].tower[k].ctas);
-        NEAR(r.stage[s].tower[k].work_max, towers[i].work);
-        NEAR(r.stage[s].tower[k].work_median, towers[i].work);
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        const phase_run_t *run = &r.stage[runs[i].s].tower[runs[i].k];
+        cr_expect_eq(run->ctas, runs[i].ctas, "stage %d tower %d: %d CTAs", runs[i].s, runs[i].k, run->ctas);
+        cr_expect_eq(run->slowest, runs[i].slowest, "stage %d tower %d: slowest CTA %d", runs[i].s, runs[i].k,
+                     run->slowest);
+        NEAR(run->work_max, runs[i].work_max);
+        NEAR(run->work_median, runs[i].work_med);
+        NEAR(run->wait_max, runs[i].wait_max);
+        NEAR(run->wait_median, runs[i].wait_med);
+        NEAR(run->span, runs[i].span);
     }
-    NEAR(r.work_sum, 37);
-    NEAR(r.wait_max_sum, 14);
-    NEAR(r.wait_median_sum, 7.5);
-    NEAR(r.span_sum, 38);
+    cr_expect_eq(r.tower[0].ctas, 2);
+    cr_expect_eq(r.tower[1].ctas, 1);
+    cr_expect_eq(r.tower[2].ctas, 0);
+    NEAR(r.tower[0].start, 1);
+    NEAR(r.tower[0].done, 39);
+    NEAR(r.tower[0].work_sum, 37);
+    NEAR(r.tower[0].wait_max_sum, 14);
+    NEAR(r.tower[0].wait_median_sum, 7.5);
+    NEAR(r.tower[1].start, 0.5);
+    NEAR(r.tower[1].done, 8);
+    NEAR(r.tower[1].work_sum, 7.3);
     NEAR(r.start_spread, 1);
     NEAR(r.step, 39);
-    /* in_up: stage 0 alone; xlstm.0 and mamba2.0 share stage 1; out: stage 2 */
-    cr_assert_eq(r.nphases, 4);
-    cr_expect_str_eq(r.phase[0].name, "in_up", "largest share first");
-    NEAR(find_phase(&r, "in_up")->share, 13.5);
-    NEAR(find_phase(&r, "xlstm.0")->share, 7.25);
-    NEAR(find_phase(&r, "mamba2.0")->share, 7.25);
-    NEAR(find_phase(&r, "mamba2.0")->work, 14);
-    NEAR(find_phase(&r, "out")->share, 10);
-    cr_expect_eq(find_phase(&r, "out")->stages, 1);
-    double shares = 0;
-    for (int p = 0; p < r.nphases; p++) shares += r.phase[p].share;
-    NEAR(shares, r.span_sum);
-    cr_expect_eq(r.sm[0], 7);
-    cr_expect_eq(r.sm[1], 3);
-    cr_expect(isnan(r.pace[0]) && isnan(r.pace[1]), "no phase ran on %d CTAs: no pace", PACE_MIN_CTAS);
+    NEAR(r.work[2 * 3 + 0], 10);
+    NEAR(r.work[1 * 3 + 2], 0); /* Mamba2 idle in stage 1 */
+    /* xLSTM: xlstm.0 14.5, in_up 13.5, out 10; Mamba2: out 3.8, in_up 3.7 */
+    cr_assert_eq(r.nphases, 5);
+    cr_expect_str_eq(r.phase[0].name, "xlstm.0", "by tower, largest span first");
+    cr_expect_str_eq(r.phase[3].name, "out");
+    cr_expect_eq(r.phase[3].tower, 1);
+    NEAR(find_phase(&r, 0, "in_up")->span, 13.5);
+    NEAR(find_phase(&r, 0, "xlstm.0")->work, 14);
+    NEAR(find_phase(&r, 1, "in_up")->span, 3.7);
+    cr_expect_eq(find_phase(&r, 0, "out")->stages, 1);
+    for (int k = 0; k < 2; k++) {
+        double spans = 0;
+        for (int p = 0; p < r.nphases; p++)
+            if (r.phase[p].tower == k) spans += r.phase[p].span;
+        NEAR(spans, r.tower[k].done - r.tower[k].start);
+    }
+    cr_expect_eq(r.sm[2], 5);
+    cr_expect_eq(r.group[1], 0);
+    cr_expect_eq(r.group[2], 1);
+    cr_expect(isnan(r.pace[0]) && isnan(r.pace[2]), "no phase ran on %d CTAs: no pace", PACE_MIN_CTAS);
     trace_report_free(&r);
     step_trace_free(&t);
 }
 
-/* Paces: 8 CTAs (SM 100 + c) run xLSTM's phase 0 in stage 0 (work 10 + c us, median 13.5)
- * and Mamba2's in stage 1 (20 + 2c, median 27); in stage 2 CTA 0 alone runs Hawk's output
- * (one CTA: not counted), twice as slow as the others' idle stage. Both counted ratios of
- * CTA c are (10 + c) / 13.5. */
+/* Paces: 8 xLSTM CTAs (SM 100 + c) run its phase 0 in stage 0 (work 10 + c us, median 13.5)
+ * and its phase 1 in stage 1 (20 + 2c, median 27); in stage 2 CTA 0 alone runs the output
+ * (one CTA: not counted), twice as slow as the others' stage without units. Both counted
+ * ratios of CTA c are (10 + c) / 13.5. */
 Test(trace_report, paces_compare_ctas_of_one_phase)
 {
     enum { S = 3, C = 8 };
     static const stage_entry_t table[S][NUM_TOWERS] = {
         {{0, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}},
-        {{PHASE_IDLE, 0}, {0, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}},
+        {{1, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}, {PHASE_IDLE, 0}},
         {{PHASE_OUT, 0}, {PHASE_OUT, 0}, {PHASE_OUT, 0}, {PHASE_OUT, 0}},
     };
     step_trace_t t = {S, C, xcalloc(step_trace_values(S, C), sizeof(unsigned long long))};
@@ -216,9 +234,10 @@ Test(trace_report, paces_compare_ctas_of_one_phase)
         row[4 * C] = 18500 + (20 + 2 * c) * 1000ULL, row[4 * C + 1] = 53000;   /* stage 1 */
         row[6 * C] = row[6 * C + 1] = 53000 + (c ? 1000 : 5000);               /* stage 2 */
         *step_trace_tower(&t, 0, c) = 0;
-        *step_trace_tower(&t, 1, c) = 1;
-        *step_trace_tower(&t, 2, c) = c ? NUM_TOWERS : 3;
+        *step_trace_tower(&t, 1, c) = 0;
+        *step_trace_tower(&t, 2, c) = c ? NUM_TOWERS : 0;
         *step_trace_sm(&t, c) = 100 + c;
+        *step_trace_group(&t, c) = 0;
     }
     trace_report_t r;
     char err[ERR_MAX];
@@ -228,25 +247,35 @@ Test(trace_report, paces_compare_ctas_of_one_phase)
         NEAR(r.pace[c], (10 + c) / 13.5);
         NEAR(r.work[1 * C + c], 20 + 2 * c);
     }
+    cr_expect_eq(r.stage[2].tower[0].ctas, 1);
+    NEAR(r.tower[0].done, 57);
     trace_report_free(&r);
     step_trace_free(&t);
 }
 
-Test(trace_report, missing_or_backward_times_are_errors)
+Test(trace_report, missing_or_backward_times_and_foreign_towers_are_errors)
 {
     step_trace_t t;
     trace_report_t r;
     char err[ERR_MAX];
     made_up_trace(&t);
-    t.t[(2 * 2 + 1) * 2 + 0] = 0; /* CTA 1, stage 1 done: not written */
+    const size_t done_1_1 = (2 * 3 + 1) * 2 + 0; /* CTA 1's work done of stage 1 */
+    t.t[done_1_1] = 0;
     cr_expect_eq(trace_report_build(&t, &made_up_table[0][0], &r, err), -1);
     cr_expect(strstr(err, "CTA 1 wrote no time for its work done of stage 1"), "message: %s", err);
-    t.t[(2 * 2 + 1) * 2 + 0] = 14000; /* before its release of stage 0 (15500) */
+    t.t[done_1_1] = 14000; /* before its release of stage 0 (15500) */
     cr_expect_eq(trace_report_build(&t, &made_up_table[0][0], &r, err), -1);
     cr_expect(strstr(err, "CTA 1: its work done of stage 1 (14000 ns) is before"), "message: %s", err);
-    t.t[(2 * 2 + 1) * 2 + 0] = 29500;
+    t.t[done_1_1] = 29500;
     *step_trace_tower(&t, 1, 1) = NUM_TOWERS + 1;
     cr_expect_eq(trace_report_build(&t, &made_up_table[0][0], &r, err), -1);
-    cr_expect(strstr(err, "CTA 1: tower 5 in stage 1"), "message: %s", err);
+    cr_expect(strstr(err, "CTA 1 of tower 0: tower 5 in stage 1"), "message: %s", err);
+    *step_trace_tower(&t, 1, 1) = 1; /* a phase of Mamba2's, run by one of xLSTM's CTAs */
+    cr_expect_eq(trace_report_build(&t, &made_up_table[0][0], &r, err), -1);
+    cr_expect(strstr(err, "CTA 1 of tower 0: tower 1 in stage 1"), "message: %s", err);
+    *step_trace_tower(&t, 1, 1) = 0;
+    *step_trace_group(&t, 2) = NUM_TOWERS;
+    cr_expect_eq(trace_report_build(&t, &made_up_table[0][0], &r, err), -1);
+    cr_expect(strstr(err, "CTA 2: its tower is 4"), "message: %s", err);
     step_trace_free(&t);
 }
