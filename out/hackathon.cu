@@ -386,7 +386,8 @@ __shared__ unsigned bar_old;   // the barrier word before thread 0's add
 __shared__ unsigned *bar_word; // the word of the CTA's tower (set_barrier)
 __shared__ unsigned bar_add;   // the CTA's add to it
 
-// Thread 0: the CTA is one of the `ctas` CTAs of `tower`, the first of them or not.
+// Thread 0: the CTA is one of the `ctas` CTAs of `tower`, the first of them or not. The words
+// are 32 unsigneds apart (the engine's BARRIER_WORDS).
 __device__ __forceinline__ void set_barrier(const Params &p, int tower, bool first, int ctas)
 {
     bar_word = p.bar + 32 * tower;

@@ -19,7 +19,8 @@
 #include "stage_table.h"
 #include "util.h"
 
-/* The towers' barrier words (templates/common.cu), a 128-byte line each. */
+/* The towers' barrier words, 32 unsigneds (a 128-byte line) apart: templates/common.cu,
+ * set_barrier, takes the same stride. */
 #define BARRIER_WORDS (NUM_TOWERS * 32)
 
 /* Must match struct Params in templates/common.cu. */
