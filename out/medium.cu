@@ -2293,22 +2293,30 @@ __device__ __forceinline__ void stage_units(const Params &p, int s, int k, int &
 // tower's finishing time at batch 1 and 8 (runs 164, 166); at batch 50 the towers share the
 // memory's bandwidth and a tower's time does not follow its CTAs.
 constexpr long TOWER_WEIGHT[NUM_TOWERS] = {1000, 785, 838, 762};
+
 struct Group {
     int tower, first, ctas;
 };
 
+__shared__ unsigned long long tower_totals[NUM_TOWERS]; // tower_group's sums over the stages
+
+// Called by every thread of the CTA: a stage per thread adds its costs to the towers' sums
+// (integers: the same in any order), then every thread deals the CTAs from them.
 __device__ Group tower_group(const Params &p)
 {
-    long total[NUM_TOWERS] = {}, rem[NUM_TOWERS], sum = 0;
-    int ctas[NUM_TOWERS], given = 0;
-    for (int s = 0; s < NUM_STAGES; s++)
+    if (threadIdx.x < NUM_TOWERS) tower_totals[threadIdx.x] = 0;
+    __syncthreads();
+    for (int s = threadIdx.x; s < NUM_STAGES; s += THREADS)
         for (int k = 0; k < NUM_TOWERS; k++) {
             int units;
             long cost;
             stage_units(p, s, k, units, cost);
-            total[k] += units * cost * TOWER_WEIGHT[k];
+            if (units) atomicAdd(&tower_totals[k], (unsigned long long)(units * cost * TOWER_WEIGHT[k]));
         }
-    for (int k = 0; k < NUM_TOWERS; k++) sum += total[k];
+    __syncthreads();
+    long total[NUM_TOWERS], rem[NUM_TOWERS], sum = 0;
+    int ctas[NUM_TOWERS], given = 0;
+    for (int k = 0; k < NUM_TOWERS; k++) sum += total[k] = (long)tower_totals[k];
     for (int k = 0; k < NUM_TOWERS; k++) {
         ctas[k] = max(1L, gridDim.x * total[k] / sum);
         rem[k] = gridDim.x * total[k] % sum;
