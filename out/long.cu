@@ -240,6 +240,7 @@ struct Params {
     float *out;                  // [nb][4] in tower order
     unsigned *bar;               // the towers' barrier words, a 128-byte line each (tower_arrive), zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
+    int tower_weight[NUM_TOWERS]; // per mille: the towers' shares of the grid (tower_group), by batch size
     unsigned long long *trace;   // nullptr, or per-stage times (trace_at)
 };
 
@@ -2283,16 +2284,10 @@ __device__ __forceinline__ void stage_units(const Params &p, int s, int k, int &
 }
 
 // A tower's CTAs: the grid is dealt to the towers once a launch, in proportion to each
-// tower's cost summed over the stages and weighed by TOWER_WEIGHT (largest remainders, at
+// tower's cost summed over the stages and weighed by p.tower_weight (largest remainders, at
 // least one CTA a tower), so that a CTA runs one tower's phases all step and waits only for
-// its tower's CTAs. The engine launches at least NUM_TOWERS CTAs.
-// The weights (per mille) are what the unit costs miss of a whole tower: dealt by cost
-// alone, xLSTM finished last at batch 1, 8 and 50, the others at 0.78, 0.89 and 0.83 of its
-// time on average (notes/gpu.md, run 163): its chain of 11 phases a block where the others
-// have 5, its CTA-per-entry phases, its memory phase. Those ratios as weights, then times each
-// tower's finishing time at batch 1 and 8 (runs 164, 166); at batch 50 the towers share the
-// memory's bandwidth and a tower's time does not follow its CTAs.
-constexpr long TOWER_WEIGHT[NUM_TOWERS] = {1000, 785, 838, 762};
+// its tower's CTAs. The engine launches at least NUM_TOWERS CTAs and chooses the weights by
+// batch size (runtime/engine_gpu.c): what the unit costs miss of a whole tower.
 
 struct Group {
     int tower, first, ctas;
@@ -2311,7 +2306,7 @@ __device__ Group tower_group(const Params &p)
             int units;
             long cost;
             stage_units(p, s, k, units, cost);
-            if (units) atomicAdd(&tower_totals[k], (unsigned long long)(units * cost * TOWER_WEIGHT[k]));
+            if (units) atomicAdd(&tower_totals[k], (unsigned long long)(units * cost * p.tower_weight[k]));
         }
     __syncthreads();
     long total[NUM_TOWERS], rem[NUM_TOWERS], sum = 0;

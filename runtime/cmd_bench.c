@@ -69,6 +69,13 @@ static void usage(FILE *f)
             "                   barrier wait, span) and where its time goes by phase; each\n"
             "                   CTA's pace against the others of its phase (with the SM it ran\n"
             "                   on)\n"
+            "  --tower-weights A,B,C,D\n"
+            "                   per-mille weights of the towers' shares of the grid (xLSTM,\n"
+            "                   Mamba2, RetNet, Hawk; each tower's costs summed over the step\n"
+            "                   are weighed by them) at every batch size, in place of the\n"
+            "                   engine's table by batch size: to measure a split\n"
+            "  --no-jit-time    skip the cold and cached JIT measurement (a full compile:\n"
+            "                   about 25 s at full size)\n"
             "  --json F         also write the results (and the trace) as JSON to F\n"
             "  -h, --help       this text\n",
             WEIGHTS_SEED);
@@ -90,6 +97,8 @@ typedef struct {
     double weight_bytes, state_bytes;
     int nrows;
     bench_row_t rows[MAX_BATCHES];
+    int tower_weights[NUM_TOWERS]; /* --tower-weights, all zero: the engine's table */
+    int jit_time;                  /* measure the cold and cached JIT (else -1 s) */
     int trace_batch;      /* 0: no trace */
     int traced;           /* trace holds a report */
     trace_report_t trace;
@@ -117,6 +126,23 @@ static int parse_batches(const char *list, int *out, int *n)
         p = *end ? end + 1 : end;
     }
     return *n ? 0 : -1;
+}
+
+static int parse_tower_weights(const char *list, int *w)
+{
+    const char *p = list;
+    for (int k = 0; k < NUM_TOWERS; k++) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 100000 || *end != (k + 1 < NUM_TOWERS ? ',' : '\0')) {
+            fprintf(stderr, "stepfuse bench: --tower-weights wants %d comma-separated integers 1..100000 "
+                            "(xLSTM, Mamba2, RetNet, Hawk), got '%s'\n", NUM_TOWERS, list);
+            return -1;
+        }
+        w[k] = (int)v;
+        p = end + 1;
+    }
+    return 0;
 }
 
 static double device_used(void)
@@ -189,10 +215,13 @@ static void print_table(const spec_t *s, const bench_t *b)
     printf("%s on %s: weights %.3f GB (%s), state %.1f MB per symbol (matrices %s)\n", s->name, b->device,
            b->weight_bytes * 1e-9, precision_name(s->precision.weights), b->state_bytes * 1e-6,
            precision_name(s->precision.state));
-    printf("device-to-device copy %.0f GB/s; JIT cold %.1f s, cached %.3f s; device memory: "
-           "fused %.2f GB, unfused %.2f GB\n",
-           b->copy_bw * 1e-9, b->jit_cold_s, b->jit_cached_s, b->fused_mem * 1e-9,
-           b->unfused_mem * 1e-9);
+    char jit[64] = "not measured";
+    if (b->jit_cold_s >= 0) snprintf(jit, sizeof jit, "cold %.1f s, cached %.3f s", b->jit_cold_s, b->jit_cached_s);
+    printf("device-to-device copy %.0f GB/s; JIT %s; device memory: fused %.2f GB, unfused %.2f GB\n",
+           b->copy_bw * 1e-9, jit, b->fused_mem * 1e-9, b->unfused_mem * 1e-9);
+    if (b->tower_weights[0])
+        printf("towers' shares of the grid weighed %d, %d, %d, %d per mille (--tower-weights)\n",
+               b->tower_weights[0], b->tower_weights[1], b->tower_weights[2], b->tower_weights[3]);
     printf("weight-stream probe (the projections' access pattern alone, 8 warps an SM, bytes read):\n"
            "chunk in registers %.0f GB/s, bulk copies into shared memory %.0f GB/s\n\n",
            b->probe.registers_bps * 1e-9, b->probe.bulk_bps * 1e-9);
@@ -244,16 +273,22 @@ static int write_json(const char *path, const spec_t *s, const bench_t *b, char 
         }
         json_array_append_new(rows, row);
     }
-    json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:o}", "spec", s->name,
-                            "device", b->device, "weights_precision",
-                            precision_name(s->precision.weights), "state_precision",
-                            precision_name(s->precision.state), "copy_gb_s", b->copy_bw * 1e-9,
-                            "weight_bytes", b->weight_bytes, "state_bytes_per_symbol",
-                            b->state_bytes, "jit_cold_s", b->jit_cold_s, "jit_cached_s",
-                            b->jit_cached_s, "fused_device_bytes", b->fused_mem,
-                            "unfused_device_bytes", b->unfused_mem, "batches", rows);
+    json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:f,s:f,s:f,s:o}", "spec", s->name, "device", b->device,
+                            "weights_precision", precision_name(s->precision.weights), "state_precision",
+                            precision_name(s->precision.state), "copy_gb_s", b->copy_bw * 1e-9, "weight_bytes",
+                            b->weight_bytes, "state_bytes_per_symbol", b->state_bytes, "fused_device_bytes",
+                            b->fused_mem, "unfused_device_bytes", b->unfused_mem, "batches", rows);
+    if (b->jit_cold_s >= 0) {
+        json_object_set_new(doc, "jit_cold_s", json_real(b->jit_cold_s));
+        json_object_set_new(doc, "jit_cached_s", json_real(b->jit_cached_s));
+    }
     json_object_set_new(doc, "probe_registers_gb_s", json_real(b->probe.registers_bps * 1e-9));
     json_object_set_new(doc, "probe_bulk_gb_s", json_real(b->probe.bulk_bps * 1e-9));
+    if (b->tower_weights[0]) {
+        json_t *tw = json_array();
+        for (int k = 0; k < NUM_TOWERS; k++) json_array_append_new(tw, json_integer(b->tower_weights[k]));
+        json_object_set_new(doc, "tower_weights", tw);
+    }
     if (b->traced) json_object_set_new(doc, "trace", trace_report_json(&b->trace, b->trace_batch));
     if (b->nchecked) json_object_set_new(doc, "reference_requests", json_integer(b->checked));
     for (int i = 0; i < b->nchecked; i++)
@@ -318,10 +353,12 @@ static int run(const spec_t *s, const weights_t *w, const weights_t *w_fp32, con
     snprintf(b->device, sizeof b->device, "%s", prop.name);
     if (gpu_copy_bandwidth(&b->copy_bw, err)) return -1;
     if (gpu_stream_probe(&b->probe, err)) return -1;
-    if (gpu_jit_time(s, &b->jit_cold_s, &b->jit_cached_s, err)) return -1;
+    b->jit_cold_s = b->jit_cached_s = -1;
+    if (b->jit_time && gpu_jit_time(s, &b->jit_cold_s, &b->jit_cached_s, err)) return -1;
 
     const double before = device_used();
-    engine_options_t o = {.backend = "gpu", .max_symbols = max_b};
+    engine_options_t o = {.backend = "gpu", .max_symbols = max_b,
+                          .tower_weights = b->tower_weights[0] ? b->tower_weights : NULL};
     engine_t *fused = engine_create(s, w, &o, err), *unfused = NULL;
     if (!fused) return -1;
     b->fused_mem = device_used() - before;
@@ -375,11 +412,12 @@ int cmd_bench(int argc, char **argv)
         {"baseline", required_argument, 0, 'B'}, {"check", required_argument, 0, 'c'},
         {"tolerance", required_argument, 0, 't'}, {"json", required_argument, 0, 'j'},
         {"cross-tolerance", required_argument, 0, 'x'}, {"trace", required_argument, 0, 'T'},
+        {"tower-weights", required_argument, 0, 'W'}, {"no-jit-time", no_argument, 0, 'J'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     static const char *const baselines[] = {"cublas", "none", NULL};
     const char *spec_path = NULL, *weights_path = NULL, *batch_list = "1,8,32,50,64";
     const char *baseline = "cublas", *json_path = NULL;
-    int iters = 30, check = 0, trace_batch = 0, c;
+    int iters = 30, check = 0, trace_batch = 0, tower_weights[NUM_TOWERS] = {0}, jit_time = 1, c;
     double tolerance = -1, cross_tolerance = -1; /* defaults by the spec's state precision */
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -387,6 +425,10 @@ int cmd_bench(int argc, char **argv)
         case 'w': weights_path = optarg; break;
         case 'b': batch_list = optarg; break;
         case 'j': json_path = optarg; break;
+        case 'J': jit_time = 0; break;
+        case 'W':
+            if (parse_tower_weights(optarg, tower_weights)) return 2;
+            break;
         case 'i':
             if (arg_int("bench", "--iters", optarg, 1, &iters)) return 2;
             break;
@@ -449,6 +491,8 @@ int cmd_bench(int argc, char **argv)
     }
     bench_t *b = xcalloc(1, sizeof *b);
     b->trace_batch = trace_batch;
+    memcpy(b->tower_weights, tower_weights, sizeof b->tower_weights);
+    b->jit_time = jit_time;
     const weights_t *w_fp32 = !mode_check ? NULL : reload ? &w32 : &w; /* a bf16 state alone: the same weights */
     int rc = run(&s, &w, w_fp32, batches, nb, baseline, iters, check, b, err);
     if (rc) fprintf(stderr, "stepfuse bench: %s\n", err);

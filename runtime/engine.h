@@ -17,6 +17,8 @@ typedef struct {
     const char *backend;   /* "cpu", "gpu" or "cublas" */
     int fp64;              /* cpu backend: compute in float64 (else float32) */
     int max_symbols;       /* state slots; 0 = spec's batch.max_symbols */
+    const int *tower_weights; /* gpu: NUM_TOWERS per-mille weights of the towers' shares of the
+                                 grid at every batch size; NULL = the engine's table */
 } engine_options_t;
 
 typedef struct {

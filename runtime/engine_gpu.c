@@ -33,8 +33,42 @@ typedef struct {
     float *out;
     unsigned *bar;
     int nb;
+    int tower_weight[NUM_TOWERS];
     unsigned long long *trace;
 } kernel_params_t;
+
+/* The kernel deals its grid to the towers once a launch (tower_group, templates/kernel.cu), in
+ * proportion to each tower's unit costs summed over the step, weighed per mille by these: what
+ * the costs miss of a whole tower. Measured by batch size (notes/gpu.md, runs 163-172) and
+ * interpolated linearly between; the last row holds beyond. At batch 1 and 8 xLSTM's chain of
+ * 11 phases a block (the others have 5) and its CTA-per-entry phases make it the slowest for
+ * its cost. From 32 the towers share the memory's bandwidth and a tower's time does not follow
+ * its CTAs: fewer for xLSTM and Hawk, more for Mamba2, made batch 32 and 50 2-5% faster, but
+ * batch 64 2-4% slower, where xLSTM's memory phase (its state read and written, in proportion
+ * to the batch) weighs more (runs 169-172). */
+static const struct {
+    int nb, w[NUM_TOWERS]; /* xLSTM, Mamba2, RetNet, Hawk */
+} TOWER_WEIGHTS[] = {
+    {1, {1000, 785, 838, 762}},
+    {8, {1000, 785, 838, 762}},
+    {32, {860, 850, 838, 680}},
+    {50, {860, 850, 838, 680}},
+    {64, {1000, 785, 838, 762}},
+};
+
+void gpu_tower_weights(int nb, int w[NUM_TOWERS])
+{
+    const int n = (int)(sizeof TOWER_WEIGHTS / sizeof *TOWER_WEIGHTS);
+    int i = 0;
+    while (i < n - 1 && TOWER_WEIGHTS[i + 1].nb <= nb) i++;
+    for (int k = 0; k < NUM_TOWERS; k++) {
+        w[k] = TOWER_WEIGHTS[i].w[k];
+        if (i < n - 1 && nb > TOWER_WEIGHTS[i].nb) {
+            const int a = TOWER_WEIGHTS[i].nb, b = TOWER_WEIGHTS[i + 1].nb;
+            w[k] += (TOWER_WEIGHTS[i + 1].w[k] - w[k]) * (nb - a) / (b - a);
+        }
+    }
+}
 
 typedef struct {
     engine_t base;
@@ -49,6 +83,7 @@ typedef struct {
     unsigned *d_bar;
     float *h_feats, *h_out; /* pinned [max_batch][F4], [max_batch][4] */
     int *h_slots;
+    int tower_weights[NUM_TOWERS]; /* all zero: gpu_tower_weights() by batch size */
 } gpu_engine_t;
 
 #define CU(call, what)                                                                       \
@@ -69,7 +104,9 @@ static size_t slot_bytes(const gpu_engine_t *e) { return (size_t)e->lay.slot_flo
  * d_trace: NULL, or [step_trace_values(stages, grid)] for the per-stage trace (step_trace.h). */
 static cudaError_t launch_fused(gpu_engine_t *e, int nb, unsigned long long *d_trace)
 {
-    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, d_trace};
+    kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, {0}, d_trace};
+    if (e->tower_weights[0]) memcpy(p.tower_weight, e->tower_weights, sizeof p.tower_weight);
+    else gpu_tower_weights(nb, p.tower_weight);
     void *args[] = {&p};
     cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
     cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
@@ -367,6 +404,7 @@ engine_t *engine_gpu_create(const spec_t *s, const weights_t *w, const engine_op
 {
     gpu_engine_t *e = xcalloc(1, sizeof *e);
     engine_init(&e->base, &gpu_ops, s, o);
+    if (o->tower_weights) memcpy(e->tower_weights, o->tower_weights, sizeof e->tower_weights);
     if (create(e, s, w, err)) {
         gpu_destroy(&e->base);
         return NULL;

@@ -27,6 +27,10 @@ int gpu_state_init(float *d_state, int slots, float *d_img, const float *img, si
  * synchronously, in the request path of every new symbol.) */
 int gpu_slot_reset(float *d_slot, const float *d_img, size_t bytes, cudaStream_t stream, char *err);
 
+/* The per-mille weights of the towers' shares of the kernel's grid at batch size nb (xLSTM,
+ * Mamba2, RetNet, Hawk): the engine's table, measured at a few batch sizes, interpolated. */
+void gpu_tower_weights(int nb, int w[NUM_TOWERS]);
+
 /* Launch shape and resources of a gpu engine's kernel, one line. */
 void engine_gpu_describe(const engine_t *e, char *out, size_t size);
 

@@ -22,6 +22,7 @@ struct Params {
     float *out;                  // [nb][4] in tower order
     unsigned *bar;               // the towers' barrier words, a 128-byte line each (tower_arrive), zero at first launch
     int nb;                      // batch size, 1..MAX_BATCH
+    int tower_weight[NUM_TOWERS]; // per mille: the towers' shares of the grid (tower_group), by batch size
     unsigned long long *trace;   // nullptr, or per-stage times (trace_at)
 };
 

@@ -2,6 +2,7 @@
  * state saves, loads and resets exactly. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine_gpu.h"
@@ -50,3 +51,21 @@ ParameterizedTest(backend_t *be, engines, save_load_reset, .timeout = 300)
     golden_free(&g);
 }
 
+/* The gpu engine's weights of the towers' shares of the grid, at every batch size: positive,
+ * changing gradually with the batch (interpolated between the table's rows, which are far
+ * enough apart for at most 20 per mille a batch), and held beyond the last row. */
+Test(engines, tower_weights_by_batch)
+{
+    int prev[NUM_TOWERS], w[NUM_TOWERS], last[NUM_TOWERS];
+    gpu_tower_weights(1, prev);
+    gpu_tower_weights(4096, last);
+    for (int nb = 1; nb <= 256; nb++) {
+        gpu_tower_weights(nb, w);
+        for (int k = 0; k < NUM_TOWERS; k++) {
+            cr_expect_gt(w[k], 0, "batch %d, tower %d: weight %d", nb, k, w[k]);
+            cr_expect_leq(abs(w[k] - prev[k]), 20, "batch %d, tower %d: %d after %d", nb, k, w[k], prev[k]);
+            prev[k] = w[k];
+        }
+    }
+    cr_expect_arr_eq(w, last, sizeof w, "the weights at batch 256 and 4096 differ");
+}
