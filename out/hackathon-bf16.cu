@@ -473,6 +473,15 @@ __device__ __forceinline__ void h_load(float (&x)[HPT], const float *src)
 #pragma unroll
     for (int k = 0; k < HPT; k++) x[k] = h_col(k) < H ? ld_act(src + h_col(k)) : 0.0f;
 }
+// A weight vector of H (read-only: the non-coherent path). A CTA-per-entry phase loads the
+// vectors it reads before its first store, so that the loads are in flight together: loads
+// after a store wait for it (they may alias), a round trip each (notes/gpu.md, run 173; the
+// sLSTM conv's taps and state aside, which held for every slot spill).
+__device__ __forceinline__ void h_load_w(float (&x)[HPT], const float *src)
+{
+#pragma unroll
+    for (int k = 0; k < HPT; k++) x[k] = h_col(k) < H ? __ldg(src + h_col(k)) : 0.0f;
+}
 __device__ __forceinline__ void h_store(float *dst, const float (&x)[HPT])
 {
 #pragma unroll
@@ -804,13 +813,14 @@ __device__ __forceinline__ float norm_value(float x, float mean, float rstd, con
     if (bias) v += __ldg(bias + c);
     return v;
 }
-// norm_value of slot k of an H-long vector with the statistics of its group (h_group_stats).
+// Slot k of an H-long vector normalised with the statistics of its group (h_group_stats),
+// before the norm's weight and bias (the caller's, loaded with h_load_w).
 template <int N>
 __device__ __forceinline__ float h_norm_value(const float (&x)[HPT], int k, const float (&mean)[N],
-                                              const float (&rstd)[N], const float *w, const float *bias)
+                                              const float (&rstd)[N])
 {
     constexpr int G = H / N;
-    return norm_value(x[k], h_group_value<G>(mean, k), h_group_value<G>(rstd, k), w, bias, h_col(k));
+    return norm_value(x[k], h_group_value<G>(mean, k), h_group_value<G>(rstd, k), nullptr, nullptr, h_col(k));
 }
 
 // A head's output once its sums are in, by the warp that added them (sum_parts):
@@ -1569,8 +1579,10 @@ struct XLSTM {
         const float *cb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_bias));
         const float *hprev = st<Lk>(p, b, l, Lk::st_s_h);
         float *cs = st<Lk>(p, b, l, Lk::st_s_conv), *xnh = sc(p, Lk::sc_xnh, b), *xch = sc(p, Lk::sc_xch, b);
-        float x[HPT];
+        float x[HPT], h[HPT], nl[HPT];
         h_load(x, sc(p, Lk::sc_u, b));
+        h_load(h, hprev);
+        h_load_w(nl, wl);
         float s2 = 0.0f;
 #pragma unroll
         for (int k = 0; k < HPT; k++) s2 += x[k] * x[k];
@@ -1585,12 +1597,12 @@ struct XLSTM {
         for (int k = 0; k < HPT; k++) {
             const int c = h_col(k);
             if (c >= H) continue;
-            const float v = h_norm_value(x, k, mean, rstd, wl, nullptr), h = hprev[c];
+            const float v = h_norm_value(x, k, mean, rstd) * nl[k];
             const int i = c / XL_BS * 2 * XL_BS + c % XL_BS; // [x | hprev] of c's head
             xnh[i] = v;
             xch[i] = siluf(conv_step<XL_K>(cw, cb, cs, c, v));
-            xnh[i + XL_BS] = h;
-            xch[i + XL_BS] = h;
+            xnh[i + XL_BS] = h[k];
+            xch[i + XL_BS] = h[k];
         }
     }
 
@@ -1599,22 +1611,24 @@ struct XLSTM {
         const float *gw = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_group_norm_weight));
         const float *gb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_group_norm_bias));
         const float *wl = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_norm_weight));
-        float sh[HPT], x[HPT];
+        float sh[HPT], x[HPT], gnw[HPT], gnb[HPT], nl[HPT];
         h_load(sh, sc(p, Lk::sc_sh, b));
+        h_load(x, sc(p, Lk::sc_xt, b));
+        h_load_w(gnw, gw);
+        h_load_w(gnb, gb);
+        h_load_w(nl, wl);
         h_store(st<Lk>(p, b, l, Lk::st_s_h), sh); // commit hprev
         float mean[XL_NS], rstd[XL_NS]; // GroupNorm, one group per sLSTM head
         h_group_stats(sh, 1e-5f, mean, rstd);
-        h_load(x, sc(p, Lk::sc_xt, b));
 #pragma unroll
-        for (int k = 0; k < HPT; k++)
-            if (h_col(k) < H) x[k] += h_norm_value(sh, k, mean, rstd, gw, gb);
+        for (int k = 0; k < HPT; k++) x[k] += h_norm_value(sh, k, mean, rstd) * gnw[k] + gnb[k];
         h_store(sc(p, Lk::sc_so, b), x);
         float lm[1], lr[1];
         h_group_stats(x, 1e-5f, lm, lr);
         float *xn2 = sc(p, Lk::sc_xn2, b);
 #pragma unroll
         for (int k = 0; k < HPT; k++)
-            if (h_col(k) < H) xn2[h_col(k)] = h_norm_value(x, k, lm, lr, wl, nullptr);
+            if (h_col(k) < H) xn2[h_col(k)] = h_norm_value(x, k, lm, lr) * nl[k];
     }
 
     // Weights of the input (g = 0) and forget (g = 1) gate projections, [NH][3E] each.
@@ -1729,14 +1743,15 @@ struct XLSTM {
 
     __device__ static void ml_output(const Params &p, int l, int b)
     {
-        float y[HPT], mean[1], rstd[1];
+        float y[HPT], u[HPT], nf[HPT], mean[1], rstd[1];
+        float *ub = sc(p, Lk::sc_u, b);
         h_load(y, sc(p, Lk::sc_ym, b));
+        h_load(u, ub);
+        h_load_w(nf, wvec(p, wb<Lk>(l, Lk::b_layer_final_norm_weight)));
         h_group_stats(y, 1e-5f, mean, rstd);
-        const float *wf = wvec(p, wb<Lk>(l, Lk::b_layer_final_norm_weight));
-        float *u = sc(p, Lk::sc_u, b);
 #pragma unroll
-        for (int k = 0; k < HPT; k++)
-            if (h_col(k) < H) u[h_col(k)] += h_norm_value(y, k, mean, rstd, wf, nullptr);
+        for (int k = 0; k < HPT; k++) u[k] += h_norm_value(y, k, mean, rstd) * nf[k];
+        h_store(ub, u);
     }
 
     // Phases 1, 3, 4 and 7 are projections; the others a CTA per entry, gate parts, memory tasks.
@@ -2362,7 +2377,7 @@ __device__ __forceinline__ void cost_part(long a, long b, long cost, int count, 
     hi = (int)first(b);
 }
 
-__device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
+__device__ __forceinline__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
 {
     if (phase >= PH_IN_UP) {
         const TowerCommon t = tower == 0   ? tower_common<L_xlstm>()

@@ -255,6 +255,15 @@ __device__ __forceinline__ void h_load(float (&x)[HPT], const float *src)
 #pragma unroll
     for (int k = 0; k < HPT; k++) x[k] = h_col(k) < H ? ld_act(src + h_col(k)) : 0.0f;
 }
+// A weight vector of H (read-only: the non-coherent path). A CTA-per-entry phase loads the
+// vectors it reads before its first store, so that the loads are in flight together: loads
+// after a store wait for it (they may alias), a round trip each (notes/gpu.md, run 173; the
+// sLSTM conv's taps and state aside, which held for every slot spill).
+__device__ __forceinline__ void h_load_w(float (&x)[HPT], const float *src)
+{
+#pragma unroll
+    for (int k = 0; k < HPT; k++) x[k] = h_col(k) < H ? __ldg(src + h_col(k)) : 0.0f;
+}
 __device__ __forceinline__ void h_store(float *dst, const float (&x)[HPT])
 {
 #pragma unroll
@@ -586,13 +595,14 @@ __device__ __forceinline__ float norm_value(float x, float mean, float rstd, con
     if (bias) v += __ldg(bias + c);
     return v;
 }
-// norm_value of slot k of an H-long vector with the statistics of its group (h_group_stats).
+// Slot k of an H-long vector normalised with the statistics of its group (h_group_stats),
+// before the norm's weight and bias (the caller's, loaded with h_load_w).
 template <int N>
 __device__ __forceinline__ float h_norm_value(const float (&x)[HPT], int k, const float (&mean)[N],
-                                              const float (&rstd)[N], const float *w, const float *bias)
+                                              const float (&rstd)[N])
 {
     constexpr int G = H / N;
-    return norm_value(x[k], h_group_value<G>(mean, k), h_group_value<G>(rstd, k), w, bias, h_col(k));
+    return norm_value(x[k], h_group_value<G>(mean, k), h_group_value<G>(rstd, k), nullptr, nullptr, h_col(k));
 }
 
 // A head's output once its sums are in, by the warp that added them (sum_parts):

@@ -59,7 +59,7 @@ __device__ __forceinline__ void cost_part(long a, long b, long cost, int count, 
     hi = (int)first(b);
 }
 
-__device__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
+__device__ __forceinline__ void tower_run(const Params &p, int tower, int phase, int l, int lo, int hi)
 {
     if (phase >= PH_IN_UP) {
         const TowerCommon t = tower == 0   ? tower_common<L_xlstm>()

@@ -71,8 +71,10 @@ struct XLSTM {
         const float *cb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_conv1d_conv_bias));
         const float *hprev = st<Lk>(p, b, l, Lk::st_s_h);
         float *cs = st<Lk>(p, b, l, Lk::st_s_conv), *xnh = sc(p, Lk::sc_xnh, b), *xch = sc(p, Lk::sc_xch, b);
-        float x[HPT];
+        float x[HPT], h[HPT], nl[HPT];
         h_load(x, sc(p, Lk::sc_u, b));
+        h_load(h, hprev);
+        h_load_w(nl, wl);
         float s2 = 0.0f;
 #pragma unroll
         for (int k = 0; k < HPT; k++) s2 += x[k] * x[k];
@@ -87,12 +89,12 @@ struct XLSTM {
         for (int k = 0; k < HPT; k++) {
             const int c = h_col(k);
             if (c >= H) continue;
-            const float v = h_norm_value(x, k, mean, rstd, wl, nullptr), h = hprev[c];
+            const float v = h_norm_value(x, k, mean, rstd) * nl[k];
             const int i = c / XL_BS * 2 * XL_BS + c % XL_BS; // [x | hprev] of c's head
             xnh[i] = v;
             xch[i] = siluf(conv_step<XL_K>(cw, cb, cs, c, v));
-            xnh[i + XL_BS] = h;
-            xch[i + XL_BS] = h;
+            xnh[i + XL_BS] = h[k];
+            xch[i + XL_BS] = h[k];
         }
     }
 
@@ -101,22 +103,24 @@ struct XLSTM {
         const float *gw = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_group_norm_weight));
         const float *gb = wvec(p, wb<Lk>(l, Lk::b_layer_slstm_group_norm_bias));
         const float *wl = wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_norm_weight));
-        float sh[HPT], x[HPT];
+        float sh[HPT], x[HPT], gnw[HPT], gnb[HPT], nl[HPT];
         h_load(sh, sc(p, Lk::sc_sh, b));
+        h_load(x, sc(p, Lk::sc_xt, b));
+        h_load_w(gnw, gw);
+        h_load_w(gnb, gb);
+        h_load_w(nl, wl);
         h_store(st<Lk>(p, b, l, Lk::st_s_h), sh); // commit hprev
         float mean[XL_NS], rstd[XL_NS]; // GroupNorm, one group per sLSTM head
         h_group_stats(sh, 1e-5f, mean, rstd);
-        h_load(x, sc(p, Lk::sc_xt, b));
 #pragma unroll
-        for (int k = 0; k < HPT; k++)
-            if (h_col(k) < H) x[k] += h_norm_value(sh, k, mean, rstd, gw, gb);
+        for (int k = 0; k < HPT; k++) x[k] += h_norm_value(sh, k, mean, rstd) * gnw[k] + gnb[k];
         h_store(sc(p, Lk::sc_so, b), x);
         float lm[1], lr[1];
         h_group_stats(x, 1e-5f, lm, lr);
         float *xn2 = sc(p, Lk::sc_xn2, b);
 #pragma unroll
         for (int k = 0; k < HPT; k++)
-            if (h_col(k) < H) xn2[h_col(k)] = h_norm_value(x, k, lm, lr, wl, nullptr);
+            if (h_col(k) < H) xn2[h_col(k)] = h_norm_value(x, k, lm, lr) * nl[k];
     }
 
     // Weights of the input (g = 0) and forget (g = 1) gate projections, [NH][3E] each.
@@ -231,14 +235,15 @@ struct XLSTM {
 
     __device__ static void ml_output(const Params &p, int l, int b)
     {
-        float y[HPT], mean[1], rstd[1];
+        float y[HPT], u[HPT], nf[HPT], mean[1], rstd[1];
+        float *ub = sc(p, Lk::sc_u, b);
         h_load(y, sc(p, Lk::sc_ym, b));
+        h_load(u, ub);
+        h_load_w(nf, wvec(p, wb<Lk>(l, Lk::b_layer_final_norm_weight)));
         h_group_stats(y, 1e-5f, mean, rstd);
-        const float *wf = wvec(p, wb<Lk>(l, Lk::b_layer_final_norm_weight));
-        float *u = sc(p, Lk::sc_u, b);
 #pragma unroll
-        for (int k = 0; k < HPT; k++)
-            if (h_col(k) < H) u[h_col(k)] += h_norm_value(y, k, mean, rstd, wf, nullptr);
+        for (int k = 0; k < HPT; k++) u[k] += h_norm_value(y, k, mean, rstd) * nf[k];
+        h_store(ub, u);
     }
 
     // Phases 1, 3, 4 and 7 are projections; the others a CTA per entry, gate parts, memory tasks.
