@@ -39,18 +39,19 @@ typedef struct {
 
 /* The kernel deals its grid to the towers once a launch (tower_group, templates/kernel.cu), in
  * proportion to each tower's unit costs summed over the step, weighed per mille by these: what
- * the costs miss of a whole tower. Measured by batch size (notes/gpu.md, runs 163-172) and
- * interpolated linearly between; the last row holds beyond. At batch 1 and 8 xLSTM's chain of
- * 11 phases a block (the others have 5) and its CTA-per-entry phases make it the slowest for
- * its cost. From 32 the towers share the memory's bandwidth and a tower's time does not follow
- * its CTAs: fewer for xLSTM and Hawk, more for Mamba2, made batch 32 and 50 2-5% faster, but
- * batch 64 2-4% slower, where xLSTM's memory phase (its state read and written, in proportion
- * to the batch) weighs more (runs 169-172). */
+ * the costs miss of a whole tower. Measured by batch size (notes/gpu.md, runs 163-174) and
+ * interpolated linearly between; the last row holds beyond. At batch 1 xLSTM's chain of 11
+ * phases a block (the others have 5) and its CTA-per-entry phases make it the slowest for its
+ * cost (there 900 for xLSTM would make fp32 1.6% faster and bf16 2.5% slower: run 174). From 32
+ * the towers share the memory's bandwidth and a tower's time does not follow its CTAs: fewer
+ * for xLSTM and Hawk, more for Mamba2, made batch 32 and 50 2-5% faster, but batch 64 2-4%
+ * slower, where xLSTM's memory phase (its state read and written, in proportion to the batch)
+ * weighs more (runs 169-172). */
 static const struct {
     int nb, w[NUM_TOWERS]; /* xLSTM, Mamba2, RetNet, Hawk */
 } TOWER_WEIGHTS[] = {
     {1, {1000, 785, 838, 762}},
-    {8, {1000, 785, 838, 762}},
+    {8, {950, 800, 838, 780}},
     {32, {860, 850, 838, 680}},
     {50, {860, 850, 838, 680}},
     {64, {1000, 785, 838, 762}},
