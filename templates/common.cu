@@ -602,7 +602,7 @@ __device__ __forceinline__ float h_norm_value(const float (&x)[HPT], int k, cons
                                               const float (&rstd)[N])
 {
     constexpr int G = H / N;
-    return norm_value(x[k], h_group_value<G>(mean, k), h_group_value<G>(rstd, k), nullptr, nullptr, h_col(k));
+    return (x[k] - h_group_value<G>(mean, k)) * h_group_value<G>(rstd, k);
 }
 
 // A head's output once its sums are in, by the warp that added them (sum_parts):
