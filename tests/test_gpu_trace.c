@@ -60,28 +60,15 @@ Test(gpu_trace, traced_step_equals_untraced_and_times_are_ordered, .timeout = 30
     const size_t differ = state_diff(e, state_plain, state_traced);
     cr_expect_eq(differ, 0, "%zu bytes of state differ after a traced step", differ);
 
-    /* every time written, each CTA's in order: start, then done and released per stage */
+    /* the report refuses a trace with a time not written, a CTA's times out of order (start,
+     * then done and released per stage) or a CTA working for another tower */
     cr_assert_eq(tr.stages, stage_count(&g.spec));
-    cr_assert_gt(tr.ctas, 0);
-    int missing = 0, backward = 0;
-    for (int c = 0; c < tr.ctas; c++) {
-        unsigned long long prev = 0;
-        for (int row = 0; row <= tr.stages; row++)
-            for (int i = 0; i < 2; i++) {
-                const unsigned long long v = tr.t[((size_t)row * tr.ctas + c) * 2 + i];
-                missing += v == 0;
-                backward += v < prev;
-                prev = v;
-            }
-    }
-    cr_expect_eq(missing, 0, "%d times of %d CTAs not written", missing, tr.ctas);
-    cr_expect_eq(backward, 0, "%d times before their CTA's previous time", backward);
-
-    /* a tower's barrier releases none of its CTAs before the last of them is done: the report
-     * compares CTAs on one clock (1 us allowed for the clock's granularity) */
     stage_entry_t *table = stage_table(&g.spec);
     trace_report_t rep;
     cr_assert_eq(trace_report_build(&tr, table, &rep, err), 0, "%s", err);
+
+    /* a tower's barrier releases none of its CTAs before the last of them is done: the report
+     * compares CTAs on one clock (1 us allowed for the clock's granularity) */
     long long early = 0;
     for (int k = 0; k < NUM_TOWERS; k++) {
         cr_expect_gt(rep.tower[k].ctas, 0, "tower %s has no CTAs", tower_names[k]);
