@@ -556,37 +556,124 @@ __device__ __forceinline__ float conv_step(const float *taps, const float *bias,
     return acc;
 }
 
-// ---- rank-one update of a state matrix -------------------------------------------------------
-// A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
-// (S points at its first column in the first row; fp32 or StateElem): S[i][j] = f * S[i][j] + a[i] * v[j],
-// and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
-// groups of 8 with all loads of a group issued before any use.
-template <int COLS, class Elem>
-__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q)
+// ---- asynchronous copies to shared memory (cp.async) ------------------------------------------
+__device__ __forceinline__ void cp_async16(float *dst, const float *src)
 {
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int i0 = 0; i0 < rows; i0 += 8) {
-        float4 r[8];
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
+                 "l"(src)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Wait until at most N of this thread's committed copy groups are in flight.
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+
+// ---- rank-one update of a state matrix -------------------------------------------------------
+// A lane's 4 elements of a state row copied to shared memory by cp.async (evict-first in L2, as
+// the loads of ld_state4): 16 bytes of fp32, 8 of bf16 (cp.async.cg takes 16 bytes only).
+__device__ __forceinline__ unsigned long long evict_first_policy()
+{
+    unsigned long long pol;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+    return pol;
+}
+__device__ __forceinline__ void cp_async_state4(float4 *dst, const float *src, unsigned long long pol)
+{
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(
+                     (unsigned)__cvta_generic_to_shared(dst)),
+                 "l"(src), "l"(pol)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_state4(uint2 *dst, const unsigned short *src, unsigned long long pol)
+{
+    asm volatile("cp.async.ca.shared.global.L2::cache_hint [%0], [%1], 8, %2;" ::"r"(
+                     (unsigned)__cvta_generic_to_shared(dst)),
+                 "l"(src), "l"(pol)
+                 : "memory");
+}
+template <class Elem> struct StateRawOf { using T = float4; };        // fp32: 4 elements as stored
+template <> struct StateRawOf<unsigned short> { using T = uint2; };     // bf16
+
+// A warp's run of state tasks [first, end) (warp_tasks) updates rows of row-major state
+// matrices with COLS columns, a lane owning four columns: S[i][j] = f * S[i][j] + a[i] * v[j],
+// returning sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). The rows go in groups
+// of 8 through the warp's ring in the staging area (idle in a state phase), copied STATE_RING
+// - 1 groups ahead across the run's tasks, so that a task's prologue (its gates, rows of q
+// and k) and a head's tail run with the next rows in flight, where loads into registers kept
+// one group of a task in flight (notes/gpu.md, runs 178-181: RetNet's phase 10% faster, the
+// mLSTM memory as fast as before, bound by its SMs' share of the bandwidth). rows_of(t, rows):
+// task t's first row at the lane's first column (nullptr where the lane has no columns), its
+// rows in `rows`, at most STATE_ROWS.
+constexpr int STATE_RING = 4;
+template <int COLS, class Elem, class RowsOf> struct StateStream {
+    using Raw = typename StateRawOf<Elem>::T;
+    static constexpr int GROUPS = (STATE_ROWS + 7) / 8; // of a task, the last ones empty where it has fewer rows
+    static_assert(STATE_RING * WARPS * 8 * 32 * sizeof(Raw) <= STAGE_FLOATS * sizeof(float),
+                  "the warps' rings fit the staging area");
+    Raw *ring; // [STATE_RING][8 rows][32 lanes], at the lane's
+    unsigned long long pol;
+    int first, end, issued; // issued: groups of the run copied or under way
+    RowsOf rows_of;
+
+    __device__ StateStream(int first_, int end_, RowsOf rows_of_)
+        : ring((Raw *)stage_smem + (threadIdx.x >> 5) * STATE_RING * 8 * 32 + (threadIdx.x & 31)),
+          pol(evict_first_policy()), first(first_), end(end_), issued(0), rows_of(rows_of_)
+    {
+#pragma unroll 1
+        for (int k = 0; k < STATE_RING - 1; k++) issue();
+    }
+    // The run's next group into its slot (the group STATE_RING before it applied); a group past
+    // the run's rows is an empty commit, so that the wait below always counts STATE_RING groups.
+    __device__ void issue()
+    {
+        const int k = issued++, t = first + k / GROUPS, g = k % GROUPS;
+        if (t < end) {
+            int rows;
+            const Elem *S = rows_of(t, rows);
+            if (S)
+#pragma unroll 1
+                for (int u = 0; u < 8 && 8 * g + u < rows; u++)
+                    cp_async_state4(ring + ((k % STATE_RING) * 8 + u) * 32, S + (long)(8 * g + u) * COLS, pol);
+        }
+        cp_async_commit();
+    }
+    // Task t, the run's tasks in order, by every lane of the warp: 0 where the lane has no columns.
+    __device__ float4 update(int t, float f, const float *a, float4 v, const float *q)
+    {
+        int rows;
+        Elem *S = rows_of(t, rows);
+        const int k0 = (t - first) * GROUPS;
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int g = 0; g < GROUPS; g++) { // all of them: group k of the run is group k % GROUPS of a task
+            issue();
+            cp_async_wait<STATE_RING - 1>();
+            if (!S || 8 * g >= rows) continue;
 #pragma unroll
-        for (int u = 0; u < 8; u++)
-            if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
-#pragma unroll
-        for (int u = 0; u < 8; u++) {
-            if (i0 + u < rows) {
-                const float ai = a[i0 + u], qi = q[i0 + u];
-                r[u].x = f * r[u].x + ai * v.x;
-                r[u].y = f * r[u].y + ai * v.y;
-                r[u].z = f * r[u].z + ai * v.z;
-                r[u].w = f * r[u].w + ai * v.w;
-                r[u] = st_state4(S + (long)(i0 + u) * COLS, r[u]);
-                acc.x += qi * r[u].x;
-                acc.y += qi * r[u].y;
-                acc.z += qi * r[u].z;
-                acc.w += qi * r[u].w;
+            for (int u = 0; u < 8; u++) {
+                const int i = 8 * g + u;
+                if (i < rows) {
+                    float4 r = unpack(ring[(((k0 + g) % STATE_RING) * 8 + u) * 32]);
+                    const float ai = a[i], qi = q[i];
+                    r.x = f * r.x + ai * v.x;
+                    r.y = f * r.y + ai * v.y;
+                    r.z = f * r.z + ai * v.z;
+                    r.w = f * r.w + ai * v.w;
+                    r = st_state4(S + (long)i * COLS, r);
+                    acc.x += qi * r.x;
+                    acc.y += qi * r.y;
+                    acc.z += qi * r.z;
+                    acc.w += qi * r.w;
+                }
             }
         }
+        return acc;
     }
-    return acc;
+    // No copy left in flight into the ring (the empty groups past the run) when the phase ends.
+    __device__ void finish() { cp_async_wait<0>(); }
+};
+template <int COLS, class Elem, class RowsOf>
+__device__ __forceinline__ StateStream<COLS, Elem, RowsOf> state_stream(int first, int end, RowsOf rows_of)
+{
+    return StateStream<COLS, Elem, RowsOf>(first, end, rows_of);
 }
 
 // ---- partial sums of a head's retrieval -------------------------------------------------------
@@ -868,16 +955,6 @@ struct PairWalk {
 // applied; RMS-normalised in place when NORM (rms_stats' statistics), each thread normalising the
 // pairs it copied, which the wait makes visible to it. A thread's (entry, float4 column)
 // pairs come from a PairWalk over the span.
-__device__ __forceinline__ void cp_async16(float *dst, const float *src)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
-                 "l"(src)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Wait until at most N of this thread's committed copy groups are in flight.
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
-
 __device__ void stage_copy(const Params &p, const In &in, int c0, int n, int span, int stride, float *xs)
 {
     const int nb = p.nb;
@@ -1693,10 +1770,17 @@ struct XLSTM {
         const float rs = sqrtf((float)XL_DM); // k is scaled by 1 / sqrt(head size)
         int first, end, done = 0;
         warp_tasks(lo, hi, first, end);
+        auto c_rows = state_stream<XL_DM, StateElem>(first, end, [&](int t, int &rows) -> StateElem * {
+            const MlTask task(t);
+            rows = task.rows;
+            return task.col() < XL_DM ? stm<Lk>(p, task.b, l, Lk::st_m_C) + ((long)task.n * XL_DM + task.i0) * XL_DM +
+                                            task.col()
+                                      : nullptr;
+        });
         float ig = 0.0f, fg = 0.0f, mnew = 0.0f; // the gates of the warp's head
         for (int t = first; t < end; t++) {
             const MlTask task(t);
-            const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.col();
+            const int b = task.b, n = task.n, i0 = task.i0, j = task.col();
             const float *qkv = sc(p, Lk::sc_qkv, b);
             const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
             if (MlTask::new_head(t, first)) {
@@ -1712,11 +1796,9 @@ struct XLSTM {
                 ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
             });
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
-            if (j < XL_DM) {
-                const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
-                StateElem *C = stm<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
-                *(float4 *)(part + task.rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
-            }
+            const float4 v = j < XL_DM ? ld_act4(qkv + 2 * XL_E + n * XL_DM + j) : make_float4(0.f, 0.f, 0.f, 0.f);
+            const float4 num = c_rows.update(t, fg, ks, v, qs);
+            if (j < XL_DM) *(float4 *)(part + task.rc * XL_E + j) = num;
             if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, MlTask::PER_HEAD, t, end, done))
                 continue;
             float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
@@ -1739,6 +1821,7 @@ struct XLSTM {
                         wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)), sc(p, Lk::sc_xc2, b), sc(p, Lk::sc_xg, b),
                         sc(p, Lk::sc_mo, b));
         }
+        c_rows.finish();
     }
 
     __device__ static void ml_output(const Params &p, int l, int b)
@@ -2052,9 +2135,16 @@ struct RetNet {
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
             int first, end, done = 0;
             warp_tasks(lo, hi, first, end);
+            auto r_rows = state_stream<RN_D, float>(first, end, [&](int t, int &rows) -> float * {
+                const Task task(t);
+                rows = task.rows;
+                return task.col() < RN_D
+                           ? st<Lk>(p, task.b, l, Lk::st_R) + ((long)task.n * RN_D + task.i0) * RN_D + task.col()
+                           : nullptr;
+            });
             for (int t = first; t < end; t++) {
                 const Task task(t);
-                const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.col();
+                const int b = task.b, n = task.n, i0 = task.i0, j = task.col();
                 const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
                 task.fill_rows(t, first, [&](int r) { // the row chunk's rows of q and k rotated by pos
                     // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
@@ -2067,17 +2157,16 @@ struct RetNet {
                 });
                 const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
-                if (j < RN_D) {
-                    const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
-                    float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
-                    *(float4 *)(part + task.rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr);
-                }
+                const float4 v = j < RN_D ? ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j) : make_float4(0.f, 0.f, 0.f, 0.f);
+                const float4 num = r_rows.update(t, decay, kr, v, qr);
+                if (j < RN_D) *(float4 *)(part + task.rc * H + j) = num;
                 if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, Task::PER_HEAD, t, end, done)) continue;
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                 sum_parts(part, H, Task::RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
                 head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr, nullptr,
                             sc(p, Lk::sc_g, b), sc(p, Lk::sc_og, b)); // og of head n
             }
+            r_rows.finish();
             break;
         }
         case 2: {

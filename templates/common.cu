@@ -338,37 +338,124 @@ __device__ __forceinline__ float conv_step(const float *taps, const float *bias,
     return acc;
 }
 
-// ---- rank-one update of a state matrix -------------------------------------------------------
-// A lane owns four columns of `rows` rows of a row-major state matrix with COLS columns
-// (S points at its first column in the first row; fp32 or StateElem): S[i][j] = f * S[i][j] + a[i] * v[j],
-// and it returns sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). Rows go in
-// groups of 8 with all loads of a group issued before any use.
-template <int COLS, class Elem>
-__device__ __forceinline__ float4 outer_update(Elem *S, int rows, float f, const float *a, float4 v, const float *q)
+// ---- asynchronous copies to shared memory (cp.async) ------------------------------------------
+__device__ __forceinline__ void cp_async16(float *dst, const float *src)
 {
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int i0 = 0; i0 < rows; i0 += 8) {
-        float4 r[8];
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
+                 "l"(src)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Wait until at most N of this thread's committed copy groups are in flight.
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+
+// ---- rank-one update of a state matrix -------------------------------------------------------
+// A lane's 4 elements of a state row copied to shared memory by cp.async (evict-first in L2, as
+// the loads of ld_state4): 16 bytes of fp32, 8 of bf16 (cp.async.cg takes 16 bytes only).
+__device__ __forceinline__ unsigned long long evict_first_policy()
+{
+    unsigned long long pol;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+    return pol;
+}
+__device__ __forceinline__ void cp_async_state4(float4 *dst, const float *src, unsigned long long pol)
+{
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(
+                     (unsigned)__cvta_generic_to_shared(dst)),
+                 "l"(src), "l"(pol)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_state4(uint2 *dst, const unsigned short *src, unsigned long long pol)
+{
+    asm volatile("cp.async.ca.shared.global.L2::cache_hint [%0], [%1], 8, %2;" ::"r"(
+                     (unsigned)__cvta_generic_to_shared(dst)),
+                 "l"(src), "l"(pol)
+                 : "memory");
+}
+template <class Elem> struct StateRawOf { using T = float4; };        // fp32: 4 elements as stored
+template <> struct StateRawOf<unsigned short> { using T = uint2; };     // bf16
+
+// A warp's run of state tasks [first, end) (warp_tasks) updates rows of row-major state
+// matrices with COLS columns, a lane owning four columns: S[i][j] = f * S[i][j] + a[i] * v[j],
+// returning sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). The rows go in groups
+// of 8 through the warp's ring in the staging area (idle in a state phase), copied STATE_RING
+// - 1 groups ahead across the run's tasks, so that a task's prologue (its gates, rows of q
+// and k) and a head's tail run with the next rows in flight, where loads into registers kept
+// one group of a task in flight (notes/gpu.md, runs 178-181: RetNet's phase 10% faster, the
+// mLSTM memory as fast as before, bound by its SMs' share of the bandwidth). rows_of(t, rows):
+// task t's first row at the lane's first column (nullptr where the lane has no columns), its
+// rows in `rows`, at most STATE_ROWS.
+constexpr int STATE_RING = 4;
+template <int COLS, class Elem, class RowsOf> struct StateStream {
+    using Raw = typename StateRawOf<Elem>::T;
+    static constexpr int GROUPS = (STATE_ROWS + 7) / 8; // of a task, the last ones empty where it has fewer rows
+    static_assert(STATE_RING * WARPS * 8 * 32 * sizeof(Raw) <= STAGE_FLOATS * sizeof(float),
+                  "the warps' rings fit the staging area");
+    Raw *ring; // [STATE_RING][8 rows][32 lanes], at the lane's
+    unsigned long long pol;
+    int first, end, issued; // issued: groups of the run copied or under way
+    RowsOf rows_of;
+
+    __device__ StateStream(int first_, int end_, RowsOf rows_of_)
+        : ring((Raw *)stage_smem + (threadIdx.x >> 5) * STATE_RING * 8 * 32 + (threadIdx.x & 31)),
+          pol(evict_first_policy()), first(first_), end(end_), issued(0), rows_of(rows_of_)
+    {
+#pragma unroll 1
+        for (int k = 0; k < STATE_RING - 1; k++) issue();
+    }
+    // The run's next group into its slot (the group STATE_RING before it applied); a group past
+    // the run's rows is an empty commit, so that the wait below always counts STATE_RING groups.
+    __device__ void issue()
+    {
+        const int k = issued++, t = first + k / GROUPS, g = k % GROUPS;
+        if (t < end) {
+            int rows;
+            const Elem *S = rows_of(t, rows);
+            if (S)
+#pragma unroll 1
+                for (int u = 0; u < 8 && 8 * g + u < rows; u++)
+                    cp_async_state4(ring + ((k % STATE_RING) * 8 + u) * 32, S + (long)(8 * g + u) * COLS, pol);
+        }
+        cp_async_commit();
+    }
+    // Task t, the run's tasks in order, by every lane of the warp: 0 where the lane has no columns.
+    __device__ float4 update(int t, float f, const float *a, float4 v, const float *q)
+    {
+        int rows;
+        Elem *S = rows_of(t, rows);
+        const int k0 = (t - first) * GROUPS;
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int g = 0; g < GROUPS; g++) { // all of them: group k of the run is group k % GROUPS of a task
+            issue();
+            cp_async_wait<STATE_RING - 1>();
+            if (!S || 8 * g >= rows) continue;
 #pragma unroll
-        for (int u = 0; u < 8; u++)
-            if (i0 + u < rows) r[u] = ld_state4(S + (long)(i0 + u) * COLS);
-#pragma unroll
-        for (int u = 0; u < 8; u++) {
-            if (i0 + u < rows) {
-                const float ai = a[i0 + u], qi = q[i0 + u];
-                r[u].x = f * r[u].x + ai * v.x;
-                r[u].y = f * r[u].y + ai * v.y;
-                r[u].z = f * r[u].z + ai * v.z;
-                r[u].w = f * r[u].w + ai * v.w;
-                r[u] = st_state4(S + (long)(i0 + u) * COLS, r[u]);
-                acc.x += qi * r[u].x;
-                acc.y += qi * r[u].y;
-                acc.z += qi * r[u].z;
-                acc.w += qi * r[u].w;
+            for (int u = 0; u < 8; u++) {
+                const int i = 8 * g + u;
+                if (i < rows) {
+                    float4 r = unpack(ring[(((k0 + g) % STATE_RING) * 8 + u) * 32]);
+                    const float ai = a[i], qi = q[i];
+                    r.x = f * r.x + ai * v.x;
+                    r.y = f * r.y + ai * v.y;
+                    r.z = f * r.z + ai * v.z;
+                    r.w = f * r.w + ai * v.w;
+                    r = st_state4(S + (long)i * COLS, r);
+                    acc.x += qi * r.x;
+                    acc.y += qi * r.y;
+                    acc.z += qi * r.z;
+                    acc.w += qi * r.w;
+                }
             }
         }
+        return acc;
     }
-    return acc;
+    // No copy left in flight into the ring (the empty groups past the run) when the phase ends.
+    __device__ void finish() { cp_async_wait<0>(); }
+};
+template <int COLS, class Elem, class RowsOf>
+__device__ __forceinline__ StateStream<COLS, Elem, RowsOf> state_stream(int first, int end, RowsOf rows_of)
+{
+    return StateStream<COLS, Elem, RowsOf>(first, end, rows_of);
 }
 
 // ---- partial sums of a head's retrieval -------------------------------------------------------
@@ -650,16 +737,6 @@ struct PairWalk {
 // applied; RMS-normalised in place when NORM (rms_stats' statistics), each thread normalising the
 // pairs it copied, which the wait makes visible to it. A thread's (entry, float4 column)
 // pairs come from a PairWalk over the span.
-__device__ __forceinline__ void cp_async16(float *dst, const float *src)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
-                 "l"(src)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Wait until at most N of this thread's committed copy groups are in flight.
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
-
 __device__ void stage_copy(const Params &p, const In &in, int c0, int n, int span, int stride, float *xs)
 {
     const int nb = p.nb;

@@ -52,9 +52,16 @@ struct RetNet {
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
             int first, end, done = 0;
             warp_tasks(lo, hi, first, end);
+            auto r_rows = state_stream<RN_D, float>(first, end, [&](int t, int &rows) -> float * {
+                const Task task(t);
+                rows = task.rows;
+                return task.col() < RN_D
+                           ? st<Lk>(p, task.b, l, Lk::st_R) + ((long)task.n * RN_D + task.i0) * RN_D + task.col()
+                           : nullptr;
+            });
             for (int t = first; t < end; t++) {
                 const Task task(t);
-                const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.col();
+                const int b = task.b, n = task.n, i0 = task.i0, j = task.col();
                 const float *q = sc(p, Lk::sc_q, b) + n * RN_D, *k = sc(p, Lk::sc_k, b) + n * RN_D;
                 task.fill_rows(t, first, [&](int r) { // the row chunk's rows of q and k rotated by pos
                     // rot(x)[2j] = -x[2j+1], rot(x)[2j+1] = x[2j]; pos * angle in fp32
@@ -67,17 +74,16 @@ struct RetNet {
                 });
                 const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
-                if (j < RN_D) {
-                    const float4 v = ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j);
-                    float *R = st<Lk>(p, b, l, Lk::st_R) + ((long)n * RN_D + i0) * RN_D + j;
-                    *(float4 *)(part + task.rc * H + j) = outer_update<RN_D>(R, rows, decay, kr, v, qr);
-                }
+                const float4 v = j < RN_D ? ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j) : make_float4(0.f, 0.f, 0.f, 0.f);
+                const float4 num = r_rows.update(t, decay, kr, v, qr);
+                if (j < RN_D) *(float4 *)(part + task.rc * H + j) = num;
                 if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, Task::PER_HEAD, t, end, done)) continue;
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
                 sum_parts(part, H, Task::RC, sqrtf(scale), sc(p, Lk::sc_o, b) + n * RN_D, RN_D);
                 head_output(n * RN_D, RN_D, sc(p, Lk::sc_o, b), NORM_RMS, 1e-6f, nullptr, nullptr, nullptr, nullptr,
                             sc(p, Lk::sc_g, b), sc(p, Lk::sc_og, b)); // og of head n
             }
+            r_rows.finish();
             break;
         }
         case 2: {

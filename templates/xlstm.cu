@@ -185,10 +185,17 @@ struct XLSTM {
         const float rs = sqrtf((float)XL_DM); // k is scaled by 1 / sqrt(head size)
         int first, end, done = 0;
         warp_tasks(lo, hi, first, end);
+        auto c_rows = state_stream<XL_DM, StateElem>(first, end, [&](int t, int &rows) -> StateElem * {
+            const MlTask task(t);
+            rows = task.rows;
+            return task.col() < XL_DM ? stm<Lk>(p, task.b, l, Lk::st_m_C) + ((long)task.n * XL_DM + task.i0) * XL_DM +
+                                            task.col()
+                                      : nullptr;
+        });
         float ig = 0.0f, fg = 0.0f, mnew = 0.0f; // the gates of the warp's head
         for (int t = first; t < end; t++) {
             const MlTask task(t);
-            const int b = task.b, n = task.n, i0 = task.i0, rows = task.rows, j = task.col();
+            const int b = task.b, n = task.n, i0 = task.i0, j = task.col();
             const float *qkv = sc(p, Lk::sc_qkv, b);
             const float *q = qkv + n * XL_DM, *k = qkv + XL_E + n * XL_DM;
             if (MlTask::new_head(t, first)) {
@@ -204,11 +211,9 @@ struct XLSTM {
                 ks[i] = ig * (ld_act(k + i0 + i) / rs); // C gains (ig * kk[a]) * v[b]
             });
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
-            if (j < XL_DM) {
-                const float4 v = ld_act4(qkv + 2 * XL_E + n * XL_DM + j);
-                StateElem *C = stm<Lk>(p, b, l, Lk::st_m_C) + ((long)n * XL_DM + i0) * XL_DM + j;
-                *(float4 *)(part + task.rc * XL_E + j) = outer_update<XL_DM>(C, rows, fg, ks, v, qs);
-            }
+            const float4 v = j < XL_DM ? ld_act4(qkv + 2 * XL_E + n * XL_DM + j) : make_float4(0.f, 0.f, 0.f, 0.f);
+            const float4 num = c_rows.update(t, fg, ks, v, qs);
+            if (j < XL_DM) *(float4 *)(part + task.rc * XL_E + j) = num;
             if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, MlTask::PER_HEAD, t, end, done))
                 continue;
             float *nv = st<Lk>(p, b, l, Lk::st_m_nv) + n * XL_DM;
@@ -231,6 +236,7 @@ struct XLSTM {
                         wvec(p, wb<Lk>(l, Lk::b_layer_mlstm_learnable_skip)), sc(p, Lk::sc_xc2, b), sc(p, Lk::sc_xg, b),
                         sc(p, Lk::sc_mo, b));
         }
+        c_rows.finish();
     }
 
     __device__ static void ml_output(const Params &p, int l, int b)
