@@ -39,35 +39,38 @@ typedef struct {
 
 /* The kernel deals its grid to the towers once a launch (tower_group, templates/kernel.cu), in
  * proportion to each tower's unit costs summed over the step, weighed per mille by these: what
- * the costs miss of a whole tower. Measured by batch size (notes/gpu.md, runs 163-174) and
- * interpolated linearly between; the last row holds beyond. At batch 1 xLSTM's chain of 11
- * phases a block (the others have 5) and its CTA-per-entry phases make it the slowest for its
- * cost (there 900 for xLSTM would make fp32 1.6% faster and bf16 2.5% slower: run 174). From 32
- * the towers share the memory's bandwidth and a tower's time does not follow its CTAs: fewer
- * for xLSTM and Hawk, more for Mamba2, made batch 32 and 50 2-5% faster, but batch 64 2-4%
- * slower, where xLSTM's memory phase (its state read and written, in proportion to the batch)
- * weighs more (runs 169-172). */
-static const struct {
+ * the costs miss of a whole tower. Measured by batch size and weight precision (notes/gpu.md,
+ * runs 163-182) and interpolated linearly between rows; the last row holds beyond. At batch 1
+ * and 8 xLSTM's chain of 11 phases a block (the others have 5) and its CTA-per-entry phases make
+ * it the slowest for its cost; at batch 1 bf16 weights, where the projections weigh less against
+ * those fixed costs, want more for xLSTM than fp32 does (runs 181-182: fp32 1.5% faster with its
+ * row, bf16 2-8% slower with it). From 32 the towers share the memory's bandwidth and a
+ * tower's time does not follow its CTAs: fewer for xLSTM and Hawk, more for Mamba2, made batch
+ * 32 and 50 2-5% faster, but batch 64 2-4% slower, where xLSTM's memory phase (its state read
+ * and written, in proportion to the batch) weighs more (runs 169-172). */
+typedef struct {
     int nb, w[NUM_TOWERS]; /* xLSTM, Mamba2, RetNet, Hawk */
-} TOWER_WEIGHTS[] = {
-    {1, {1000, 785, 838, 762}},
-    {8, {950, 800, 838, 780}},
-    {32, {860, 850, 838, 680}},
-    {50, {860, 850, 838, 680}},
-    {64, {1000, 785, 838, 762}},
+} tower_weight_row_t;
+static const tower_weight_row_t TOWER_WEIGHTS_FP32[] = {
+    {1, {1000, 830, 820, 800}},  {8, {950, 800, 838, 780}},    {32, {860, 850, 838, 680}},
+    {50, {860, 850, 838, 680}},  {64, {1000, 785, 838, 762}},
+};
+static const tower_weight_row_t TOWER_WEIGHTS_BF16[] = {
+    {1, {1000, 785, 838, 762}},  {8, {950, 800, 838, 780}},    {32, {860, 850, 838, 680}},
+    {50, {860, 850, 838, 680}},  {64, {1000, 785, 838, 762}},
 };
 
-void gpu_tower_weights(int nb, int w[NUM_TOWERS])
+_Static_assert(sizeof TOWER_WEIGHTS_FP32 == sizeof TOWER_WEIGHTS_BF16, "the tables have the same rows");
+
+void gpu_tower_weights(int nb, precision_t weights, int w[NUM_TOWERS])
 {
-    const int n = (int)(sizeof TOWER_WEIGHTS / sizeof *TOWER_WEIGHTS);
+    const tower_weight_row_t *t = weights == PRECISION_BF16 ? TOWER_WEIGHTS_BF16 : TOWER_WEIGHTS_FP32;
+    const int n = (int)(sizeof TOWER_WEIGHTS_FP32 / sizeof *TOWER_WEIGHTS_FP32);
     int i = 0;
-    while (i < n - 1 && TOWER_WEIGHTS[i + 1].nb <= nb) i++;
+    while (i < n - 1 && t[i + 1].nb <= nb) i++;
     for (int k = 0; k < NUM_TOWERS; k++) {
-        w[k] = TOWER_WEIGHTS[i].w[k];
-        if (i < n - 1 && nb > TOWER_WEIGHTS[i].nb) {
-            const int a = TOWER_WEIGHTS[i].nb, b = TOWER_WEIGHTS[i + 1].nb;
-            w[k] += (TOWER_WEIGHTS[i + 1].w[k] - w[k]) * (nb - a) / (b - a);
-        }
+        w[k] = t[i].w[k];
+        if (i < n - 1 && nb > t[i].nb) w[k] += (t[i + 1].w[k] - w[k]) * (nb - t[i].nb) / (t[i + 1].nb - t[i].nb);
     }
 }
 
@@ -107,7 +110,7 @@ static cudaError_t launch_fused(gpu_engine_t *e, int nb, unsigned long long *d_t
 {
     kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, {0}, d_trace};
     if (e->tower_weights[0]) memcpy(p.tower_weight, e->tower_weights, sizeof p.tower_weight);
-    else gpu_tower_weights(nb, p.tower_weight);
+    else gpu_tower_weights(nb, e->base.spec->precision.weights, p.tower_weight);
     void *args[] = {&p};
     cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
     cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},

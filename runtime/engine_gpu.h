@@ -28,8 +28,9 @@ int gpu_state_init(float *d_state, int slots, float *d_img, const float *img, si
 int gpu_slot_reset(float *d_slot, const float *d_img, size_t bytes, cudaStream_t stream, char *err);
 
 /* The per-mille weights of the towers' shares of the kernel's grid at batch size nb (xLSTM,
- * Mamba2, RetNet, Hawk): the engine's table, measured at a few batch sizes, interpolated. */
-void gpu_tower_weights(int nb, int w[NUM_TOWERS]);
+ * Mamba2, RetNet, Hawk) with weights of the given precision: the engine's table, measured at a
+ * few batch sizes, interpolated. */
+void gpu_tower_weights(int nb, precision_t weights, int w[NUM_TOWERS]);
 
 /* Launch shape and resources of a gpu engine's kernel, one line. */
 void engine_gpu_describe(const engine_t *e, char *out, size_t size);

@@ -51,21 +51,25 @@ ParameterizedTest(backend_t *be, engines, save_load_reset, .timeout = 300)
     golden_free(&g);
 }
 
-/* The gpu engine's weights of the towers' shares of the grid, at every batch size: positive,
- * changing gradually with the batch (interpolated between the table's rows, which are far
- * enough apart for at most 20 per mille a batch), and held beyond the last row. */
+/* The gpu engine's weights of the towers' shares of the grid, at every batch size and for both
+ * weight precisions: positive, changing gradually with the batch (interpolated between the
+ * table's rows, which are far enough apart for at most 20 per mille a batch), and held beyond
+ * the last row. */
 Test(engines, tower_weights_by_batch)
 {
-    int prev[NUM_TOWERS], w[NUM_TOWERS], last[NUM_TOWERS];
-    gpu_tower_weights(1, prev);
-    gpu_tower_weights(4096, last);
-    for (int nb = 1; nb <= 256; nb++) {
-        gpu_tower_weights(nb, w);
-        for (int k = 0; k < NUM_TOWERS; k++) {
-            cr_expect_gt(w[k], 0, "batch %d, tower %d: weight %d", nb, k, w[k]);
-            cr_expect_leq(abs(w[k] - prev[k]), 20, "batch %d, tower %d: %d after %d", nb, k, w[k], prev[k]);
-            prev[k] = w[k];
+    for (precision_t prec = PRECISION_FP32; prec <= PRECISION_BF16; prec++) {
+        int prev[NUM_TOWERS], w[NUM_TOWERS], last[NUM_TOWERS];
+        gpu_tower_weights(1, prec, prev);
+        gpu_tower_weights(4096, prec, last);
+        for (int nb = 1; nb <= 256; nb++) {
+            gpu_tower_weights(nb, prec, w);
+            for (int k = 0; k < NUM_TOWERS; k++) {
+                cr_expect_gt(w[k], 0, "%s, batch %d, tower %d: weight %d", precision_name(prec), nb, k, w[k]);
+                cr_expect_leq(abs(w[k] - prev[k]), 20, "%s, batch %d, tower %d: %d after %d", precision_name(prec), nb,
+                              k, w[k], prev[k]);
+                prev[k] = w[k];
+            }
         }
+        cr_expect_arr_eq(w, last, sizeof w, "%s: the weights at batch 256 and 4096 differ", precision_name(prec));
     }
-    cr_expect_arr_eq(w, last, sizeof w, "the weights at batch 256 and 4096 differ");
 }
