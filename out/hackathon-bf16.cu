@@ -567,7 +567,6 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 // Wait until at most N of this thread's committed copy groups are in flight.
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
-// ---- rank-one update of a state matrix -------------------------------------------------------
 // A lane's 4 elements of a state row copied to shared memory by cp.async (evict-first in L2, as
 // the loads of ld_state4): 16 bytes of fp32, 8 of bf16 (cp.async.cg takes 16 bytes only).
 __device__ __forceinline__ unsigned long long evict_first_policy()
@@ -593,18 +592,18 @@ __device__ __forceinline__ void cp_async_state4(uint2 *dst, const unsigned short
 template <class Elem> struct StateRawOf { using T = float4; };        // fp32: 4 elements as stored
 template <> struct StateRawOf<unsigned short> { using T = uint2; };     // bf16
 
-// A warp's run of state tasks [first, end) (warp_tasks) updates rows of row-major state
-// matrices with COLS columns, a lane owning four columns: S[i][j] = f * S[i][j] + a[i] * v[j],
+// ---- rank-one update of a state matrix -------------------------------------------------------
+// A warp's run of state tasks [first, end) (warp_tasks, StateTask) updates rows of the
+// tasks' head matrices, a lane owning four columns: S[i][j] = f * S[i][j] + a[i] * v[j],
 // returning sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). The rows go in groups
 // of 8 through the warp's ring in the staging area (idle in a state phase), copied STATE_RING
 // - 1 groups ahead across the run's tasks, so that a task's prologue (its gates, rows of q
 // and k) and a head's tail run with the next rows in flight, where loads into registers kept
 // one group of a task in flight (notes/gpu.md, runs 178-181: RetNet's phase 10% faster, the
-// mLSTM memory as fast as before, bound by its SMs' share of the bandwidth). rows_of(t, rows):
-// task t's first row at the lane's first column (nullptr where the lane has no columns), its
-// rows in `rows`, at most STATE_ROWS.
+// mLSTM memory as fast as before, bound by its SMs' share of the bandwidth). matrices(b):
+// entry b's head matrices of the block, Elem each (fp32 or StateElem).
 constexpr int STATE_RING = 4;
-template <int COLS, class Elem, class RowsOf> struct StateStream {
+template <class Task, class Elem, class Matrices> struct StateStream {
     using Raw = typename StateRawOf<Elem>::T;
     static constexpr int GROUPS = (STATE_ROWS + 7) / 8; // of a task, the last ones empty where it has fewer rows
     static_assert(STATE_RING * WARPS * 8 * 32 * sizeof(Raw) <= STAGE_FLOATS * sizeof(float),
@@ -612,14 +611,22 @@ template <int COLS, class Elem, class RowsOf> struct StateStream {
     Raw *ring; // [STATE_RING][8 rows][32 lanes], at the lane's
     unsigned long long pol;
     int first, end, issued; // issued: groups of the run copied or under way
-    RowsOf rows_of;
+    Matrices matrices;
 
-    __device__ StateStream(int first_, int end_, RowsOf rows_of_)
+    __device__ StateStream(int first_, int end_, Matrices matrices_)
         : ring((Raw *)stage_smem + (threadIdx.x >> 5) * STATE_RING * 8 * 32 + (threadIdx.x & 31)),
-          pol(evict_first_policy()), first(first_), end(end_), issued(0), rows_of(rows_of_)
+          pol(evict_first_policy()), first(first_), end(end_), issued(0), matrices(matrices_)
     {
 #pragma unroll 1
         for (int k = 0; k < STATE_RING - 1; k++) issue();
+    }
+    // Task t's first row at the lane's first column (nullptr where the lane has no columns),
+    // its rows in `rows`.
+    __device__ Elem *rows_of(int t, int &rows) const
+    {
+        const Task task(t);
+        rows = task.rows;
+        return task.col() < Task::DIM ? matrices(task.b) + task.offset() : nullptr;
     }
     // The run's next group into its slot (the group STATE_RING before it applied); a group past
     // the run's rows is an empty commit, so that the wait below always counts STATE_RING groups.
@@ -632,7 +639,7 @@ template <int COLS, class Elem, class RowsOf> struct StateStream {
             if (S)
 #pragma unroll 1
                 for (int u = 0; u < 8 && 8 * g + u < rows; u++)
-                    cp_async_state4(ring + ((k % STATE_RING) * 8 + u) * 32, S + (long)(8 * g + u) * COLS, pol);
+                    cp_async_state4(ring + ((k % STATE_RING) * 8 + u) * 32, S + (long)(8 * g + u) * Task::DIM, pol);
         }
         cp_async_commit();
     }
@@ -657,7 +664,7 @@ template <int COLS, class Elem, class RowsOf> struct StateStream {
                     r.y = f * r.y + ai * v.y;
                     r.z = f * r.z + ai * v.z;
                     r.w = f * r.w + ai * v.w;
-                    r = st_state4(S + (long)i * COLS, r);
+                    r = st_state4(S + (long)i * Task::DIM, r);
                     acc.x += qi * r.x;
                     acc.y += qi * r.y;
                     acc.z += qi * r.z;
@@ -670,10 +677,10 @@ template <int COLS, class Elem, class RowsOf> struct StateStream {
     // No copy left in flight into the ring (the empty groups past the run) when the phase ends.
     __device__ void finish() { cp_async_wait<0>(); }
 };
-template <int COLS, class Elem, class RowsOf>
-__device__ __forceinline__ StateStream<COLS, Elem, RowsOf> state_stream(int first, int end, RowsOf rows_of)
+template <class Task, class Elem, class Matrices>
+__device__ __forceinline__ StateStream<Task, Elem, Matrices> state_stream(int first, int end, Matrices matrices)
 {
-    return StateStream<COLS, Elem, RowsOf>(first, end, rows_of);
+    return StateStream<Task, Elem, Matrices>(first, end, matrices);
 }
 
 // ---- partial sums of a head's retrieval -------------------------------------------------------
@@ -694,6 +701,7 @@ __device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
 // b, head n, rows [i0, i0 + rows) (row chunk rc) and columns chunk * 128 .. of its head, the
 // column chunk fastest so that a warp's run shares a head's gates and a row chunk's rows.
 template <int D, int HEADS> struct StateTask {
+    static constexpr int DIM = D;
     static constexpr int CHUNKS = (D + 127) / 128;                  // 128-column chunks of a head
     static constexpr int RC = (D + STATE_ROWS - 1) / STATE_ROWS;    // row chunks: a head's parts
     static constexpr int PER_HEAD = CHUNKS * RC;
@@ -708,6 +716,8 @@ template <int D, int HEADS> struct StateTask {
     __device__ static bool new_head(int t, int first) { return t == first || t % PER_HEAD == 0; }
     // the first of the lane's 4 columns of its head
     __device__ int col() const { return chunk * 128 + (threadIdx.x & 31) * 4; }
+    // the lane's first element in the entry's head matrices: row i0, column col() of head n
+    __device__ long offset() const { return ((long)n * D + i0) * D + col(); }
     // Where the warp's run meets new rows at task t: row(r) for r in [0, rows), the rows spread
     // over the lanes, between warp barriers (it writes the row vectors every lane reads).
     template <class F> __device__ void fill_rows(int t, int first, F row) const
@@ -1770,13 +1780,7 @@ struct XLSTM {
         const float rs = sqrtf((float)XL_DM); // k is scaled by 1 / sqrt(head size)
         int first, end, done = 0;
         warp_tasks(lo, hi, first, end);
-        auto c_rows = state_stream<XL_DM, StateElem>(first, end, [&](int t, int &rows) -> StateElem * {
-            const MlTask task(t);
-            rows = task.rows;
-            return task.col() < XL_DM ? stm<Lk>(p, task.b, l, Lk::st_m_C) + ((long)task.n * XL_DM + task.i0) * XL_DM +
-                                            task.col()
-                                      : nullptr;
-        });
+        auto c_rows = state_stream<MlTask, StateElem>(first, end, [&](int b) { return stm<Lk>(p, b, l, Lk::st_m_C); });
         float ig = 0.0f, fg = 0.0f, mnew = 0.0f; // the gates of the warp's head
         for (int t = first; t < end; t++) {
             const MlTask task(t);
@@ -2135,13 +2139,7 @@ struct RetNet {
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
             int first, end, done = 0;
             warp_tasks(lo, hi, first, end);
-            auto r_rows = state_stream<RN_D, float>(first, end, [&](int t, int &rows) -> float * {
-                const Task task(t);
-                rows = task.rows;
-                return task.col() < RN_D
-                           ? st<Lk>(p, task.b, l, Lk::st_R) + ((long)task.n * RN_D + task.i0) * RN_D + task.col()
-                           : nullptr;
-            });
+            auto r_rows = state_stream<Task, float>(first, end, [&](int b) { return st<Lk>(p, b, l, Lk::st_R); });
             for (int t = first; t < end; t++) {
                 const Task task(t);
                 const int b = task.b, n = task.n, i0 = task.i0, j = task.col();

@@ -52,13 +52,7 @@ struct RetNet {
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
             int first, end, done = 0;
             warp_tasks(lo, hi, first, end);
-            auto r_rows = state_stream<RN_D, float>(first, end, [&](int t, int &rows) -> float * {
-                const Task task(t);
-                rows = task.rows;
-                return task.col() < RN_D
-                           ? st<Lk>(p, task.b, l, Lk::st_R) + ((long)task.n * RN_D + task.i0) * RN_D + task.col()
-                           : nullptr;
-            });
+            auto r_rows = state_stream<Task, float>(first, end, [&](int b) { return st<Lk>(p, b, l, Lk::st_R); });
             for (int t = first; t < end; t++) {
                 const Task task(t);
                 const int b = task.b, n = task.n, i0 = task.i0, j = task.col();

@@ -185,13 +185,7 @@ struct XLSTM {
         const float rs = sqrtf((float)XL_DM); // k is scaled by 1 / sqrt(head size)
         int first, end, done = 0;
         warp_tasks(lo, hi, first, end);
-        auto c_rows = state_stream<XL_DM, StateElem>(first, end, [&](int t, int &rows) -> StateElem * {
-            const MlTask task(t);
-            rows = task.rows;
-            return task.col() < XL_DM ? stm<Lk>(p, task.b, l, Lk::st_m_C) + ((long)task.n * XL_DM + task.i0) * XL_DM +
-                                            task.col()
-                                      : nullptr;
-        });
+        auto c_rows = state_stream<MlTask, StateElem>(first, end, [&](int b) { return stm<Lk>(p, b, l, Lk::st_m_C); });
         float ig = 0.0f, fg = 0.0f, mnew = 0.0f; // the gates of the warp's head
         for (int t = first; t < end; t++) {
             const MlTask task(t);
