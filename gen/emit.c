@@ -60,13 +60,17 @@ void emit_kernel_name(const spec_t *s, char *out, size_t size)
 static int max_i(int a, int b) { return a > b ? a : b; }
 
 /* Running sums of a warp: room for at least one row group of every entry (tiles of 4
- * entries x 32 sums), and 1024 floats so that a pass holds several row groups. */
+ * entries x 32 sums), and 1024 floats so that a pass holds several row groups. proj_rows_mma
+ * takes a float4 per lane per tile of 8 entries for each of a warp's slices: two slices up to
+ * PAIRED_TILES8 tiles, so that the shared memory of a batch of 64 stays within the 196 KB
+ * configuration, which leaves the L1 60 KB (a 228 KB one, L1 28 KB, made the step 8-13%
+ * slower: notes/gpu.md, runs 186-187). */
+#define PAIRED_TILES8 7
 int emit_sums_warp(const spec_t *s)
 {
-    /* proj_pass: a float per lane per tile of 4 entries; proj_rows_mma: a float4 per lane
-     * per tile of 8 */
     const int tiles4 = (s->batch.max_batch + 3) / 4, tiles8 = (s->batch.max_batch + 7) / 8;
-    return max_i(1024, max_i(tiles4 * 32, tiles8 * 128));
+    const int paired = tiles8 < PAIRED_TILES8 ? tiles8 : PAIRED_TILES8;
+    return max_i(max_i(1024, tiles4 * 32), max_i(tiles8 * 128, 2 * paired * 128));
 }
 
 int emit_dynamic_smem_floats(const spec_t *s)

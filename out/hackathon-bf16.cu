@@ -25,7 +25,7 @@ constexpr int WEIGHT_ROWS = 4, CHUNK_F4 = 32; // projections: rows per warp, loa
 using MatRaw = uint2; // 4 consecutive weights of a matrix row, as stored (bf16)
 using StateElem = float; // an element of a state matrix, as stored (fp32)
 constexpr bool SPLIT_BY_COST = true; // stages split by cost, not unit count
-constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1024; // dynamic shared memory: staged inputs, sums
+constexpr int STAGE_FLOATS = 32768, SUMS_WARP = 1792; // dynamic shared memory: staged inputs, sums
 constexpr int STAGE_PAD = 16, STAGE_PAD_WIDE = 20; // floats between entries' staged rows (tensor cores)
 constexpr bool WEIGHTS_NO_L1 = true; // weight loads not allocated in L1
 #define WEIGHT_L2_PREFETCH ".L2::256B" // L2 fetch size around a weight load
@@ -1197,17 +1197,67 @@ __device__ __forceinline__ void load_tile_chunk(const Raw *qa, const Raw *qb, in
     }
 }
 
+// A warp's part of a projection pass: chunks j = s, s + ks, ... (a slice) of the tile whose rows
+// start at o0, summed in slot `slot` of the warp's running sums; j is the next chunk to apply
+// (chunks or more: none).
+struct TileSlice {
+    int o0, s, ks, slot, j;
+};
+
+// The pass's tiles are dealt to the warps in at most two groups that each fill the warps: a
+// group of n tiles (n a power of two) gives each tile WARPS / n slices, so that a pass of 5
+// tiles is 4 tiles of 2 slices and 1 of 8, every warp streaming 5/8 of a tile's weights. One
+// slice a tile left 3 of 8 warps idle there and the pass as long as a tile's whole stream
+// (at batch 50 xLSTM's MLP up, 73 rows a CTA: 20% faster, notes/gpu.md, run 187).
+// Tiles of more than two binary digits (7), or `pairs` false (the warp's sums hold one slot),
+// take one slice each; slices are capped by the chunks. Group g's slice of this warp (slot g)
+// in ts; false: none (ts.j = chunks).
+__device__ __forceinline__ bool tile_slice(int tiles, int chunks, bool pairs, int g, int pass0, int rb,
+                                           TileSlice &ts)
+{
+    const int warp = threadIdx.x >> 5, top = 1 << (31 - __clz(tiles)), rest = tiles - top;
+    const bool two = pairs && rest > 0 && (rest & (rest - 1)) == 0;
+    const int n = g == 0 ? (two ? top : tiles) : two ? rest : 0, first = g == 0 ? 0 : top;
+    const int ks = n ? max(1, min(WARPS / n, chunks)) : 1;
+    const bool mine = warp < n * ks;
+    ts = TileSlice{pass0 + (first + warp / ks) * rb, warp % ks, ks, g, mine ? warp % ks : chunks};
+    return mine;
+}
+
+// The warp's other slice streams from its next chunk, other_j (then cur's).
+__device__ __forceinline__ void other_turn(int tiles, int chunks, int pass0, int rb, TileSlice &cur, int &other_j)
+{
+    const int j = cur.j;
+    tile_slice(tiles, chunks, true, 1 - cur.slot, pass0, rb, cur);
+    cur.j = other_j;
+    other_j = j;
+}
+
+// This lane's two weight rows (tile rows g and g + 8; NM = 2: row g of both matrices) of the
+// tile at o0, as stored; nullptr past the pass's rows.
+template <int NM, int N>
+__device__ __forceinline__ void tile_rows(const Params &p, const Mat (&m)[N], int ld, int o0, int pend,
+                                          const MatRaw *&qa, const MatRaw *&qb)
+{
+    const int g = (threadIdx.x & 31) >> 2, rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
+    int og = rg, oh = rh; // the rows in their matrices
+    const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
+    qa = rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
+    qb = rh < pend ? (const MatRaw *)(p.w + wh) + (long)oh * ld / 4 : nullptr;
+}
+
 // proj_rows for one input and NM <= 2 matrices on tensor cores. A row tile is 16 weight rows
 // (the mma's A): NM = 1, rows o0 .. o0 + 15; NM = 2, rows o0 .. o0 + 7 of matrix 0 over the
-// same rows of matrix 1. A pass takes up to WARPS row tiles; where it has fewer, each tile's
-// columns are split into KS slices (chunk j of the row goes to slice j % KS), one warp per
-// (tile, slice). A warp streams its weights in chunks of CW columns, U loads a lane per tile
-// row, the next chunk's loads issued before this one is applied to the batch (the mma's B)
-// 8 entries at a time, across window boundaries; the k order inside a 16-column group is
-// permuted so that a lane's float4 of weights and its float4 of input are its k-slots of two
-// k-steps. Each 16 columns start from a zero accumulator and are added to the lane's running
-// sums in fp32 (the tensor core's own accumulation truncates), kept in the warp's shared
-// memory for the pass (SUMS_WARP >= NT_MAX * 128 floats). The slices are added in order;
+// same rows of matrix 1. A pass takes up to WARPS row tiles; where it has fewer, a tile's
+// columns are split into ks slices (chunk j of the row goes to slice j % ks), a warp taking
+// one or two (tile, slice) pairs (tile_slice). A warp streams its weights in chunks of CW
+// columns, U loads a lane per tile row, the next chunk's loads issued before this one is
+// applied to the batch (the mma's B) 8 entries at a time, across window boundaries; the k
+// order inside a 16-column group is permuted so that a lane's float4 of weights and its
+// float4 of input are its k-slots of two k-steps. Each 16 columns start from a zero
+// accumulator and are added to the lane's running sums in fp32 (the tensor core's own
+// accumulation truncates), kept in the warp's shared memory for the pass: a slot of 128
+// floats an entry tile for each of its slices. The slices are added in order;
 // their number depends on the rows of the pass, so the result can differ in the last bits
 // with the batch and the schedule.
 // The input is staged whole where every entry's row fits the staging area (and then once for
@@ -1243,8 +1293,9 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
     const int nbuf = !whole && half_chunks * CW >= DOUBLE_MIN_COLUMNS ? 2 : 1;
     const int area_chunks = nbuf == 2 ? half_chunks : (STAGE_FLOATS / nb - PAD) / CW;
     float *xs = stage_smem;                                       // [nbuf][nb][stride]
-    float4 *sums = (float4 *)(stage_smem + STAGE_FLOATS) + lane; // [warp][tile][32]
+    float4 *sums = (float4 *)(stage_smem + STAGE_FLOATS) + lane; // [warp][slot][tile][32]
     constexpr int SUMS4 = SUMS_WARP / 4;
+    const bool pairs = 2 * nt * 128 <= SUMS_WARP; // a warp's sums hold two slices' slots
     if (lo >= hi) return;
     int staged_c = -1; // input column of the whole row staged by an earlier pass
     for (int pass0 = lo; pass0 < hi;) {
@@ -1252,9 +1303,14 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         if (block) pend = min(pend, (pass0 / block + 1) * block);
         const int c_in = block ? (pass0 / block) * LEN : 0; // input column of weight column 0
         const int tiles = (pend - pass0 + RB - 1) / RB;
-        const int ks_n = max(1, min(WARPS / tiles, chunks));
-        const int ks = warp % ks_n, o0 = pass0 + warp / ks_n * RB;
-        const bool busy = warp < tiles * ks_n;
+        // the warp's slices (tile_slice): cur streams, other_j is the other's next chunk
+        TileSlice cur, other;
+        const bool has0 = tile_slice(tiles, chunks, pairs, 0, pass0, RB, cur);
+        const bool has1 = tile_slice(tiles, chunks, pairs, 1, pass0, RB, other);
+        const bool busy = has0 || has1;
+        const int ks_n = max(cur.ks, other.ks); // powers of two unless capped by the chunks
+        int other_j = other.j;
+        if (other_j < min(cur.j, chunks)) other_turn(tiles, chunks, pass0, RB, cur, other_j);
         // windows of wc chunks: a multiple of the slices where the area allows, all about as wide
         int wc = chunks;
         if (!whole) {
@@ -1264,21 +1320,17 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         }
         const int win = wc * CW, stride = win + PAD;
         const bool restage = !whole || staged_c != c_in;
-        // this lane's two weight rows (tile rows g and g + 8)
-        const int rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
-        // The warp's chunks are j = ks, ks + KS, ... of the row; the next one is loaded while
-        // this one is applied. The first is asked for before the tower barrier is waited for
-        // (no stage writes weights), so that its latency overlaps the barrier's.
-        int og = rg, oh = rh; // the rows in their matrices
-        const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
-        const MatRaw *qa = busy && rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
-        const MatRaw *qb = busy && rh < pend ? (const MatRaw *)(p.w + wh) + (long)oh * ld / 4 : nullptr;
-        MatRaw ra[U], rb[U]; // rows rg, rh of the next chunk, as stored
-        int j = ks;
-        load_tile_chunk<wide>(qa, qb, ld, j * CW + lcol, ra, rb);
+        // The warp applies its chunks in column order (so window by window), the slice with the
+        // lower next chunk streaming; the next chunk is loaded while this one is applied. The
+        // first is asked for before the tower barrier is waited for (no stage writes weights),
+        // so that its latency overlaps the barrier's.
+        const MatRaw *qa, *qb; // this lane's two weight rows of cur's tile
+        tile_rows<NM>(p, m, ld, cur.o0, pend, qa, qb);
+        if (!busy) qa = qb = nullptr;
+        MatRaw ra[U], rb[U]; // rows qa, qb of the next chunk, as stored
+        load_tile_chunk<wide>(qa, qb, ld, cur.j * CW + lcol, ra, rb);
         tower_wait(p);
-        float4 *own = sums + warp * SUMS4;
-        for (int t = 0; t < nt; t++) own[t * 32] = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int t = 0; t < (has1 ? 2 : 1) * nt; t++) sums[warp * SUMS4 + t * 32] = make_float4(0.f, 0.f, 0.f, 0.f);
         if (restage) {
             __syncthreads(); // the previous readers of the staging area are done
             stage_copy(p, in, c_in, min(win, ld), win, stride, xs);
@@ -1307,7 +1359,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
             if (w0 + win >= ld) prefetch_epilogue_state<NM>(p, m, pass0, pend); // arrives while applied
             if (!busy) continue;
 #pragma unroll 1
-            for (; j < chunks && j * CW < w0 + win; j += ks_n) {
+            while (cur.j < chunks && cur.j * CW < w0 + win) {
                 // the lane's weights as tf32 parts, [u][k-step][slot] (see mma_3xtf32)
                 unsigned wb[U][2][4], ws[EXACT_W ? 1 : U][2][4];
 #pragma unroll
@@ -1323,7 +1375,14 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
                             if (!EXACT_W) ws[EXACT_W ? 0 : u][k][i] = v.small;
                         }
                 }
-                if (j + ks_n < chunks) load_tile_chunk<wide>(qa, qb, ld, (j + ks_n) * CW + lcol, ra, rb);
+                const int j = cur.j;
+                float4 *own = sums + warp * SUMS4 + cur.slot * nt * 32;
+                cur.j += cur.ks;
+                if (other_j < min(cur.j, chunks)) {
+                    other_turn(tiles, chunks, pass0, RB, cur, other_j);
+                    tile_rows<NM>(p, m, ld, cur.o0, pend, qa, qb);
+                }
+                if (cur.j < chunks) load_tile_chunk<wide>(qa, qb, ld, cur.j * CW + lcol, ra, rb);
                 const float *x = buf + (j * CW - w0) + lcol;
 #pragma unroll 1
                 for (int t = 0; t < nt; t++) {
@@ -1345,18 +1404,22 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
             }
         }
         __syncthreads(); // every slice's sums are in
-        // lane (g, t4) holds rows rg, rh for entries 8t + 2 t4 and 8t + 2 t4 + 1; the warp of
-        // slice ks adds up the slices of tiles t = ks, ks + KS, ...
-        if (busy) {
+        // lane (g, t4) holds rows rg, rh of a tile for entries 8t + 2 t4 and 8t + 2 t4 + 1; the
+        // warp of slice s adds up the tile's slices of entry tiles t = s, s + ks, ...
+#pragma unroll 1
+        for (int group = 0; group < 2; group++) {
+            TileSlice ts;
+            if (!tile_slice(tiles, chunks, pairs, group, pass0, RB, ts)) continue;
+            const int rg = ts.o0 + g, rh = NM == 1 ? ts.o0 + g + 8 : ts.o0 + g;
             float bg = 0.0f, bh = 0.0f;
             int og = rg, oh = rh;
             const Mat &mg = mat_of_row<NM>(m, 0, og), &mh = mat_of_row<NM>(m, NM - 1, oh);
             if (mg.bias >= 0 && rg < pend) bg = __ldg(wvec(p, mg.bias) + og);
             if (mh.bias >= 0 && rh < pend) bh = __ldg(wvec(p, mh.bias) + oh);
-            const float4 *slice0 = sums + (warp - ks) * SUMS4;
-            for (int t = ks; t < nt; t += ks_n) {
+            const float4 *slice0 = sums + (warp - ts.s) * SUMS4 + ts.slot * nt * 32;
+            for (int t = ts.s; t < nt; t += ts.ks) {
                 float4 s4 = slice0[t * 32];
-                for (int k = 1; k < ks_n; k++) {
+                for (int k = 1; k < ts.ks; k++) {
                     const float4 y = slice0[k * SUMS4 + t * 32];
                     s4.x += y.x;
                     s4.y += y.y;
