@@ -979,11 +979,11 @@ __device__ __forceinline__ void load_tile_chunk(const Raw *qa, const Raw *qb, in
     }
 }
 
-// A warp's part of a projection pass: chunks j = s, s + ks, ... (a slice) of the tile whose rows
+// A warp's part of a projection pass: chunks s, s + ks, ... (slice s) of the tile whose rows
 // start at o0, summed in slot `slot` of the warp's running sums; j is the next chunk to apply
-// (chunks or more: none).
+// (chunks or more: none), s as dealt.
 struct TileSlice {
-    int o0, s, ks, slot, j;
+    int o0, ks, slot, j;
 };
 
 // The pass's tiles are dealt to the warps in at most two groups that each fill the warps: a
@@ -1002,7 +1002,7 @@ __device__ __forceinline__ bool tile_slice(int tiles, int chunks, bool pairs, in
     const int n = g == 0 ? (two ? top : tiles) : two ? rest : 0, first = g == 0 ? 0 : top;
     const int ks = n ? max(1, min(WARPS / n, chunks)) : 1;
     const bool mine = warp < n * ks;
-    ts = TileSlice{pass0 + (first + warp / ks) * rb, warp % ks, ks, g, mine ? warp % ks : chunks};
+    ts = TileSlice{pass0 + (first + warp / ks) * rb, ks, g, mine ? warp % ks : chunks};
     return mine;
 }
 
@@ -1015,13 +1015,22 @@ __device__ __forceinline__ void other_turn(int tiles, int chunks, int pass0, int
     other_j = j;
 }
 
-// This lane's two weight rows (tile rows g and g + 8; NM = 2: row g of both matrices) of the
-// tile at o0, as stored; nullptr past the pass's rows.
+// This lane's two rows of the tile at o0: tile rows g and g + 8 (NM = 2: row g of both matrices).
+template <int NM> __device__ __forceinline__ void lane_rows(int o0, int &rg, int &rh)
+{
+    const int g = (threadIdx.x & 31) >> 2;
+    rg = o0 + g;
+    rh = NM == 1 ? o0 + g + 8 : o0 + g;
+}
+
+// This lane's two weight rows of the tile at o0 (lane_rows), as stored; nullptr past the
+// pass's rows.
 template <int NM, int N>
 __device__ __forceinline__ void tile_rows(const Params &p, const Mat (&m)[N], int ld, int o0, int pend,
                                           const MatRaw *&qa, const MatRaw *&qb)
 {
-    const int g = (threadIdx.x & 31) >> 2, rg = o0 + g, rh = NM == 1 ? o0 + g + 8 : o0 + g;
+    int rg, rh;
+    lane_rows<NM>(o0, rg, rh);
     int og = rg, oh = rh; // the rows in their matrices
     const long wg = mat_of_row<NM>(m, 0, og).w, wh = mat_of_row<NM>(m, NM - 1, oh).w;
     qa = rg < pend ? (const MatRaw *)(p.w + wg) + (long)og * ld / 4 : nullptr;
@@ -1192,14 +1201,16 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
         for (int group = 0; group < 2; group++) {
             TileSlice ts;
             if (!tile_slice(tiles, chunks, pairs, group, pass0, RB, ts)) continue;
-            const int rg = ts.o0 + g, rh = NM == 1 ? ts.o0 + g + 8 : ts.o0 + g;
+            const int s = ts.j; // the slice, as dealt
+            int rg, rh;
+            lane_rows<NM>(ts.o0, rg, rh);
             float bg = 0.0f, bh = 0.0f;
             int og = rg, oh = rh;
             const Mat &mg = mat_of_row<NM>(m, 0, og), &mh = mat_of_row<NM>(m, NM - 1, oh);
             if (mg.bias >= 0 && rg < pend) bg = __ldg(wvec(p, mg.bias) + og);
             if (mh.bias >= 0 && rh < pend) bh = __ldg(wvec(p, mh.bias) + oh);
-            const float4 *slice0 = sums + (warp - ts.s) * SUMS4 + ts.slot * nt * 32;
-            for (int t = ts.s; t < nt; t += ts.ks) {
+            const float4 *slice0 = sums + (warp - s) * SUMS4 + ts.slot * nt * 32;
+            for (int t = s; t < nt; t += ts.ks) {
                 float4 s4 = slice0[t * 32];
                 for (int k = 1; k < ts.ks; k++) {
                     const float4 y = slice0[k * SUMS4 + t * 32];
