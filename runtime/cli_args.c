@@ -43,3 +43,21 @@ int arg_choice(const char *cmd, const char *opt, const char *text, const char *c
     fprintf(stderr, "; got '%s'\n", text);
     return -1;
 }
+
+int arg_int_list(const char *cmd, const char *opt, const char *text, int min, int max, int *out, int cap, int *n)
+{
+    *n = 0;
+    for (const char *p = text; *p || !*n;) {
+        char *end;
+        errno = 0;
+        const long v = strtol(p, &end, 10);
+        if (end == p || errno || v < min || v > max || (*end && (*end != ',' || !end[1])) || *n == cap) {
+            fprintf(stderr, "stepfuse %s: %s wants up to %d comma-separated integers %d..%d, got '%s'\n", cmd, opt,
+                    cap, min, max, text);
+            return -1;
+        }
+        out[(*n)++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}

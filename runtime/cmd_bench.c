@@ -111,23 +111,6 @@ typedef struct {
     } check[3];
 } bench_t;
 
-static int parse_batches(const char *list, int *out, int *n)
-{
-    *n = 0;
-    for (const char *p = list; *p;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > 4096 || (*end && *end != ',') || *n == MAX_BATCHES) {
-            fprintf(stderr, "stepfuse bench: --batch wants up to %d comma-separated sizes "
-                            "1..4096, got '%s'\n", MAX_BATCHES, list);
-            return -1;
-        }
-        out[(*n)++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-    return *n ? 0 : -1;
-}
-
 static int parse_tower_weights(const char *list, int *w)
 {
     const char *p = list;
@@ -298,19 +281,6 @@ static int write_json(const char *path, const spec_t *s, const bench_t *b, char 
     return rc;
 }
 
-/* One traced step of the fused engine at batch nb and its report. */
-static int trace_step(engine_t *fused, int nb, trace_report_t *r, char *err)
-{
-    step_trace_t tr;
-    if (gpu_trace_step(fused, nb, NULL, &tr, err)) return -1;
-    stage_entry_t *table = stage_table(fused->spec);
-    const int rc = trace_report_build(&tr, table, r, err);
-    free(table);
-    step_trace_free(&tr);
-    fprintf(stderr, "batch %d: traced step %.3f ms\n", nb, rc ? 0.0 : r->step * 1e-3);
-    return rc;
-}
-
 /* --check: the GPU engines against the float64 C reference of the same spec and, with bf16
  * matrices or state, the fused engine against the reference of the fp32 model (its weights
  * w_fp32): the error of the mode itself. */
@@ -390,7 +360,10 @@ static int run(const spec_t *s, const weights_t *w, const weights_t *w_fp32, con
             rc = unfused->ops->time_step(unfused, r->batch, 5, iters, &r->unfused_ms, err);
         fprintf(stderr, "batch %d: fused %.3f ms\n", r->batch, r->fused_ms);
     }
-    if (!rc && b->trace_batch) rc = trace_step(fused, b->trace_batch, &b->trace, err);
+    if (!rc && b->trace_batch) {
+        rc = gpu_trace_report(fused, b->trace_batch, &b->trace, err);
+        fprintf(stderr, "batch %d: traced step %.3f ms\n", b->trace_batch, rc ? 0.0 : b->trace.step * 1e-3);
+    }
     b->traced = !rc && b->trace_batch;
     if (!rc && check) rc = run_checks(s, w, w_fp32, fused, unfused, check, b, err);
     engine_destroy(unfused);
@@ -398,10 +371,28 @@ static int run(const spec_t *s, const weights_t *w, const weights_t *w_fp32, con
     return rc;
 }
 
-/* The weights of spec s: the --weights file, or those generated from (s, WEIGHTS_SEED). */
+/* The weights of spec s: the file at path, or those generated from (s, WEIGHTS_SEED). */
 static int bench_weights(const char *path, const spec_t *s, weights_t *w, char *err)
 {
     return path ? weights_load(path, s, w, err) : weights_cached(s, WEIGHTS_SEED, NULL, w, err);
+}
+
+int command_gpu_model(const char *cmd, const char *spec_path, const char *weights_path, spec_t *s, weights_t *w)
+{
+    char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX];
+    if (spec_load(spec_path, s, err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (!gpu_available()) {
+        fprintf(stderr, "stepfuse %s: no CUDA device: %s needs a GPU\n", cmd, cmd);
+        return 1;
+    }
+    if (bench_weights(weights_path, s, w, err)) {
+        fprintf(stderr, "stepfuse %s: %s\n", cmd, err);
+        return 1;
+    }
+    return 0;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -458,26 +449,16 @@ int cmd_bench(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (parse_batches(batch_list, batches, &nb)) return 2;
+    if (arg_int_list("bench", "--batch", batch_list, 1, 4096, batches, MAX_BATCHES, &nb)) return 2;
 
-    char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX];
     spec_t s;
     weights_t w;
-    if (spec_load(spec_path, &s, err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    const int setup = command_gpu_model("bench", spec_path, weights_path, &s, &w);
+    if (setup) return setup;
+    char err[ERR_MAX];
     const int bf16_state = s.precision.state == PRECISION_BF16;
     if (tolerance < 0) tolerance = bf16_state ? 5e-2 : 1e-4;
     if (cross_tolerance < 0) cross_tolerance = bf16_state ? 0.5 : 1e-2;
-    if (!gpu_available()) {
-        fprintf(stderr, "stepfuse bench: no CUDA device: the benchmark needs a GPU\n");
-        return 1;
-    }
-    if (bench_weights(weights_path, &s, &w, err)) {
-        fprintf(stderr, "stepfuse bench: %s\n", err);
-        return 1;
-    }
     /* a bf16 mode's own error: against the fp32 model, with the weights file unrounded */
     const int mode_check = check && (s.precision.weights == PRECISION_BF16 || s.precision.state == PRECISION_BF16);
     const int reload = mode_check && s.precision.weights == PRECISION_BF16;

@@ -39,40 +39,46 @@ typedef struct {
 
 /* The kernel deals its grid to the towers once a launch (tower_group, templates/kernel.cu), in
  * proportion to each tower's unit costs summed over the step, weighed per mille by these: what
- * the costs miss of a whole tower. Measured by batch size and weight precision (notes/gpu.md,
- * runs 163-182) and interpolated linearly between rows; the last row holds beyond. At batch 1
- * and 8 xLSTM's chain of 11 phases a block (the others have 5) and its CTA-per-entry phases make
- * it the slowest for its cost; at batch 1 bf16 weights, where the projections weigh less against
- * those fixed costs, want more for xLSTM than fp32 does (runs 181-182: fp32 1.5% faster with its
- * row, bf16 2-8% slower with it). From 32 the towers share the memory's bandwidth and a
- * tower's time does not follow its CTAs: fewer for xLSTM and Hawk, more for Mamba2, made batch
- * 32 and 50 2-5% faster, but batch 64 2-4% slower, where xLSTM's memory phase (its state read
- * and written, in proportion to the batch) weighs more (runs 169-172). Since xLSTM's
- * projections fill their warps at batch 32-50 (two slices a warp), Hawk ends last there: it
- * gets more, Mamba2 less (runs 188 and 192, fp32 at batch 32 3% faster, 50 1.5%). */
+ * the costs miss of a whole tower. By weight and state precision, measured at a few batch
+ * sizes and interpolated linearly between rows; the last row holds beyond. The rows are
+ * `stepfuse tune`'s (H100, notes/gpu.md runs 197-198: from the earlier rows, five rounds moving
+ * weight to the towers that end last), taken where they were faster than the row before by
+ * more than the timings' spread (1-2% at batch 50 and 64) in tune's alternated timings and
+ * again in benches; the earlier rows, elsewhere, came from traces and sweeps by hand (runs
+ * 163-192). At batch 1 and 8 xLSTM's chain of 11 phases a block (the others have 5) and its
+ * CTA-per-entry phases make it the slowest for its cost; from 32 the towers share the
+ * memory's bandwidth and a tower's time follows its CTAs only in part. A bf16 state halves
+ * the mLSTM memory and Mamba2's state, and the other towers want more of the grid, Hawk and
+ * RetNet most (batch 8 4% faster with fp32 weights, batch 32 4.5% with bf16). */
 typedef struct {
     int nb, w[NUM_TOWERS]; /* xLSTM, Mamba2, RetNet, Hawk */
 } tower_weight_row_t;
-static const tower_weight_row_t TOWER_WEIGHTS_FP32[] = {
-    {1, {1000, 830, 820, 800}},  {8, {950, 800, 838, 780}},    {32, {860, 800, 830, 720}},
-    {50, {860, 780, 820, 750}},  {64, {1000, 785, 838, 762}},
-};
-static const tower_weight_row_t TOWER_WEIGHTS_BF16[] = {
-    {1, {1000, 785, 838, 762}},  {8, {950, 800, 838, 780}},    {32, {860, 850, 838, 680}},
-    {50, {860, 780, 820, 750}},  {64, {1000, 785, 838, 762}},
+enum { TOWER_WEIGHT_ROWS = 6 };
+/* [weights precision][state precision]: fp32, bf16 */
+static const tower_weight_row_t TOWER_WEIGHTS[2][2][TOWER_WEIGHT_ROWS] = {
+    {
+        {{1, {1000, 784, 820, 799}}, {8, {1000, 862, 882, 893}}, {16, {920, 800, 836, 760}},
+         {32, {860, 800, 830, 720}}, {50, {860, 780, 820, 750}}, {64, {1000, 785, 838, 762}}},
+        {{1, {1000, 830, 820, 800}}, {8, {1000, 886, 913, 932}}, {16, {1000, 949, 953, 933}},
+         {32, {860, 800, 830, 720}}, {50, {860, 780, 820, 750}}, {64, {1000, 811, 933, 791}}},
+    },
+    {
+        {{1, {1000, 785, 838, 762}}, {8, {950, 800, 838, 780}}, {16, {920, 816, 838, 747}},
+         {32, {860, 850, 838, 680}}, {50, {860, 780, 820, 750}}, {64, {1000, 785, 838, 762}}},
+        {{1, {1000, 785, 838, 762}}, {8, {950, 800, 838, 780}}, {16, {1000, 918, 910, 793}},
+         {32, {1000, 921, 992, 793}}, {50, {860, 780, 820, 750}}, {64, {1000, 785, 838, 762}}},
+    },
 };
 
-_Static_assert(sizeof TOWER_WEIGHTS_FP32 == sizeof TOWER_WEIGHTS_BF16, "the tables have the same rows");
-
-void gpu_tower_weights(int nb, precision_t weights, int w[NUM_TOWERS])
+void gpu_tower_weights(int nb, precision_t weights, precision_t state, int w[NUM_TOWERS])
 {
-    const tower_weight_row_t *t = weights == PRECISION_BF16 ? TOWER_WEIGHTS_BF16 : TOWER_WEIGHTS_FP32;
-    const int n = (int)(sizeof TOWER_WEIGHTS_FP32 / sizeof *TOWER_WEIGHTS_FP32);
+    const tower_weight_row_t *t = TOWER_WEIGHTS[weights == PRECISION_BF16][state == PRECISION_BF16];
     int i = 0;
-    while (i < n - 1 && t[i + 1].nb <= nb) i++;
+    while (i < TOWER_WEIGHT_ROWS - 1 && t[i + 1].nb <= nb) i++;
     for (int k = 0; k < NUM_TOWERS; k++) {
         w[k] = t[i].w[k];
-        if (i < n - 1 && nb > t[i].nb) w[k] += (t[i + 1].w[k] - w[k]) * (nb - t[i].nb) / (t[i + 1].nb - t[i].nb);
+        if (i < TOWER_WEIGHT_ROWS - 1 && nb > t[i].nb)
+            w[k] += (t[i + 1].w[k] - w[k]) * (nb - t[i].nb) / (t[i + 1].nb - t[i].nb);
     }
 }
 
@@ -112,7 +118,7 @@ static cudaError_t launch_fused(gpu_engine_t *e, int nb, unsigned long long *d_t
 {
     kernel_params_t p = {e->d_w, e->d_state, e->d_scr, e->d_slots, e->d_feats, e->d_out, e->d_bar, nb, {0}, d_trace};
     if (e->tower_weights[0]) memcpy(p.tower_weight, e->tower_weights, sizeof p.tower_weight);
-    else gpu_tower_weights(nb, e->base.spec->precision.weights, p.tower_weight);
+    else gpu_tower_weights(nb, e->base.spec->precision.weights, e->base.spec->precision.state, p.tower_weight);
     void *args[] = {&p};
     cudaLaunchAttribute attr = {.id = cudaLaunchAttributeCooperative, .val.cooperative = 1};
     cudaLaunchConfig_t cfg = {.gridDim = {(unsigned)e->k.grid, 1, 1},
@@ -406,6 +412,15 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     return 0;
 }
 
+int gpu_set_tower_weights(engine_t *base, const int w[NUM_TOWERS], char *err)
+{
+    if (strcmp(base->ops->name, "gpu")) return seterr(err, "tower weights are the gpu engine's, not %s's", base->ops->name);
+    gpu_engine_t *e = (gpu_engine_t *)base;
+    if (w) memcpy(e->tower_weights, w, sizeof e->tower_weights);
+    else memset(e->tower_weights, 0, sizeof e->tower_weights);
+    return 0;
+}
+
 engine_t *engine_gpu_create(const spec_t *s, const weights_t *w, const engine_options_t *o, char *err)
 {
     gpu_engine_t *e = xcalloc(1, sizeof *e);
@@ -533,5 +548,16 @@ int gpu_trace_step(engine_t *base, int nb, double *out, step_trace_t *tr, char *
     cudaFree(d_trace);
     if (rc) step_trace_free(tr);
     if (outs != out) free(outs);
+    return rc;
+}
+
+int gpu_trace_report(engine_t *e, int nb, trace_report_t *r, char *err)
+{
+    step_trace_t tr;
+    if (gpu_trace_step(e, nb, NULL, &tr, err)) return -1;
+    stage_entry_t *table = stage_table(e->spec);
+    const int rc = trace_report_build(&tr, table, r, err);
+    free(table);
+    step_trace_free(&tr);
     return rc;
 }

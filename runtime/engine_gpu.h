@@ -28,9 +28,13 @@ int gpu_state_init(float *d_state, int slots, float *d_img, const float *img, si
 int gpu_slot_reset(float *d_slot, const float *d_img, size_t bytes, cudaStream_t stream, char *err);
 
 /* The per-mille weights of the towers' shares of the kernel's grid at batch size nb (xLSTM,
- * Mamba2, RetNet, Hawk) with weights of the given precision: the engine's table, measured at a
- * few batch sizes, interpolated. */
-void gpu_tower_weights(int nb, precision_t weights, int w[NUM_TOWERS]);
+ * Mamba2, RetNet, Hawk) with weights and state of the given precisions: the engine's table,
+ * measured at a few batch sizes (stepfuse tune), interpolated. */
+void gpu_tower_weights(int nb, precision_t weights, precision_t state, int w[NUM_TOWERS]);
+
+/* The towers' weights of gpu engine e's later steps at every batch size (NULL: its table,
+ * gpu_tower_weights), as engine_options_t.tower_weights at its creation. */
+int gpu_set_tower_weights(engine_t *e, const int w[NUM_TOWERS], char *err);
 
 /* Launch shape and resources of a gpu engine's kernel, one line. */
 void engine_gpu_describe(const engine_t *e, char *out, size_t size);
@@ -51,5 +55,8 @@ void gpu_bench_inputs(int nb, int num_features, int *slots, float *features);
  * trace on (advances slots 0..nb-1 like the timed step); out: [nb][4] or NULL. *tr gets the
  * trace (free with step_trace_free). */
 int gpu_trace_step(engine_t *e, int nb, double *out, step_trace_t *tr, char *err);
+
+/* gpu_trace_step and the report of its trace (free with trace_report_free). */
+int gpu_trace_report(engine_t *e, int nb, trace_report_t *r, char *err);
 
 #endif

@@ -16,6 +16,7 @@ static const command_t commands[] = {
     {"gen", cmd_gen, "generate the fused CUDA kernel source of a spec"},
     {"compile", cmd_compile, "generate and compile a spec's kernel with NVRTC, report resources"},
     {"bench", cmd_bench, "time the fused step on the GPU, check it against the reference"},
+    {"tune", cmd_tune, "balance the towers' shares of the GPU by batch size, print the table"},
     {"stream", cmd_stream, "run a request stream through an engine, compare with expected"},
     {"serve", cmd_serve, "serve inference requests of the game server (the client)"},
     {"replay", cmd_replay, "play a recorded stream to one client, report latency and accuracy"},

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "spec.h"
+#include "testutil.h"
 #include "util.h"
 #include "weights.h"
 
@@ -17,30 +18,10 @@
 
 extern char **environ;
 
-/* Run a shell command; returns its exit status and its stdout+stderr (caller frees). */
-static int run(const char *cmd, char **output)
-{
-    char full[1024];
-    snprintf(full, sizeof full, "timeout 20 %s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    cr_assert(p);
-    size_t cap = 4096, len = 0;
-    char *buf = xmalloc(cap);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += got;
-        if (cap - len < 2) buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = '\0';
-    int status = pclose(p);
-    *output = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void expect(const char *cmd, int code, const char *fragment)
 {
     char *out;
-    int rc = run(cmd, &out);
+    int rc = run_command(cmd, 20, &out);
     cr_expect_eq(rc, code, "%s: exit %d, expected %d\n%s", cmd, rc, code, out);
     cr_expect(strstr(out, fragment), "%s: output does not mention '%s':\n%s", cmd, fragment, out);
     free(out);
@@ -170,7 +151,7 @@ Test(cli_serve, replay_to_serve_then_sigterm_saves_state, .timeout = 60)
     snprintf(cmd, sizeof cmd, STEPFUSE " serve --spec specs/tiny.yaml --weights %s --connect %s --max-symbols 64 "
                               "--state-file %s",
              g.weights, address, f.state);
-    int rc = run(cmd, &out);
+    int rc = run_command(cmd, 20, &out);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "made with other weights"), "%s", out);
     free(out);

@@ -51,25 +51,28 @@ ParameterizedTest(backend_t *be, engines, save_load_reset, .timeout = 300)
     golden_free(&g);
 }
 
-/* The gpu engine's weights of the towers' shares of the grid, at every batch size and for both
- * weight precisions: positive, changing gradually with the batch (interpolated between the
- * table's rows, which are far enough apart for at most 20 per mille a batch), and held beyond
- * the last row. */
+/* The gpu engine's weights of the towers' shares of the grid, at every batch size and for each
+ * weight and state precision: positive, changing gradually with the batch (interpolated
+ * between the table's rows, which are far enough apart for at most 20 per mille a batch), and
+ * held beyond the last row. */
 Test(engines, tower_weights_by_batch)
 {
-    for (precision_t prec = PRECISION_FP32; prec <= PRECISION_BF16; prec++) {
+    for (int mode = 0; mode < 4; mode++) {
+        const precision_t wp = mode & 1 ? PRECISION_BF16 : PRECISION_FP32, sp = mode & 2 ? PRECISION_BF16 : PRECISION_FP32;
         int prev[NUM_TOWERS], w[NUM_TOWERS], last[NUM_TOWERS];
-        gpu_tower_weights(1, prec, prev);
-        gpu_tower_weights(4096, prec, last);
+        gpu_tower_weights(1, wp, sp, prev);
+        gpu_tower_weights(4096, wp, sp, last);
         for (int nb = 1; nb <= 256; nb++) {
-            gpu_tower_weights(nb, prec, w);
+            gpu_tower_weights(nb, wp, sp, w);
             for (int k = 0; k < NUM_TOWERS; k++) {
-                cr_expect_gt(w[k], 0, "%s, batch %d, tower %d: weight %d", precision_name(prec), nb, k, w[k]);
-                cr_expect_leq(abs(w[k] - prev[k]), 20, "%s, batch %d, tower %d: %d after %d", precision_name(prec), nb,
-                              k, w[k], prev[k]);
+                cr_expect_gt(w[k], 0, "weights %s, state %s, batch %d, tower %d: weight %d", precision_name(wp),
+                             precision_name(sp), nb, k, w[k]);
+                cr_expect_leq(abs(w[k] - prev[k]), 20, "weights %s, state %s, batch %d, tower %d: %d after %d",
+                              precision_name(wp), precision_name(sp), nb, k, w[k], prev[k]);
                 prev[k] = w[k];
             }
         }
-        cr_expect_arr_eq(w, last, sizeof w, "%s: the weights at batch 256 and 4096 differ", precision_name(prec));
+        cr_expect_arr_eq(w, last, sizeof w, "weights %s, state %s: the weights at batch 256 and 4096 differ",
+                         precision_name(wp), precision_name(sp));
     }
 }

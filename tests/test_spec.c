@@ -608,17 +608,15 @@ Test(catalogue, long_matches_golden_weights) { expect_catalogue_matches_golden("
 
 /* ---- the spec command ---- */
 
-/* Runs bin/stepfuse with `args`; returns its exit code and stdout in `out`. */
+/* Runs bin/stepfuse with `args`; returns its exit code and its output in `out`. */
 static int run_stepfuse(const char *args, char *out, size_t size)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "./bin/stepfuse %s 2>&1", args);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p, "cannot run %s", cmd);
-    size_t n = fread(out, 1, size - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    char cmd[512], *text;
+    snprintf(cmd, sizeof cmd, "./bin/stepfuse %s", args);
+    const int rc = run_command(cmd, 60, &text);
+    snprintf(out, size, "%s", text);
+    free(text);
+    return rc;
 }
 
 Test(spec_command, prints_a_resolved_spec_that_parses_back)

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include "compare.h"
 #include "util.h"
@@ -89,4 +90,25 @@ void expect_towers_within(const double *got, const double *want, size_t n, doubl
     cr_expect_eq(c.nonfinite, 0, "%s: %zu outputs not finite (unwritten or NaN)", what, c.nonfinite);
     for (int k = 0; k < NUM_TOWERS; k++)
         cr_expect_leq(c.rel_l2[k], tol, "%s, tower %s: rel L2 %.3e > %.1e", what, tower_names[k], c.rel_l2[k], tol);
+}
+
+int run_command(const char *cmd, int timeout_s, char **output)
+{
+    char full[2048];
+    snprintf(full, sizeof full, "timeout %d %s 2>&1", timeout_s, cmd);
+    FILE *p = popen(full, "r");
+    cr_assert_not_null(p, "cannot run %s", full);
+    size_t cap = 4096, len = 0, got;
+    char *buf = xmalloc(cap);
+    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += got;
+        if (cap - len < 2) {
+            buf = realloc(buf, cap *= 2);
+            cr_assert_not_null(buf, "out of memory reading the output of %s", full);
+        }
+    }
+    buf[len] = '\0';
+    const int status = pclose(p);
+    *output = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -50,4 +50,8 @@ size_t count_nonfinite(const double *v, size_t n);
  * finite and every tower's rel L2 within tol. */
 void expect_towers_within(const double *got, const double *want, size_t n, double tol, const char *what);
 
+/* Runs a shell command under `timeout`, returns its exit status (-1: killed) and its stdout
+ * and stderr in *output (caller frees). */
+int run_command(const char *cmd, int timeout_s, char **output);
+
 #endif
