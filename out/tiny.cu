@@ -2209,7 +2209,7 @@ struct RetNet {
         case 1: { // one warp per (entry, head, STATE_ROWS rows, 128 columns of R): a lane owns 4
                   // columns; a warp's tasks are a contiguous run (warp_tasks), the column chunk
                   // fastest: it rotates the rows of q and k once a row chunk
-            const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+            const int warp = threadIdx.x >> 5;
             float *qr = warp_vecs[warp][0], *kr = warp_vecs[warp][1];
             int first, end, done = 0;
             warp_tasks(lo, hi, first, end);
