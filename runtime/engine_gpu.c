@@ -45,7 +45,8 @@ typedef struct {
  * weight to the towers that end last), taken where they were faster than the row before by
  * more than the timings' spread (1-2% at batch 50 and 64) in tune's alternated timings and
  * again in benches; the earlier rows, elsewhere, came from traces and sweeps by hand (runs
- * 163-192). At batch 1 and 8 xLSTM's chain of 11 phases a block (the others have 5) and its
+ * 163-192). Rows in between gained nothing over the interpolation (batch 20, 26 and 40, runs
+ * 199-200). At batch 1 and 8 xLSTM's chain of 11 phases a block (the others have 5) and its
  * CTA-per-entry phases make it the slowest for its cost; from 32 the towers share the
  * memory's bandwidth and a tower's time follows its CTAs only in part. A bf16 state halves
  * the mLSTM memory and Mamba2's state, and the other towers want more of the grid, Hawk and
