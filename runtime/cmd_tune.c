@@ -175,8 +175,8 @@ static int run(const spec_t *s, const weights_t *w, const int *batches, int n, i
     engine_t *e = engine_create(s, w, &o, err);
     if (!e) return -1;
     int rc = max_b > e->max_batch ? seterr(err, "batch %d exceeds the spec's max_batch %d", max_b, e->max_batch) : 0;
-    printf("%s on %s: %d rounds a batch size, %d timed steps each", s->name, device, rounds, iters);
-    printf("; towers' ends in ms from the traced step's start\n");
+    printf("%s on %s: %d rounds a batch size, %d timed steps each; towers' ends in ms from the traced step's "
+           "start\n", s->name, device, rounds, iters);
     for (int i = 0; i < n && !rc; i++) rc = tune_batch(e, batches[i], rounds, iters, confirm, &t[i], err);
     engine_destroy(e);
     return rc;

@@ -413,12 +413,17 @@ static int create(gpu_engine_t *e, const spec_t *s, const weights_t *w, char *er
     return 0;
 }
 
+/* w, or NULL: all zero (the table) */
+static void set_tower_weights(gpu_engine_t *e, const int w[NUM_TOWERS])
+{
+    if (w) memcpy(e->tower_weights, w, sizeof e->tower_weights);
+    else memset(e->tower_weights, 0, sizeof e->tower_weights);
+}
+
 int gpu_set_tower_weights(engine_t *base, const int w[NUM_TOWERS], char *err)
 {
     if (strcmp(base->ops->name, "gpu")) return seterr(err, "tower weights are the gpu engine's, not %s's", base->ops->name);
-    gpu_engine_t *e = (gpu_engine_t *)base;
-    if (w) memcpy(e->tower_weights, w, sizeof e->tower_weights);
-    else memset(e->tower_weights, 0, sizeof e->tower_weights);
+    set_tower_weights((gpu_engine_t *)base, w);
     return 0;
 }
 
@@ -426,7 +431,7 @@ engine_t *engine_gpu_create(const spec_t *s, const weights_t *w, const engine_op
 {
     gpu_engine_t *e = xcalloc(1, sizeof *e);
     engine_init(&e->base, &gpu_ops, s, o);
-    if (o->tower_weights) memcpy(e->tower_weights, o->tower_weights, sizeof e->tower_weights);
+    set_tower_weights(e, o->tower_weights);
     if (create(e, s, w, err)) {
         gpu_destroy(&e->base);
         return NULL;

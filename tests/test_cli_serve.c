@@ -18,34 +18,25 @@
 
 extern char **environ;
 
-static void expect(const char *cmd, int code, const char *fragment)
-{
-    char *out;
-    int rc = run_command(cmd, 20, &out);
-    cr_expect_eq(rc, code, "%s: exit %d, expected %d\n%s", cmd, rc, code, out);
-    cr_expect(strstr(out, fragment), "%s: output does not mention '%s':\n%s", cmd, fragment, out);
-    free(out);
-}
-
 Test(cli_serve, bad_arguments_and_addresses)
 {
-    expect(STEPFUSE " serve --help", 0, "usage: stepfuse serve");
-    expect(STEPFUSE " replay --help", 0, "usage: stepfuse replay");
-    expect(STEPFUSE " demo --help", 0, "usage: stepfuse demo");
-    expect(STEPFUSE " serve --spec specs/tiny.yaml", 2, "--spec, --weights and --connect are required");
-    expect(STEPFUSE " serve --spec a --weights b --connect nowhere", 2, "expected HOST:PORT");
-    expect(STEPFUSE " serve --spec a --weights b --connect h:70000", 2, "not a number in 0..65535");
-    expect(STEPFUSE " serve --spec a --weights b --connect h:1 --backend tpu", 2,
+    expect_command(STEPFUSE " serve --help", 0, "usage: stepfuse serve");
+    expect_command(STEPFUSE " replay --help", 0, "usage: stepfuse replay");
+    expect_command(STEPFUSE " demo --help", 0, "usage: stepfuse demo");
+    expect_command(STEPFUSE " serve --spec specs/tiny.yaml", 2, "--spec, --weights and --connect are required");
+    expect_command(STEPFUSE " serve --spec a --weights b --connect nowhere", 2, "expected HOST:PORT");
+    expect_command(STEPFUSE " serve --spec a --weights b --connect h:70000", 2, "not a number in 0..65535");
+    expect_command(STEPFUSE " serve --spec a --weights b --connect h:1 --backend tpu", 2,
            "--backend is one of cpu, gpu; got 'tpu'");
-    expect(STEPFUSE " serve --spec a --weights b --connect h:1 --snapshot-every x", 2,
+    expect_command(STEPFUSE " serve --spec a --weights b --connect h:1 --snapshot-every x", 2,
            "--snapshot-every wants a number >= 0, got 'x'");
-    expect(STEPFUSE " replay --data tests/data/tiny.csv", 2, "--data and --listen are required");
-    expect(STEPFUSE " replay --data missing.csv --listen 0", 1, "missing.csv: cannot open");
-    expect(STEPFUSE " replay --data tests/data/tiny.csv --listen 0 --speed fast", 2,
+    expect_command(STEPFUSE " replay --data tests/data/tiny.csv", 2, "--data and --listen are required");
+    expect_command(STEPFUSE " replay --data missing.csv --listen 0", 1, "missing.csv: cannot open");
+    expect_command(STEPFUSE " replay --data tests/data/tiny.csv --listen 0 --speed fast", 2,
            "--speed wants a number >= 0, got 'fast'");
-    expect(STEPFUSE " replay --data tests/data/tiny.csv --listen 0 --spec specs/tiny.yaml", 2,
+    expect_command(STEPFUSE " replay --data tests/data/tiny.csv --listen 0 --spec specs/tiny.yaml", 2,
            "needs both --spec and --weights");
-    expect(STEPFUSE " demo --backend tpu", 2, "--backend is one of auto, cpu, gpu");
+    expect_command(STEPFUSE " demo --backend tpu", 2, "--backend is one of auto, cpu, gpu");
 }
 
 typedef struct {

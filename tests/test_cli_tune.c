@@ -12,25 +12,18 @@
 #include "tmpdir.h"
 #include "tower_balance.h"
 
-static void expect_run(const char *args, int code, const char *fragment)
-{
-    char cmd[1024], *out;
-    snprintf(cmd, sizeof cmd, "./bin/stepfuse tune %s", args);
-    const int rc = run_command(cmd, 20, &out);
-    cr_expect_eq(rc, code, "%s: exit %d, expected %d\n%s", cmd, rc, code, out);
-    cr_expect(strstr(out, fragment), "%s: output does not mention '%s':\n%s", cmd, fragment, out);
-    free(out);
-}
+#define TUNE "./bin/stepfuse tune"
 
 Test(cli_tune, arguments)
 {
-    expect_run("--help", 0, "usage: stepfuse tune --spec S");
-    expect_run("", 2, "--spec is required");
-    expect_run("--spec specs/tiny.yaml --batch 1,,8", 2, "--batch wants up to 16 comma-separated integers 1..4096");
-    expect_run("--spec specs/tiny.yaml --batch 1,8,", 2, "got '1,8,'");
-    expect_run("--spec specs/tiny.yaml --rounds 33", 2, "--rounds wants at most 32");
-    expect_run("--spec specs/tiny.yaml --iters 0", 2, "--iters wants an integer >= 1");
-    expect_run("--spec specs/no-such.yaml", 1, "specs/no-such.yaml: cannot open spec");
+    expect_command(TUNE " --help", 0, "usage: stepfuse tune --spec S");
+    expect_command(TUNE, 2, "--spec is required");
+    expect_command(TUNE " --spec specs/tiny.yaml --batch 1,,8", 2,
+                   "--batch wants up to 16 comma-separated integers 1..4096");
+    expect_command(TUNE " --spec specs/tiny.yaml --batch 1,8,", 2, "got '1,8,'");
+    expect_command(TUNE " --spec specs/tiny.yaml --rounds 33", 2, "--rounds wants at most 32");
+    expect_command(TUNE " --spec specs/tiny.yaml --iters 0", 2, "--iters wants an integer >= 1");
+    expect_command(TUNE " --spec specs/no-such.yaml", 1, "specs/no-such.yaml: cannot open spec");
 }
 
 static void expect_weights(json_t *a, const char *what)

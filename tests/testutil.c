@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 #include "compare.h"
@@ -111,4 +112,13 @@ int run_command(const char *cmd, int timeout_s, char **output)
     const int status = pclose(p);
     *output = buf;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void expect_command(const char *cmd, int code, const char *fragment)
+{
+    char *out;
+    const int rc = run_command(cmd, 20, &out);
+    cr_expect_eq(rc, code, "%s: exit %d, expected %d\n%s", cmd, rc, code, out);
+    cr_expect(strstr(out, fragment), "%s: output does not mention '%s':\n%s", cmd, fragment, out);
+    free(out);
 }

@@ -54,4 +54,7 @@ void expect_towers_within(const double *got, const double *want, size_t n, doubl
  * and stderr in *output (caller frees). */
 int run_command(const char *cmd, int timeout_s, char **output);
 
+/* run_command with 20 s: expects exit status `code` and `fragment` in the output. */
+void expect_command(const char *cmd, int code, const char *fragment);
+
 #endif
