@@ -78,18 +78,18 @@ int emit_dynamic_smem_floats(const spec_t *s)
     return STAGE_FLOATS + KERNEL_THREADS / 32 * emit_sums_warp(s);
 }
 
-/* Loads of 4 weights per lane in a projection's chunk: a bf16 load is 8 bytes, so a lane
- * holds twice as many in the same registers. */
+/* Loads of 4 weights per lane in a projection's chunk: a 16-bit (bf16, fp16) load is 8 bytes,
+ * so a lane holds twice as many in the same registers. */
 static int chunk_f4(const spec_t *s)
 {
-    return s->precision.weights == PRECISION_BF16 ? 2 * KERNEL_CHUNK_F4 : KERNEL_CHUNK_F4;
+    return KERNEL_CHUNK_F4 * 4 / precision_bytes(s->precision.weights);
 }
 
 /* One chunk of columns of every entry: proj_rows_mma's 4 x CHUNK_F4 columns and the pad,
  * or proj_pass's 128 columns at the least. */
 int emit_staged_window_floats(const spec_t *s)
 {
-    const int pad = s->precision.weights == PRECISION_BF16 ? STAGE_PAD_WIDE : STAGE_PAD;
+    const int pad = precision_bytes(s->precision.weights) == 2 ? STAGE_PAD_WIDE : STAGE_PAD;
     const int columns = KERNEL_TENSOR_CORES ? 4 * chunk_f4(s) + pad : 128;
     return s->batch.max_batch * columns;
 }
@@ -118,11 +118,12 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
     put(b, "\n// launch shape and buffers\n");
     put(b, "constexpr int MAX_BATCH = %d, THREADS = %d, WARPS = THREADS / 32, NUM_TOWERS = %d;\n",
         s->batch.max_batch, KERNEL_THREADS, NUM_TOWERS);
-    const int bf16 = s->precision.weights == PRECISION_BF16;
+    static const char *const mat_raw[] = {[PRECISION_FP32] = "float4", [PRECISION_BF16] = "uint2",
+                                          [PRECISION_FP16] = "Half4"};
     put(b, "constexpr int WEIGHT_ROWS = %d, CHUNK_F4 = %d; // projections: rows per warp, loads of 4 per lane\n",
         KERNEL_WEIGHT_ROWS, chunk_f4(s));
     put(b, "using MatRaw = %s; // 4 consecutive weights of a matrix row, as stored (%s)\n",
-        bf16 ? "uint2" : "float4", precision_name(s->precision.weights));
+        mat_raw[s->precision.weights], precision_name(s->precision.weights));
     put(b, "using StateElem = %s; // an element of a state matrix, as stored (%s)\n",
         s->precision.state == PRECISION_BF16 ? "unsigned short" : "float", precision_name(s->precision.state));
     put(b, "constexpr bool SPLIT_BY_COST = %s; // stages split by cost, not unit count\n",

@@ -68,7 +68,7 @@
  * window is copied into the other half while one is applied). */
 #define STAGE_WINDOW_FLOATS (KERNEL_TENSOR_CORES ? STAGE_FLOATS / 2 : STAGE_FLOATS)
 /* Floats between two entries' staged rows beyond the window (tensor cores: rows 16 floats
- * apart mod 32 banks, no bank conflicts); 20 where bf16 weights are loaded 16 bytes at a
+ * apart mod 32 banks, no bank conflicts); 20 where 16-bit weights are loaded 16 bytes at a
  * time (a lane's inputs 8 floats apart: rows 4 floats apart mod 8 banks). */
 #define STAGE_PAD 16
 #define STAGE_PAD_WIDE 20

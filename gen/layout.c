@@ -179,7 +179,7 @@ static int weight_layout(const spec_t *s, const catalogue_t *c, layout_t *l, cha
     int64_t cur = 0;
     for (int i = 0; i < c->count; i++) {
         const tensor_desc_t *t = &c->t[i];
-        l->weight_elem[i] = t->matrix && s->precision.weights == PRECISION_BF16 ? 2 : 4;
+        l->weight_elem[i] = t->matrix ? precision_bytes(s->precision.weights) : 4;
         l->weight_row[i] = t->shape[t->ndim - 1];
         l->weight_rows[i] = t->numel / l->weight_row[i];
         l->weight_ld[i] = round4(l->weight_row[i]);

@@ -42,7 +42,7 @@ typedef struct {
 
 typedef struct {
     /* weights: one entry per catalogue tensor at weight_offset bytes, rows of `row`
-     * elements of weight_elem bytes (4: fp32, 2: bf16) stored `ld` elements apart; a sLSTM
+     * elements of weight_elem bytes (4: fp32, 2: bf16 or fp16) stored `ld` elements apart; a sLSTM
      * gate's input and state matrices share rows (ld twice the row, the state matrix's
      * offset the input matrix's plus a row) */
     int64_t *weight_offset;

@@ -183,15 +183,17 @@ static int parse_positive(ctx_t *c, const entry_t *e, const char *name, yaml_nod
     return 0;
 }
 
+/* A precision of those the kind names; the state has no fp16 form. */
 static int parse_precision(ctx_t *c, const entry_t *e, const char *name, yaml_node_t *v)
 {
-    if (!precision_parse(scalar(v), (precision_t *)((char *)&c->spec + e->field))) {
+    precision_t p;
+    const int state = e->field == offsetof(spec_t, precision.state);
+    if (!precision_parse(scalar(v), &p) && !(state && p == PRECISION_FP16)) {
+        *(precision_t *)((char *)&c->spec + e->field) = p;
         record(c, e->field, v->start_mark);
         return 0;
     }
-    char buf[64];
-    return fail(c, v->start_mark, "%s must be fp32 or bf16, got %s", name,
-                describe(v, buf, sizeof buf));
+    return wrong_type(c, name, e->kind->expected, v);
 }
 
 /* The towers are fixed; the key only documents (and pins) the output order. */
@@ -229,7 +231,8 @@ static int parse_section(ctx_t *c, const entry_t *e, const char *name, yaml_node
 
 static const kind_t INTEGER = {YAML_SCALAR_NODE, "a decimal integer", parse_int};
 static const kind_t POSITIVE = {YAML_SCALAR_NODE, "a number", parse_positive};
-static const kind_t PRECISION = {YAML_SCALAR_NODE, "fp32 or bf16", parse_precision};
+static const kind_t WEIGHTS_PRECISION = {YAML_SCALAR_NODE, "fp32, bf16 or fp16", parse_precision};
+static const kind_t STATE_PRECISION = {YAML_SCALAR_NODE, "fp32 or bf16", parse_precision};
 static const kind_t TOWERS = {YAML_SEQUENCE_NODE, "a sequence", parse_towers};
 static const kind_t SECTION = {YAML_MAPPING_NODE, "a mapping", parse_section};
 
@@ -263,8 +266,8 @@ static const entry_t xlstm_keys[] = {
     CONV("conv_kernel", xlstm.conv_kernel),
 };
 static const entry_t precision_keys[] = {
-    {"weights", &PRECISION, offsetof(spec_t, precision.weights), 0, 0, NULL, 0},
-    {"state", &PRECISION, offsetof(spec_t, precision.state), 0, 0, NULL, 0},
+    {"weights", &WEIGHTS_PRECISION, offsetof(spec_t, precision.weights), 0, 0, NULL, 0},
+    {"state", &STATE_PRECISION, offsetof(spec_t, precision.state), 0, 0, NULL, 0},
 };
 static const entry_t batch_keys[] = {
     SIZE("max_batch", batch.max_batch),

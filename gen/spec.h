@@ -12,7 +12,9 @@
 #define SPEC_NAME_MAX 64
 #define NUM_TOWERS 4
 
-typedef enum { PRECISION_FP32 = 0, PRECISION_BF16 = 1 } precision_t;
+/* How matrices (precision.weights) or the state matrices (precision.state) are stored; fp16
+ * is a weights precision only. */
+typedef enum { PRECISION_FP32 = 0, PRECISION_BF16 = 1, PRECISION_FP16 = 2 } precision_t;
 
 /* Tower order is fixed by the model: outputs are xLSTM, Mamba2, RetNet, Hawk. */
 typedef enum { TOWER_XLSTM = 0, TOWER_MAMBA2 = 1, TOWER_RETNET = 2, TOWER_HAWK = 3 } tower_t;
@@ -63,8 +65,10 @@ int spec_load(const char *path, spec_t *out, char *err);
 /* Same, from a string in memory; `path` is only used in messages and for the name. */
 int spec_parse(const char *text, size_t len, const char *path, spec_t *out, char *err);
 
-/* "fp32" or "bf16", and back (-1: neither). */
+/* "fp32", "bf16" or "fp16", and back (-1: none of them). */
 const char *precision_name(precision_t p);
 int precision_parse(const char *name, precision_t *p);
+/* Bytes of one element stored in that precision. */
+int precision_bytes(precision_t p);
 
 #endif

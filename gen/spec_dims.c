@@ -44,12 +44,14 @@ void spec_derive(spec_t *s)
 
 const char *precision_name(precision_t p)
 {
-    return p == PRECISION_BF16 ? "bf16" : "fp32";
+    return p == PRECISION_BF16 ? "bf16" : p == PRECISION_FP16 ? "fp16" : "fp32";
 }
+
+int precision_bytes(precision_t p) { return p == PRECISION_FP32 ? 4 : 2; }
 
 int precision_parse(const char *name, precision_t *p)
 {
-    static const precision_t all[] = {PRECISION_FP32, PRECISION_BF16};
+    static const precision_t all[] = {PRECISION_FP32, PRECISION_BF16, PRECISION_FP16};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!strcmp(name, precision_name(all[i]))) {
             *p = all[i];

@@ -49,9 +49,9 @@ static void usage(FILE *f)
             "  --baseline B     cublas (default) or none\n"
             "  --check N        also run N requests on up to 4 symbols through both GPU engines\n"
             "                   and the float64 C reference (slow at full size: seconds each);\n"
-            "                   with bf16 matrices or state also against the reference of\n"
-            "                   the fp32 model: the error of the mode itself, reported, not\n"
-            "                   gated\n"
+            "                   with 16-bit matrices or a bf16 state also against the\n"
+            "                   reference of the fp32 model: the error of the mode itself,\n"
+            "                   reported, not gated\n"
             "  --tolerance T    exit 1 if a --check relative L2 error exceeds T (default 1e-4;\n"
             "                   with a bf16 state 5e-2: each engine's fp32 roundings move some\n"
             "                   elements across a bf16 tie, and the full-size model amplifies\n"
@@ -103,7 +103,7 @@ typedef struct {
     int traced;           /* trace holds a report */
     trace_report_t trace;
     int checked;  /* requests compared with the C reference */
-    int nchecked; /* comparisons made: fused, unfused, and with bf16 matrices the mode's error */
+    int nchecked; /* comparisons made: fused, unfused, and in a rounded mode the mode's error */
     struct {
         const char *what, *json_key;
         int gated; /* subject to --tolerance: the engines against the function they compute */
@@ -281,9 +281,9 @@ static int write_json(const char *path, const spec_t *s, const bench_t *b, char 
     return rc;
 }
 
-/* --check: the GPU engines against the float64 C reference of the same spec and, with bf16
- * matrices or state, the fused engine against the reference of the fp32 model (its weights
- * w_fp32): the error of the mode itself. */
+/* --check: the GPU engines against the float64 C reference of the same spec and, with 16-bit
+ * matrices or a bf16 state, the fused engine against the reference of the fp32 model (its
+ * weights w_fp32): the error of the mode itself. */
 static int run_checks(const spec_t *s, const weights_t *w, const weights_t *w_fp32, engine_t *fused,
                       engine_t *unfused, int n, bench_t *b, char *err)
 {
@@ -302,7 +302,7 @@ static int run_checks(const spec_t *s, const weights_t *w, const weights_t *w_fp
         spec_t s32 = *s;
         s32.precision.weights = s32.precision.state = PRECISION_FP32;
         if (check_reference(&s32, w_fp32, &fused, 1, n, c, err)) return -1;
-        b->check[b->nchecked].what = "fused (bf16 mode) vs C reference float64 of the fp32 model";
+        b->check[b->nchecked].what = "fused (rounded mode) vs C reference float64 of the fp32 model";
         b->check[b->nchecked].json_key = "fused_vs_fp32_model_reference_fp64";
         b->check[b->nchecked].gated = 0;
         b->check[b->nchecked++].c = c[0];
@@ -459,9 +459,9 @@ int cmd_bench(int argc, char **argv)
     const int bf16_state = s.precision.state == PRECISION_BF16;
     if (tolerance < 0) tolerance = bf16_state ? 5e-2 : 1e-4;
     if (cross_tolerance < 0) cross_tolerance = bf16_state ? 0.5 : 1e-2;
-    /* a bf16 mode's own error: against the fp32 model, with the weights file unrounded */
-    const int mode_check = check && (s.precision.weights == PRECISION_BF16 || s.precision.state == PRECISION_BF16);
-    const int reload = mode_check && s.precision.weights == PRECISION_BF16;
+    /* a rounded mode's own error: against the fp32 model, with the weights file unrounded */
+    const int mode_check = check && (s.precision.weights != PRECISION_FP32 || s.precision.state != PRECISION_FP32);
+    const int reload = mode_check && s.precision.weights != PRECISION_FP32;
     spec_t s32 = s;
     s32.precision.weights = PRECISION_FP32;
     weights_t w32;
@@ -474,7 +474,7 @@ int cmd_bench(int argc, char **argv)
     b->trace_batch = trace_batch;
     memcpy(b->tower_weights, tower_weights, sizeof b->tower_weights);
     b->jit_time = jit_time;
-    const weights_t *w_fp32 = !mode_check ? NULL : reload ? &w32 : &w; /* a bf16 state alone: the same weights */
+    const weights_t *w_fp32 = !mode_check ? NULL : reload ? &w32 : &w; /* a rounded state alone: the same weights */
     int rc = run(&s, &w, w_fp32, batches, nb, baseline, iters, check, b, err);
     if (rc) fprintf(stderr, "stepfuse bench: %s\n", err);
     if (b->nrows) print_table(&s, b);

@@ -55,7 +55,8 @@ typedef struct {
     int nb, w[NUM_TOWERS]; /* xLSTM, Mamba2, RetNet, Hawk */
 } tower_weight_row_t;
 enum { TOWER_WEIGHT_ROWS = 6 };
-/* [weights precision][state precision]: fp32, bf16 */
+/* [weights precision][state precision]: fp32, then 16-bit (fp16 weights take bf16's rows: the
+ * same bytes and the same kernel but for the widening of a weight) */
 static const tower_weight_row_t TOWER_WEIGHTS[2][2][TOWER_WEIGHT_ROWS] = {
     {
         {{1, {1000, 784, 820, 799}}, {8, {1000, 862, 882, 893}}, {16, {920, 800, 836, 760}},
@@ -73,7 +74,7 @@ static const tower_weight_row_t TOWER_WEIGHTS[2][2][TOWER_WEIGHT_ROWS] = {
 
 void gpu_tower_weights(int nb, precision_t weights, precision_t state, int w[NUM_TOWERS])
 {
-    const tower_weight_row_t *t = TOWER_WEIGHTS[weights == PRECISION_BF16][state == PRECISION_BF16];
+    const tower_weight_row_t *t = TOWER_WEIGHTS[precision_bytes(weights) == 2][state == PRECISION_BF16];
     int i = 0;
     while (i < TOWER_WEIGHT_ROWS - 1 && t[i + 1].nb <= nb) i++;
     for (int k = 0; k < NUM_TOWERS; k++) {
@@ -268,12 +269,13 @@ static const engine_ops_t gpu_ops = {
 };
 
 /* The weights in the generated layout: each tensor's rows `ld` elements apart (the padding
- * zero), matrices in the spec's precision. bf16: the loader has rounded the values to bf16
- * already, so taking their top halves is exact. */
+ * zero), matrices in the spec's precision. bf16, fp16: the loader has rounded the values to
+ * that precision already, so their 16 bits are exact. */
 static int upload_weights(gpu_engine_t *e, const catalogue_t *cat, const weights_t *w, char *err)
 {
     CU(cudaMemset(e->d_w, 0, (size_t)e->lay.weight_bytes), "clearing weights");
-    int64_t most = 0; /* elements of the largest bf16 tensor */
+    uint16_t (*const bits16)(float) = e->base.spec->precision.weights == PRECISION_FP16 ? fp16_bits : bf16_bits;
+    int64_t most = 0; /* elements of the largest 16-bit tensor */
     for (int i = 0; i < cat->count; i++)
         if (e->lay.weight_elem[i] == 2 && cat->t[i].numel > most) most = cat->t[i].numel;
     uint16_t *buf = most ? xmalloc((size_t)most * sizeof *buf) : NULL;
@@ -282,7 +284,7 @@ static int upload_weights(gpu_engine_t *e, const catalogue_t *cat, const weights
         const float *src = weights_get(w, cat->t[i].name);
         const size_t elem = (size_t)e->lay.weight_elem[i], row = (size_t)e->lay.weight_row[i] * elem;
         if (elem == 2)
-            for (int64_t k = 0; k < cat->t[i].numel; k++) buf[k] = bf16_bits(src[k]);
+            for (int64_t k = 0; k < cat->t[i].numel; k++) buf[k] = bits16(src[k]);
         const cudaError_t c =
             cudaMemcpy2D(e->d_w + e->lay.weight_offset[i], (size_t)e->lay.weight_ld[i] * elem, elem == 2 ? (const void *)buf : (const void *)src,
                          row, row, (size_t)e->lay.weight_rows[i], cudaMemcpyHostToDevice);

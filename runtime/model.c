@@ -217,6 +217,6 @@ int64_t catalogue_bytes(const catalogue_t *c, precision_t weights)
 {
     int64_t bytes = 0;
     for (int i = 0; i < c->count; i++)
-        bytes += c->t[i].numel * (c->t[i].matrix && weights == PRECISION_BF16 ? 2 : 4);
+        bytes += c->t[i].numel * (c->t[i].matrix ? precision_bytes(weights) : 4);
     return bytes;
 }

@@ -118,17 +118,36 @@ uint16_t bf16_bits(float x)
     return (uint16_t)(u >> 16);
 }
 
-double bf16_nearest(double x)
+/* x to the nearest binary float of `fraction` bits whose normal numbers start at 2^min_exp and
+ * end below 2^end_exp (ties to even; past the largest: inf). */
+static double nearest_float(double x, int fraction, int min_exp, int end_exp)
 {
     if (!isfinite(x)) return x;
-    if (fabs(x) < 0x1p-126) return nearbyint(x * 0x1p133) * 0x1p-133; /* subnormal: 2^-133 apart */
-    enum { DROP = 52 - 7 }; /* bf16 keeps 7 of a double's 52 fraction bits */
+    if (fabs(x) < ldexp(1.0, min_exp)) /* subnormal: 2^(min_exp - fraction) apart */
+        return ldexp(nearbyint(ldexp(x, fraction - min_exp)), min_exp - fraction);
+    const int drop = 52 - fraction; /* of a double's 52 fraction bits */
     uint64_t u;
     memcpy(&u, &x, sizeof u);
-    u += ((uint64_t)1 << (DROP - 1)) - 1 + (u >> DROP & 1); /* to nearest, ties to even */
-    u &= ~(((uint64_t)1 << DROP) - 1);
+    u += ((uint64_t)1 << (drop - 1)) - 1 + (u >> drop & 1); /* to nearest, ties to even */
+    u &= ~(((uint64_t)1 << drop) - 1);
     memcpy(&x, &u, sizeof x);
-    return fabs(x) >= 0x1p128 ? copysign(INFINITY, x) : x; /* past bf16's largest: inf */
+    return fabs(x) >= ldexp(1.0, end_exp) ? copysign(INFINITY, x) : x;
+}
+
+double bf16_nearest(double x) { return nearest_float(x, 7, -126, 128); }
+
+double fp16_nearest(double x) { return nearest_float(x, 10, -14, 16); }
+
+uint16_t fp16_bits(float x)
+{
+    const double r = fp16_nearest(x), a = fabs(r);
+    const uint16_t sign = signbit(r) ? 0x8000 : 0;
+    if (isnan(r)) return 0x7e00;
+    if (isinf(r)) return sign | 0x7c00;
+    if (a < 0x1p-14) return sign | (uint16_t)ldexp(a, 24); /* subnormal: a multiple of 2^-24 */
+    int e;
+    const double m = frexp(a, &e); /* a = m 2^e, m in [0.5, 1) */
+    return sign | (uint16_t)((e + 14) << 10) | (uint16_t)ldexp(2 * m - 1, 10);
 }
 
 float bf16_round(float x) { return (float)bf16_nearest(x); }

@@ -47,6 +47,11 @@ uint16_t bf16_bits(float x);
 float bf16_round(float x);
 double bf16_nearest(double x);
 
+/* The same for IEEE half precision (fp16: 10 fraction bits, normal from 2^-14, subnormals
+ * 2^-24 apart, beyond 65504 inf). */
+uint16_t fp16_bits(float x);
+double fp16_nearest(double x);
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

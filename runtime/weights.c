@@ -1,6 +1,7 @@
 /* Weights loader: a safetensors file checked against the spec's tensor catalogue. */
 #include "weights.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,12 +25,19 @@ static int same_shape(const tensor_desc_t *d, const st_tensor_t *t)
     return 1;
 }
 
-/* Point w->data[i] at catalogue tensor i's fp32 values, rounded to bf16 when the spec stores
- * it in bf16. */
+/* The value nearest to x that precision p stores. */
+static double nearest_stored(precision_t p, double x)
+{
+    return p == PRECISION_BF16 ? bf16_nearest(x) : p == PRECISION_FP16 ? fp16_nearest(x) : x;
+}
+
+/* Point w->data[i] at catalogue tensor i's fp32 values, rounded to the spec's weight precision
+ * when it is a matrix. */
 static int bind(weights_t *w, const spec_t *s, int i, const char *path, char *err)
 {
     const tensor_desc_t *d = &w->cat.t[i];
-    const int round = d->matrix && s->precision.weights == PRECISION_BF16;
+    const precision_t p = s->precision.weights;
+    const int round = d->matrix && p != PRECISION_FP32;
     const st_tensor_t *t = st_find(&w->file, d->name);
     char want[96], got[96];
     if (!t)
@@ -49,8 +57,13 @@ static int bind(weights_t *w, const spec_t *s, int i, const char *path, char *er
     w->owned[i] = xmalloc((size_t)d->numel * sizeof(float));
     w->data[i] = w->owned[i];
     if (st_read_f32(t, w->owned[i], err)) return -1;
-    if (round)
-        for (int64_t k = 0; k < d->numel; k++) w->owned[i][k] = bf16_round(w->owned[i][k]);
+    for (int64_t k = 0; round && k < d->numel; k++) {
+        const float x = w->owned[i][k], r = (float)nearest_stored(p, x);
+        if (isinf(r) && !isinf(x))
+            return seterr(err, "%s: %s[%lld] = %g is beyond the range of %s (precision.weights)", path, d->name,
+                          (long long)k, (double)x, precision_name(p));
+        w->owned[i][k] = r;
+    }
     return 0;
 }
 

@@ -19,8 +19,9 @@ typedef struct {
 /* Load and check: every catalogue tensor present with the catalogue's shape and dtype F32
  * (BF16 also accepted, widened exactly); no tensor outside the catalogue. Errors name the
  * tensor, e.g. "W.safetensors: towers.1.blocks.0.layer.a: shape [3] != expected [2]".
- * A spec with precision.weights bf16 gets its matrices (catalogue `matrix`) rounded to the
- * nearest bf16: the values every engine of that spec computes with. */
+ * A spec with precision.weights bf16 or fp16 gets its matrices (catalogue `matrix`) rounded
+ * to the nearest value of that precision: the values every engine of that spec computes with.
+ * A matrix weight beyond fp16's range is an error. */
 int weights_load(const char *path, const spec_t *s, weights_t *w, char *err);
 void weights_free(weights_t *w);
 

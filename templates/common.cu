@@ -3,6 +3,12 @@
 // projection mechanism (weight rows streamed once, applied to every symbol of the batch).
 // Sizes, the memory layout and the stage table are generated constants (marked @@...@@).
 
+// Four consecutive fp16 weights of a matrix row as stored (precision.weights fp16; bf16 ones
+// are a uint2, fp32 ones a float4).
+struct Half4 {
+    unsigned x, y;
+};
+
 // @@constants@@
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
@@ -92,21 +98,38 @@ __device__ __forceinline__ uint4 ld_no_l1(const uint4 *q)
         : "l"(q));
     return v;
 }
-// 4 stored matrix weights; 8 bf16 ones (load_tile_chunk's 16-byte loads).
-__device__ __forceinline__ MatRaw ld_raw(const MatRaw *q) { return WEIGHTS_NO_L1 ? ld_no_l1(q) : __ldg(q); }
-__device__ __forceinline__ uint4 ld_raw(const uint4 *q) { return WEIGHTS_NO_L1 ? ld_no_l1(q) : __ldg(q); }
+// 4 stored matrix weights; 8 16-bit ones (load_tile_chunk's 16-byte loads).
+template <class T> __device__ __forceinline__ T ld_raw(const T *q) { return WEIGHTS_NO_L1 ? ld_no_l1(q) : __ldg(q); }
+__device__ __forceinline__ Half4 ld_raw(const Half4 *q)
+{
+    const uint2 v = ld_raw((const uint2 *)q);
+    return Half4{v.x, v.y};
+}
 // Elements i .. i + 3 (i a multiple of 4) of a matrix at byte offset `off`, as stored.
 __device__ __forceinline__ MatRaw ld_mat4(const Params &p, long off, long i)
 {
     return ld_raw((const MatRaw *)(p.w + off) + i / 4);
 }
-// Four stored values (weights, or state elements) as floats: fp32 as is, bf16 widened exactly
-// (the top half of an fp32).
+// Four stored values (weights, or state elements) as floats, each exactly: fp32 as is, bf16
+// the top half of an fp32, fp16 converted.
 __device__ __forceinline__ float4 unpack(float4 w) { return w; }
 __device__ __forceinline__ float4 unpack(uint2 w)
 {
     return make_float4(__uint_as_float(w.x << 16), __uint_as_float(w.x & 0xffff0000u), __uint_as_float(w.y << 16),
                        __uint_as_float(w.y & 0xffff0000u));
+}
+// volatile: the projections widen a chunk's weights in their entry-tile loop, and hoisted out
+// of it the widened chunk took 64 registers more (20 bytes of spills)
+__device__ __forceinline__ float half_to_float(unsigned short h)
+{
+    float f;
+    asm volatile("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+__device__ __forceinline__ float4 unpack(Half4 w)
+{
+    return make_float4(half_to_float(w.x & 0xffffu), half_to_float(w.x >> 16), half_to_float(w.y & 0xffffu),
+                       half_to_float(w.y >> 16));
 }
 
 // The state matrices (mLSTM memory, RetNet retention, Mamba2's SSM state: 144 MB of a symbol's
@@ -906,7 +929,7 @@ __device__ PROJ_PASS void proj_pass(const Params &p, const In &in, const Mat (&m
 // fp32 x fp32 products from tf32 tensor-core products (3xTF32): a = a_big + a_small, each a
 // tf32 (the top 11 significant bits, then the next 11), and a b = a_big b_small +
 // a_small b_big + a_big b_big, accumulated in fp32; the dropped a_small b_small and the bits
-// below a_small are 2^-22 of the product. A bf16 weight is its own tf32 (a_small = 0).
+// below a_small are 2^-22 of the product. A bf16 or fp16 weight is its own tf32 (a_small = 0).
 struct Tf32 {
     unsigned big, small;
 };
@@ -932,7 +955,23 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], unsigned a0, unsigned a1
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-constexpr bool EXACT_W = sizeof(MatRaw) == 8; // bf16 weights are tf32 already (no small part)
+constexpr bool EXACT_W = sizeof(MatRaw) == 8; // 16-bit weights are tf32 already (no small part)
+
+// A lane's weights of one set of a tile chunk (rows qa, qb as stored) as tf32 operands
+// [k-step][slot] (see mma_3xtf32): big parts in wb, small parts in ws (unused for 16-bit ones).
+__device__ __forceinline__ void tf32_weights(MatRaw ra, MatRaw rb, unsigned (&wb)[2][4], unsigned (&ws)[2][4])
+{
+    const float4 a = unpack(ra), b = unpack(rb);
+    const float w[2][4] = {{a.x, b.x, a.y, b.y}, {a.z, b.z, a.w, b.w}};
+#pragma unroll
+    for (int k = 0; k < 2; k++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const Tf32 v = tf32_split(w[k][i]);
+            wb[k][i] = EXACT_W ? __float_as_uint(w[k][i]) : v.big;
+            if (!EXACT_W) ws[k][i] = v.small;
+        }
+}
 
 // One k-step of 8 columns, 3xTF32: wb, ws the big and small parts of the lane's weights
 // {row g slot t, row g + 8 slot t, row g slot t + 4, row g + 8 slot t + 4}; x0, x1 its input
@@ -947,7 +986,7 @@ __device__ __forceinline__ void mma_3xtf32(float (&d)[4], const unsigned (&wb)[4
 }
 
 // A lane's weights of a tile chunk: U sets of 4 of rows qa and qb (as stored, nullptr past
-// the pass's rows) at columns c + tile_col<WIDE>(u) (zero past column ld). WIDE (bf16 rows of
+// the pass's rows) at columns c + tile_col<WIDE>(u) (zero past column ld). WIDE (16-bit rows of
 // a multiple of 8 elements): sets 2v and 2v + 1 are one 16-byte load, half the load
 // instructions of 8-byte ones (notes/gpu.md: the pattern alone streams 6% faster, run 105;
 // the bf16 step at batch 1 4.5-6% faster, runs 107-108).
@@ -960,7 +999,7 @@ __device__ __forceinline__ void load_tile_chunk(const Raw *qa, const Raw *qb, in
                                                 Raw (&rb)[U])
 {
     if constexpr (WIDE) {
-        static_assert(sizeof(Raw) == 8 && U % 2 == 0, "16-byte loads of bf16 weights");
+        static_assert(sizeof(Raw) == 8 && U % 2 == 0, "16-byte loads of 16-bit weights");
 #pragma unroll
         for (int v = 0; v < U / 2; v++) {
             const int col = c + tile_col<true>(2 * v);
@@ -1064,7 +1103,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
 {
     constexpr int RB = 16 / NM;     // row indices per tile
     // sets of 4 weights per lane per tile row in a chunk: 4 float4 (fp32, split into two tf32
-    // parts: 64 registers) or 8 uint2 (bf16, loaded 16 bytes at a time where rows allow: 64
+    // parts: 64 registers) or 8 of 8 bytes (bf16, fp16: loaded 16 bytes at a time where rows allow: 64
     // registers widened), and the next chunk's as stored
     constexpr int U = CHUNK_F4 / 4;
     constexpr int CW = 16 * U;      // columns per chunk
@@ -1074,7 +1113,7 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
     constexpr int ld = ld4(LEN);
     const int nb = p.nb, nt = (nb + 7) / 8, chunks = (ld + CW - 1) / CW;
     // A lane's input columns match its weights': 4 t4 + tile_col(u), or 8 t4 + tile_col(u)
-    // with 16-byte bf16 loads (load_tile_chunk), the staged rows PAD floats beyond the window
+    // with 16-byte loads of 16-bit weights (load_tile_chunk), the staged rows PAD floats beyond the window
     // so that the 8 lanes of a quarter warp's float4 input load hit 32 distinct banks.
     constexpr bool wide = EXACT_W && ld % 8 == 0;
     constexpr int PAD = wide ? STAGE_PAD_WIDE : STAGE_PAD;
@@ -1151,20 +1190,16 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
             if (!busy) continue;
 #pragma unroll 1
             while (cur.j < chunks && cur.j * CW < w0 + win) {
-                // the lane's weights as tf32 parts, [u][k-step][slot] (see mma_3xtf32)
-                unsigned wb[U][2][4], ws[EXACT_W ? 1 : U][2][4];
+                // the lane's weights as tf32 parts, [u][k-step][slot]: fp32 ones split once a
+                // chunk; 16-bit ones kept as stored (ca, cb) and widened for each entry tile, one
+                // instruction a weight, where holding them widened takes 64 registers more
+                // (fp16's spilled; bf16's shifts the compiler had already moved there)
+                MatRaw ca[EXACT_W ? U : 1], cb[EXACT_W ? U : 1];
+                unsigned wb[EXACT_W ? 1 : U][2][4], ws[EXACT_W ? 1 : U][2][4];
 #pragma unroll
                 for (int u = 0; u < U; u++) {
-                    const float4 a = unpack(ra[u]), b = unpack(rb[u]);
-                    const float w[2][4] = {{a.x, b.x, a.y, b.y}, {a.z, b.z, a.w, b.w}};
-#pragma unroll
-                    for (int k = 0; k < 2; k++)
-#pragma unroll
-                        for (int i = 0; i < 4; i++) {
-                            const Tf32 v = tf32_split(w[k][i]);
-                            wb[u][k][i] = EXACT_W ? __float_as_uint(w[k][i]) : v.big;
-                            if (!EXACT_W) ws[EXACT_W ? 0 : u][k][i] = v.small;
-                        }
+                    if constexpr (EXACT_W) ca[u] = ra[u], cb[u] = rb[u];
+                    else tf32_weights(ra[u], rb[u], wb[u], ws[u]);
                 }
                 const int j = cur.j;
                 float4 *own = sums + warp * SUMS4 + cur.slot * nt * 32;
@@ -1182,9 +1217,11 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
 #pragma unroll
                     for (int u = 0; u < U; u++) {
                         const float4 xv = *(const float4 *)(x + (long)e * stride + tile_col<wide>(u));
+                        const int wu = EXACT_W ? 0 : u;
+                        if constexpr (EXACT_W) tf32_weights(ca[u], cb[u], wb[0], ws[0]);
                         float d[4] = {0.f, 0.f, 0.f, 0.f};
-                        mma_3xtf32(d, wb[u][0], ws[EXACT_W ? 0 : u][0], xv.x, xv.y);
-                        mma_3xtf32(d, wb[u][1], ws[EXACT_W ? 0 : u][1], xv.z, xv.w);
+                        mma_3xtf32(d, wb[wu][0], ws[wu][0], xv.x, xv.y);
+                        mma_3xtf32(d, wb[wu][1], ws[wu][1], xv.z, xv.w);
                         acc.x += d[0];
                         acc.y += d[1];
                         acc.z += d[2];

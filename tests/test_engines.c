@@ -57,8 +57,8 @@ ParameterizedTest(backend_t *be, engines, save_load_reset, .timeout = 300)
  * held beyond the last row. */
 Test(engines, tower_weights_by_batch)
 {
-    for (int mode = 0; mode < 4; mode++) {
-        const precision_t wp = mode & 1 ? PRECISION_BF16 : PRECISION_FP32, sp = mode & 2 ? PRECISION_BF16 : PRECISION_FP32;
+    for (int mode = 0; mode < 6; mode++) {
+        const precision_t wp = (precision_t)(mode % 3), sp = mode / 3 ? PRECISION_BF16 : PRECISION_FP32;
         int prev[NUM_TOWERS], w[NUM_TOWERS], last[NUM_TOWERS];
         gpu_tower_weights(1, wp, sp, prev);
         gpu_tower_weights(4096, wp, sp, last);

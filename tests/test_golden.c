@@ -5,10 +5,10 @@
  *   original's own fp32 run lands at 6e-7..2e-6).
  * Streams run in batches that repeat symbols, which must advance in order; outputs are
  * NaN-poisoned first, so an unwritten output fails. GPU engines skip without a GPU.
- * With bf16 matrices, the GPU engines against the float64 C reference of the same rounded
- * weights (the function of that mode), within the fp32 tolerance; with a bf16 state, the
- * fp32 engines against the float64 reference that rounds that state the same way. Batches of
- * 25-64 symbols, fp32 and bf16 weights: the fused kernel against the float64 reference. */
+ * With bf16 or fp16 matrices, the GPU engines against the float64 C reference of the same
+ * rounded weights (the function of that mode), within the fp32 tolerance; with a bf16 state,
+ * the fp32 engines against the float64 reference that rounds that state the same way. Batches
+ * of 25-64 symbols in every weight precision: the fused kernel against the float64 reference. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <math.h>
@@ -61,13 +61,13 @@ ParameterizedTest(golden_case_t *gc, golden, matches_expected, .timeout = 300)
 
 ParameterizedTestParameters(golden, wide_batches)
 {
-    static precision_t weights[] = {PRECISION_FP32, PRECISION_BF16};
+    static precision_t weights[] = {PRECISION_FP32, PRECISION_BF16, PRECISION_FP16};
     return cr_make_param_array(precision_t, weights, sizeof weights / sizeof weights[0]);
 }
 
 /* Batches of 25-64 distinct symbols (the golden streams have at most 16, so the fused
  * kernel's projections never see more than 2 tiles of 8 entries there): the medium case's
- * weights (fp32, or rounded to bf16), random features, four steps on overlapping symbols, the
+ * weights (fp32, or rounded to bf16 or fp16), random features, four steps on overlapping symbols, the
  * fused kernel against the float64 C reference of the same weights within the fp32 tolerance. */
 ParameterizedTest(precision_t *weights, golden, wide_batches, .timeout = 300)
 {
@@ -128,40 +128,56 @@ static void engine_against(const golden_t *g, const char *backend, const double 
     engine_destroy(e);
 }
 
-ParameterizedTestParameters(golden, bf16_matrices)
+typedef struct {
+    char case_name[16];
+    char backend[8];
+    precision_t weights;
+    double lo, hi; /* the band of the mode's own error per tower (cpu cases) */
+} rounded_case_t;
+
+ParameterizedTestParameters(golden, rounded_matrices)
 {
-    static bf16_case_t cases[] = {
-        {"small", "cpu"},   {"medium", "cpu"},    {"long", "cpu"},      {"small", "gpu"},
-        {"medium", "gpu"},  {"long", "gpu"},      {"small", "cublas"},  {"medium", "cublas"},
-        {"long", "cublas"},
-    };
-    return cr_make_param_array(bf16_case_t, cases, sizeof cases / sizeof cases[0]);
+    static const char *const cases[] = {"small", "medium", "long"}, *const backends[] = {"cpu", "gpu", "cublas"};
+    static rounded_case_t params[2 * ARRAY_LEN(cases) * ARRAY_LEN(backends)];
+    int n = 0;
+    for (int p = 0; p < 2; p++)
+        for (size_t b = 0; b < ARRAY_LEN(backends); b++)
+            for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
+                rounded_case_t *rc = &params[n++];
+                snprintf(rc->case_name, sizeof rc->case_name, "%s", cases[c]);
+                snprintf(rc->backend, sizeof rc->backend, "%s", backends[b]);
+                rc->weights = p ? PRECISION_FP16 : PRECISION_BF16;
+                rc->lo = p ? 1e-5 : 1e-4;
+                rc->hi = p ? 1e-2 : 5e-2;
+            }
+    return cr_make_param_array(rounded_case_t, params, (size_t)n);
 }
 
-/* The float64 C reference with bf16-rounded matrices moves away from the original model by
- * 2e-3..2.3e-2 per tower on these streams (so the rounding happened, and nothing more broke);
- * an fp32 engine of the same weights stays within 1e-5 of it. The cpu case checks the
- * reference itself against `expected`. */
-ParameterizedTest(bf16_case_t *bc, golden, bf16_matrices, .timeout = 300)
+/* The float64 C reference with matrices rounded to bf16 moves away from the original model by
+ * 2.3e-3..2.3e-2 per tower on these streams, with fp16 (3 more bits) by 4.8e-4..6.6e-3 (so the
+ * rounding happened, and nothing more broke); an fp32 engine of the same weights stays within
+ * 1e-5 of it. The cpu cases check the reference itself against `expected`. */
+ParameterizedTest(rounded_case_t *rc, golden, rounded_matrices, .timeout = 300)
 {
-    const int cpu = !strcmp(bc->backend, "cpu");
+    const int cpu = !strcmp(rc->backend, "cpu");
     if (!cpu) SKIP_WITHOUT_GPU();
+    const char *mode = precision_name(rc->weights);
     golden_t g;
-    double *want = mode_reference(bc->case_name, PRECISION_BF16, PRECISION_FP32, &g);
+    double *want = mode_reference(rc->case_name, rc->weights, PRECISION_FP32, &g);
     compare_t c;
     if (cpu) {
         compare_outputs(want, g.s.expected, (size_t)g.s.n, &c);
         for (int k = 0; k < NUM_TOWERS; k++) {
-            cr_log_info("%s bf16 fp64 reference vs expected, %s: rel L2 %.3e", bc->case_name, tower_names[k],
+            cr_log_info("%s %s fp64 reference vs expected, %s: rel L2 %.3e", rc->case_name, mode, tower_names[k],
                         c.rel_l2[k]);
-            cr_expect(c.rel_l2[k] > 1e-4 && c.rel_l2[k] < 5e-2, "%s %s: rel L2 %.3e outside [1e-4, 5e-2]",
-                      bc->case_name, tower_names[k], c.rel_l2[k]);
+            cr_expect(c.rel_l2[k] > rc->lo && c.rel_l2[k] < rc->hi, "%s %s %s: rel L2 %.3e outside [%.0e, %.0e]",
+                      rc->case_name, mode, tower_names[k], c.rel_l2[k], rc->lo, rc->hi);
         }
     } else {
-        engine_against(&g, bc->backend, want, &c);
+        engine_against(&g, rc->backend, want, &c);
         for (int k = 0; k < NUM_TOWERS; k++)
-            cr_expect_leq(c.rel_l2[k], 1e-5, "%s %s bf16 tower %s: rel L2 %.3e against the reference",
-                          bc->case_name, bc->backend, tower_names[k], c.rel_l2[k]);
+            cr_expect_leq(c.rel_l2[k], 1e-5, "%s %s %s tower %s: rel L2 %.3e against the reference",
+                          rc->case_name, rc->backend, mode, tower_names[k], c.rel_l2[k]);
     }
     free(want);
     golden_free(&g);

@@ -1,7 +1,7 @@
 /* The fused kernel on a GPU (each test skips where there is none; golden streams in
  * test_golden.c, slot save/load in test_engines.c): batching invariance with repeated
  * symbols, outputs poisoned before every launch and all written (the engine checks it), a
- * long run against the C reference, bf16 weights in both load widths, and the out-of-memory
+ * long run against the C reference, 16-bit weights in both load widths, and the out-of-memory
  * message. Each test makes its own
  * CUDA context; keep them small. */
 #include <criterion/criterion.h>
@@ -82,15 +82,22 @@ Test(gpu, long_run_matches_reference, .timeout = 600)
     golden_free(&g);
 }
 
-/* bf16 matrices load 16 bytes of a row at a time where rows are a multiple of 8 elements and
- * 8 bytes elsewhere: a spec with both kinds of rows, on the small golden stream's requests,
- * follows the float64 C reference of the same rounded weights. */
-Test(gpu, bf16_rows_of_4_and_of_8, .timeout = 300)
+ParameterizedTestParameters(gpu, rows_of_4_and_of_8)
+{
+    static precision_t weights[] = {PRECISION_BF16, PRECISION_FP16};
+    return cr_make_param_array(precision_t, weights, ARRAY_LEN(weights));
+}
+
+/* 16-bit matrices (bf16, fp16) load 16 bytes of a row at a time where rows are a multiple of
+ * 8 elements and 8 bytes elsewhere: a spec with both kinds of rows, on the small golden
+ * stream's requests, follows the float64 C reference of the same rounded weights. */
+ParameterizedTest(precision_t *weights, gpu, rows_of_4_and_of_8, .timeout = 300)
 {
     SKIP_WITHOUT_GPU();
     char err[SPEC_ERR_MAX > ERR_MAX ? SPEC_ERR_MAX : ERR_MAX], dir[TMPDIR_PATH_MAX];
     spec_t spec;
     cr_assert_eq(spec_load("tests/data/rows4-bf16.yaml", &spec, err), 0, "%s", err);
+    spec.precision.weights = *weights;
     tmpdir_make(dir);
     weights_t w;
     cr_assert_eq(weights_cached(&spec, 7, dir, &w, err), 0, "%s", err);
@@ -99,7 +106,9 @@ Test(gpu, bf16_rows_of_4_and_of_8, .timeout = 300)
     engine_t *ref = make_engine(&spec, &w, "cpu", 1, g.s.num_symbols);
     engine_t *gpu = make_engine(&spec, &w, "gpu", 0, g.s.num_symbols);
     double *want = run_stream(ref, &g.s, spec.batch.max_batch), *got = run_stream(gpu, &g.s, spec.batch.max_batch);
-    expect_towers_within(got, want, (size_t)g.s.n, 1e-5, "bf16 rows of 4 and of 8 against the reference");
+    char what[64];
+    snprintf(what, sizeof what, "%s rows of 4 and of 8 against the reference", precision_name(*weights));
+    expect_towers_within(got, want, (size_t)g.s.n, 1e-5, what);
     free(want);
     free(got);
     engine_destroy(gpu);

@@ -195,6 +195,16 @@ Test(spec, explicit_keys_override_defaults)
     cr_expect_eq(s.batch.max_symbols, 5);
 }
 
+Test(spec, fp16_weights)
+{
+    spec_t s;
+    expect_ok(BASE "num_heads: 2\nprecision: {weights: fp16}\n", &s);
+    cr_expect_eq(s.precision.weights, PRECISION_FP16);
+    cr_expect_eq(s.precision.state, PRECISION_FP32);
+    cr_expect_str_eq(precision_name(s.precision.weights), "fp16");
+    cr_expect_eq(precision_bytes(PRECISION_FP16), 2);
+}
+
 Test(spec, hackathon_is_the_full_size_model)
 {
     char err[SPEC_ERR_MAX] = "";
@@ -285,7 +295,7 @@ Test(spec_error, wrong_type_mapping_for_scalar)
                  "specs/t.yaml:6:12: num_heads must be a decimal integer, got a mapping\n"
                  "  | num_heads: {value: 2}");
     expect_error(BASE "num_heads: 2\nprecision: {weights: [fp32]}\n",
-                 "specs/t.yaml:7:22: precision.weights must be fp32 or bf16, got a sequence\n"
+                 "specs/t.yaml:7:22: precision.weights must be fp32, bf16 or fp16, got a sequence\n"
                  "  | precision: {weights: [fp32]}");
 }
 
@@ -377,11 +387,15 @@ Test(spec_error, hawk_c_out_of_range)
                  "specs/t.yaml:7:11: hawk.c must be a number, got '.inf'\n  | hawk: {c: .inf}");
 }
 
+/* fp16 is a weights precision only; fp8 is none. */
 Test(spec_error, precision_not_in_enum)
 {
-    expect_error(BASE "num_heads: 2\nprecision:\n  weights: bf16\n  state: fp16\n",
+    expect_error(BASE "num_heads: 2\nprecision:\n  weights: fp16\n  state: fp16\n",
                  "specs/t.yaml:9:10: precision.state must be fp32 or bf16, got 'fp16'\n"
                  "  |   state: fp16");
+    expect_error(BASE "num_heads: 2\nprecision: {weights: fp8}\n",
+                 "specs/t.yaml:7:22: precision.weights must be fp32, bf16 or fp16, got 'fp8'\n"
+                 "  | precision: {weights: fp8}");
 }
 
 Test(spec_error, towers_not_in_model_order)

@@ -516,13 +516,36 @@ Test(weights, bf16_rounding)
     cr_expect(isinf(bf16_round(INFINITY)));
 }
 
-/* A spec with bf16 weights gets its matrices rounded to bf16 and every other tensor as in
- * the file. */
-Test(weights, bf16_spec_rounds_only_the_matrices)
+/* Round to nearest, ties to even, with fp16's subnormals and range. */
+Test(weights, fp16_rounding)
+{
+    const double eps = 0x1p-10; /* fp16 spacing in [1, 2) */
+    cr_expect_eq(fp16_nearest(1.0), 1.0);
+    cr_expect_eq(fp16_nearest(1.0 + 0.49 * eps), 1.0);
+    cr_expect_eq(fp16_nearest(1.0 + 0.51 * eps), 1.0 + eps);
+    cr_expect_eq(fp16_nearest(1.0 + 0.5 * eps), 1.0, "a tie goes to the even neighbour 1");
+    cr_expect_eq(fp16_nearest(1.0 + 1.5 * eps), 1.0 + 2 * eps, "a tie goes to the even neighbour 1 + 2 eps");
+    cr_expect_eq(fp16_nearest(-3.0 - 0.51 * 2 * eps), -3.0 - 2 * eps);
+    cr_expect_eq(fp16_nearest(0x1p-24 * 2.4), 0x1p-24 * 2, "subnormals are 2^-24 apart");
+    cr_expect_eq(fp16_nearest(0x1p-24 * 2.5), 0x1p-24 * 2, "a subnormal tie goes to the even neighbour");
+    cr_expect_eq(fp16_nearest(0x1p-26), 0.0);
+    cr_expect_eq(fp16_nearest(65504.0 + 15.9), 65504.0, "below the midpoint to 65536: the largest");
+    cr_expect(isinf(fp16_nearest(65520.0)), "the midpoint to 65536 rounds past the largest: inf");
+    cr_expect(isnan(fp16_nearest(NAN)));
+    const float x[] = {1.0f, -2.0f, 65504.0f, 0x1p-14f, 0x1p-24f, 0x3ffp-24f, 0.333251953125f, 65520.0f, -0.0f};
+    const uint16_t bits[] = {0x3c00, 0xc000, 0x7bff, 0x0400, 0x0001, 0x03ff, 0x3555, 0x7c00, 0x8000};
+    for (size_t i = 0; i < ARRAY_LEN(x); i++)
+        cr_expect_eq(fp16_bits(x[i]), bits[i], "fp16_bits(%a) = %#06x, want %#06x", (double)x[i], fp16_bits(x[i]),
+                     bits[i]);
+}
+
+/* A spec with 16-bit weights (precision p, whose nearest value is `nearest`) gets its matrices
+ * rounded and every other tensor as in the file. */
+static void expect_matrices_rounded(precision_t p, double (*nearest)(double))
 {
     spec_t s;
     golden_spec("small", &s);
-    s.precision.weights = PRECISION_BF16;
+    s.precision.weights = p;
     char path[TMPDIR_PATH_MAX], err[ERR_MAX];
     snprintf(path, sizeof path, "%s", shared_path("golden/small/weights.safetensors"));
     weights_t w;
@@ -535,7 +558,7 @@ Test(weights, bf16_spec_rounds_only_the_matrices)
         const float *got = weights_get(&w, d->name), *file = (const float *)st_find(&f, d->name)->data;
         matrix_numel += d->matrix ? d->numel : 0;
         for (int64_t k = 0; k < d->numel; k++) {
-            const float want = d->matrix ? bf16_round(file[k]) : file[k];
+            const float want = d->matrix ? (float)nearest(file[k]) : file[k];
             cr_assert_eq(got[k], want, "%s[%lld]: %.9g, want %.9g", d->name, (long long)k, got[k], want);
             changed += got[k] != file[k];
         }
@@ -545,3 +568,39 @@ Test(weights, bf16_spec_rounds_only_the_matrices)
     st_close(&f);
     weights_free(&w);
 }
+
+Test(weights, bf16_spec_rounds_only_the_matrices) { expect_matrices_rounded(PRECISION_BF16, bf16_nearest); }
+
+Test(weights, fp16_spec_rounds_only_the_matrices) { expect_matrices_rounded(PRECISION_FP16, fp16_nearest); }
+
+/* A matrix weight beyond fp16's largest (65504, and what rounds to it) cannot be stored in
+ * fp16: the load fails and names it; bf16 takes it. */
+Test(weights, fp16_range_is_checked)
+{
+    spec_t s;
+    catalogue_t cat;
+    golden_spec("small", &s);
+    decls_t ds = catalogue_decls(&s, &cat);
+    char path[TMPDIR_PATH_MAX], err[ERR_MAX];
+    write_decls(&ds, "big.safetensors", path);
+    st_file_t f;
+    cr_assert_eq(st_open(path, &f, err), 0, "%s", err);
+    const long at = (long)((const char *)st_find(&f, "towers.3.blocks.1.mlp.fc1.weight")->data - (const char *)f.map);
+    st_close(&f);
+    FILE *fp = fopen(path, "r+b");
+    cr_assert_not_null(fp);
+    const float big = 65520.0f;
+    cr_assert_eq(fseek(fp, at + 5 * (long)sizeof big, SEEK_SET), 0);
+    cr_assert_eq(fwrite(&big, sizeof big, 1, fp), 1);
+    cr_assert_eq(fclose(fp), 0);
+    s.precision.weights = PRECISION_FP16;
+    expect_load_error(path, &s, "towers.3.blocks.1.mlp.fc1.weight[5] = 65520", "beyond the range of fp16");
+    s.precision.weights = PRECISION_BF16;
+    weights_t w;
+    cr_assert_eq(weights_load(path, &s, &w, err), 0, "%s", err);
+    cr_expect_eq(weights_get(&w, "towers.3.blocks.1.mlp.fc1.weight")[5], 65536.0f, "bf16's nearest");
+    weights_free(&w);
+    free(ds.d);
+    catalogue_free(&cat);
+}
+

@@ -28,7 +28,7 @@ typedef struct {
 } golden_t;
 
 void golden_load(const char *case_name, golden_t *g);
-/* The same with the spec's matrices stored in `weights` (bf16: rounded at load). */
+/* The same with the spec's matrices stored in `weights` (bf16, fp16: rounded at load). */
 void golden_load_as(const char *case_name, precision_t weights, golden_t *g);
 void golden_free(golden_t *g);
 
