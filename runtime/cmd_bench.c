@@ -158,13 +158,16 @@ static int cross_check(engine_t *a, engine_t *b, int nb, compare_t *c, char *err
     return rc;
 }
 
-/* n requests over min(n, 4) symbols in turn through each GPU engine in one batch (the
+/* The symbols that --check's n requests go to in turn. */
+static int check_symbols(int n) { return n < 4 ? n : 4; }
+
+/* n requests over check_symbols(n) symbols in turn through each GPU engine in one batch (the
  * engine splits it into waves of distinct symbols) and through the float64 C reference one
  * at a time; c[i]: engine i against the reference. */
 static int check_reference(const spec_t *s, const weights_t *w, engine_t *const *gpu, int ngpu,
                            int n, compare_t *c, char *err)
 {
-    const int nsym = n < 4 ? n : 4;
+    const int nsym = check_symbols(n);
     engine_options_t oc = {.backend = "cpu", .fp64 = 1, .max_symbols = nsym};
     engine_t *cpu = engine_create(s, w, &oc, err);
     if (!cpu) return -1;
@@ -223,7 +226,7 @@ static void print_table(const spec_t *s, const bench_t *b)
             printf(" %9s %8s %11s %11s\n", "-", "-", "-", "-");
     }
     for (int i = 0; i < b->nchecked; i++) {
-        printf("\n%s, %d requests on %d symbols:\n", b->check[i].what, b->checked, b->checked < 4 ? b->checked : 4);
+        printf("\n%s, %d requests on %d symbols:\n", b->check[i].what, b->checked, check_symbols(b->checked));
         compare_print(stdout, &b->check[i].c);
     }
     if (b->traced) trace_report_print(stdout, &b->trace, b->trace_batch);
@@ -327,7 +330,9 @@ static int run(const spec_t *s, const weights_t *w, const weights_t *w_fp32, con
     if (b->jit_time && gpu_jit_time(s, &b->jit_cold_s, &b->jit_cached_s, err)) return -1;
 
     const double before = device_used();
-    engine_options_t o = {.backend = "gpu", .max_symbols = max_b,
+    /* the engines hold a symbol per entry of the largest batch, and --check's symbols */
+    const int symbols = max_b > check_symbols(check) ? max_b : check_symbols(check);
+    engine_options_t o = {.backend = "gpu", .max_symbols = symbols,
                           .tower_weights = b->tower_weights[0] ? b->tower_weights : NULL};
     engine_t *fused = engine_create(s, w, &o, err), *unfused = NULL;
     if (!fused) return -1;

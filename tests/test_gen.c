@@ -18,25 +18,12 @@
 #include "nvrtc_build.h"
 #include "spec.h"
 #include "templates.h"
+#include "testutil.h"
 #include "util.h"
 
 typedef struct {
     char path[256];
 } spec_path_t;
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = xmalloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
-}
 
 static void load_spec(const char *path, spec_t *s)
 {

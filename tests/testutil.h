@@ -50,6 +50,10 @@ size_t count_nonfinite(const double *v, size_t n);
  * finite and every tower's rel L2 within tol. */
 void expect_towers_within(const double *got, const double *want, size_t n, double tol, const char *what);
 
+/* A whole file, NUL-terminated, its length in *len (caller frees); NULL where it cannot be
+ * opened. */
+char *read_all(const char *path, size_t *len);
+
 /* Runs a shell command under `timeout`, returns its exit status (-1: killed) and its stdout
  * and stderr in *output (caller frees). */
 int run_command(const char *cmd, int timeout_s, char **output);
