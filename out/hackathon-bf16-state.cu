@@ -1321,8 +1321,8 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
 {
     constexpr int RB = 16 / NM;     // row indices per tile
     // sets of 4 weights per lane per tile row in a chunk: 4 float4 (fp32, split into two tf32
-    // parts: 64 registers) or 8 of 8 bytes (bf16, fp16: loaded 16 bytes at a time where rows allow: 64
-    // registers widened), and the next chunk's as stored
+    // parts: 64 registers) or 8 of 8 bytes (bf16, fp16: loaded 16 bytes at a time where rows
+    // allow; 64 registers widened), and the next chunk's as stored
     constexpr int U = CHUNK_F4 / 4;
     constexpr int CW = 16 * U;      // columns per chunk
     static_assert((CW + (EXACT_W ? STAGE_PAD_WIDE : STAGE_PAD)) * MAX_BATCH <= STAGE_FLOATS / 2,
@@ -1331,8 +1331,9 @@ __device__ void proj_rows_mma(const Params &p, const In &in, const Mat (&m)[N], 
     constexpr int ld = ld4(LEN);
     const int nb = p.nb, nt = (nb + 7) / 8, chunks = (ld + CW - 1) / CW;
     // A lane's input columns match its weights': 4 t4 + tile_col(u), or 8 t4 + tile_col(u)
-    // with 16-byte loads of 16-bit weights (load_tile_chunk), the staged rows PAD floats beyond the window
-    // so that the 8 lanes of a quarter warp's float4 input load hit 32 distinct banks.
+    // with 16-byte loads of 16-bit weights (load_tile_chunk), the staged rows PAD floats
+    // beyond the window so that the 8 lanes of a quarter warp's float4 input load hit 32
+    // distinct banks.
     constexpr bool wide = EXACT_W && ld % 8 == 0;
     constexpr int PAD = wide ? STAGE_PAD_WIDE : STAGE_PAD;
     const int lcol = wide ? 8 * t4 : 4 * t4;

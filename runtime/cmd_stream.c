@@ -111,7 +111,8 @@ int cmd_stream(int argc, char **argv)
     }
     static const char *const precisions[] = {"fp64", "fp32", NULL};
     if (arg_choice("stream", "--precision", precision, precisions)) return 2;
-    static const char *const weight_storage[] = {"fp32", "bf16", "fp16", NULL}, *const state_storage[] = {"fp32", "bf16", NULL};
+    static const char *const weight_storage[] = {"fp32", "bf16", "fp16", NULL};
+    static const char *const state_storage[] = {"fp32", "bf16", NULL};
     if (weights_precision && arg_choice("stream", "--weights-precision", weights_precision, weight_storage)) return 2;
     if (state_precision && arg_choice("stream", "--state-precision", state_precision, state_storage)) return 2;
     eo.fp64 = !strcmp(eo.backend, "cpu") && !strcmp(precision, "fp64");
