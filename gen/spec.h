@@ -70,5 +70,8 @@ const char *precision_name(precision_t p);
 int precision_parse(const char *name, precision_t *p);
 /* Bytes of one element stored in that precision. */
 int precision_bytes(precision_t p);
+/* Whether the spec stores its matrices or its state below fp32: a mode whose function is not
+ * the fp32 model's. */
+int spec_rounded(const spec_t *s);
 
 #endif

@@ -49,6 +49,11 @@ const char *precision_name(precision_t p)
 
 int precision_bytes(precision_t p) { return p == PRECISION_FP32 ? 4 : 2; }
 
+int spec_rounded(const spec_t *s)
+{
+    return s->precision.weights != PRECISION_FP32 || s->precision.state != PRECISION_FP32;
+}
+
 int precision_parse(const char *name, precision_t *p)
 {
     static const precision_t all[] = {PRECISION_FP32, PRECISION_BF16, PRECISION_FP16};

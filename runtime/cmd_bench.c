@@ -465,7 +465,7 @@ int cmd_bench(int argc, char **argv)
     if (tolerance < 0) tolerance = bf16_state ? 5e-2 : 1e-4;
     if (cross_tolerance < 0) cross_tolerance = bf16_state ? 0.5 : 1e-2;
     /* a rounded mode's own error: against the fp32 model, with the weights file unrounded */
-    const int mode_check = check && (s.precision.weights != PRECISION_FP32 || s.precision.state != PRECISION_FP32);
+    const int mode_check = check && spec_rounded(&s);
     const int reload = mode_check && s.precision.weights != PRECISION_FP32;
     spec_t s32 = s;
     s32.precision.weights = PRECISION_FP32;

@@ -127,8 +127,7 @@ int cmd_stream(int argc, char **argv)
     }
     if (weights_precision) precision_parse(weights_precision, &spec.precision.weights); /* checked above */
     if (state_precision) precision_parse(state_precision, &spec.precision.state);
-    const int rounded = spec.precision.weights != PRECISION_FP32 || spec.precision.state != PRECISION_FP32;
-    if (tolerance < 0) tolerance = rounded ? ROUNDED_TOLERANCE : eo.fp64 ? 1e-10 : 1e-5;
+    if (tolerance < 0) tolerance = spec_rounded(&spec) ? ROUNDED_TOLERANCE : eo.fp64 ? 1e-10 : 1e-5;
     if (weights_load(weights_path, &spec, &w, err)) {
         fprintf(stderr, "stepfuse stream: %s\n", err);
         return 1;
