@@ -70,7 +70,9 @@ int emit_sums_warp(const spec_t *s)
 {
     const int tiles4 = (s->batch.max_batch + 3) / 4, tiles8 = (s->batch.max_batch + 7) / 8;
     const int paired = tiles8 < PAIRED_TILES8 ? tiles8 : PAIRED_TILES8;
-    return max_i(max_i(1024, tiles4 * 32), max_i(tiles8 * 128, 2 * paired * 128));
+    /* a state task's logged updates to replay (StateStream::stage_log): f, v, a */
+    const int log = 8 + (s->state.writeback - 1) * (128 + KERNEL_STATE_ROWS);
+    return max_i(max_i(max_i(1024, tiles4 * 32), max_i(tiles8 * 128, 2 * paired * 128)), log);
 }
 
 int emit_dynamic_smem_floats(const spec_t *s)
@@ -143,6 +145,11 @@ static void emit_constants(sbuf_t *b, const ctx_t *c)
         KERNEL_PROJ_INLINE ? "__forceinline__" : "__noinline__");
     put(b, "constexpr int STATE_ROWS = %d;  // rows of a state matrix per warp task\n", KERNEL_STATE_ROWS);
     put(b, "constexpr int GATE_COLS = %d;  // mLSTM gate projection columns per warp task\n", KERNEL_GATE_COLS);
+    put(b, "constexpr int STATE_WRITEBACK = %d; // the mLSTM C and RetNet R stored every this many steps (state.writeback)\n",
+        s->state.writeback);
+    put(b, "constexpr long XL_LOG_ENTRY = %lld, RN_LOG_ENTRY = %lld; // floats of a logged update (layout_log_entry)\n",
+        (long long)layout_log_entry(s->xlstm.mlstm_num_heads, s->d.mlstm_head),
+        (long long)layout_log_entry(s->retnet.num_heads, s->d.retnet_head));
     put(b, "constexpr long WEIGHT_BYTES = %lld, SLOT_FLOATS = %lld, SCRATCH_FLOATS = %lld;\n",
         (long long)c->lay->weight_bytes, (long long)c->lay->slot_floats,
         (long long)c->lay->scratch_floats);

@@ -10,6 +10,8 @@
 
 static int64_t round4(int64_t n) { return (n + 3) & ~(int64_t)3; }
 
+int64_t layout_log_entry(int heads, int dim) { return round4(2 * (int64_t)heads * dim + heads); }
+
 static void region(region_t *list, int *count, int64_t *cursor, const char *name,
                    int64_t floats, float init)
 {
@@ -42,6 +44,9 @@ static void state_regions(const spec_t *s, layout_t *l)
         ST(TOWER_XLSTM, "m_C", (int64_t)NH * DM * DM / per_float, 0.0f);
         ST(TOWER_XLSTM, "m_nv", (int64_t)NH * DM, 0.0f);
         ST(TOWER_XLSTM, "m_m", NH, 0.0f);
+        /* int32 bits: steps logged since C was stored (empty without a write-back period) */
+        ST(TOWER_XLSTM, "m_logged", s->state.writeback > 1, 0.0f);
+        ST(TOWER_XLSTM, "m_log", (s->state.writeback - 1) * layout_log_entry(NH, DM), 0.0f);
         l->state_block[TOWER_XLSTM] = cur;
     }
     cur = 0;
@@ -59,6 +64,8 @@ static void state_regions(const spec_t *s, layout_t *l)
         ST(TOWER_RETNET, "pos", 1, 0.0f); /* int32 bits; 0.0f is int 0 */
         ST(TOWER_RETNET, "scale", NH, 0.0f);
         ST(TOWER_RETNET, "R", (int64_t)NH * D * D, 0.0f); /* fp32 in every mode */
+        ST(TOWER_RETNET, "R_logged", s->state.writeback > 1, 0.0f);
+        ST(TOWER_RETNET, "R_log", (s->state.writeback - 1) * layout_log_entry(NH, D), 0.0f);
         l->state_block[TOWER_RETNET] = cur;
     }
     cur = 0;
@@ -249,4 +256,66 @@ void layout_initial_state(const spec_t *s, const layout_t *l, float *slot)
                 float *p = slot + l->state_base[k] + b * l->state_block[k] + g->offset;
                 for (int64_t i = 0; i < g->floats; i++) p[i] = g->init;
             }
+}
+
+static const region_t *state_region(const layout_t *l, int k, const char *name)
+{
+    for (int r = 0; r < l->state_count[k]; r++)
+        if (!strcmp(l->state[k][r].name, name)) return &l->state[k][r];
+    return NULL;
+}
+
+/* Element e of a state matrix stored in `bf16` pairs (low half first) or as floats. */
+static float matrix_get(const float *m, int64_t e, int bf16)
+{
+    if (!bf16) return m[e];
+    uint16_t h;
+    memcpy(&h, (const char *)m + 2 * e, sizeof h);
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static void matrix_set(float *m, int64_t e, float x, int bf16)
+{
+    if (!bf16) {
+        m[e] = x;
+        return;
+    }
+    const uint16_t h = bf16_bits(x);
+    memcpy((char *)m + 2 * e, &h, sizeof h);
+}
+
+/* One tower's logged matrices: `heads` [dim][dim] a block in region `matrix`. */
+static void flush_matrices(const spec_t *s, const layout_t *l, int k, const char *matrix, const char *logged,
+                           const char *log, int heads, int dim, int bf16, float *slot)
+{
+    const region_t *mr = state_region(l, k, matrix), *cr = state_region(l, k, logged), *lr = state_region(l, k, log);
+    const int64_t entry = layout_log_entry(heads, dim);
+    for (int b = 0; b < s->tower_depth; b++) {
+        float *block = slot + l->state_base[k] + b * l->state_block[k];
+        int32_t count;
+        memcpy(&count, block + cr->offset, sizeof count);
+        for (int p = 0; p < count; p++) {
+            const float *a = block + lr->offset + p * entry, *v = a + (int64_t)heads * dim, *f = v + (int64_t)heads * dim;
+            for (int n = 0; n < heads; n++)
+                for (int i = 0; i < dim; i++)
+                    for (int j = 0; j < dim; j++) {
+                        const int64_t e = ((int64_t)n * dim + i) * dim + j;
+                        const float av = a[n * dim + i] * v[n * dim + j]; /* the kernel's order */
+                        matrix_set(block + mr->offset, e, fmaf(f[n], matrix_get(block + mr->offset, e, bf16), av),
+                                   bf16);
+                    }
+        }
+        memset(block + cr->offset, 0, sizeof count);
+    }
+}
+
+void layout_flush_state(const spec_t *s, const layout_t *l, float *slot)
+{
+    if (s->state.writeback <= 1) return;
+    flush_matrices(s, l, TOWER_XLSTM, "m_C", "m_logged", "m_log", s->xlstm.mlstm_num_heads, s->d.mlstm_head,
+                   s->precision.state == PRECISION_BF16, slot);
+    flush_matrices(s, l, TOWER_RETNET, "R", "R_logged", "R_log", s->retnet.num_heads, s->d.retnet_head, 0, slot);
 }

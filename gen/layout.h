@@ -6,7 +6,9 @@
  * construction. Weight offsets are in bytes, state and activation offsets in floats; all
  * are multiples of 16 bytes for vector loads. With precision.state bf16 the mLSTM memory and
  * Mamba2's SSM state hold two elements a float; they start at 0, which is 0 in either
- * precision. RetNet's retention stays fp32 (README, Accuracy). */
+ * precision. RetNet's retention stays fp32 (README, Accuracy). With state.writeback > 1 the
+ * mLSTM and RetNet blocks also hold the log of the steps since their matrices were stored
+ * (layout_log_entry). */
 #ifndef STEPFUSE_LAYOUT_H
 #define STEPFUSE_LAYOUT_H
 
@@ -71,5 +73,17 @@ void layout_free(layout_t *l);
 
 /* Fill one slot's initial state image: slot_floats floats. */
 void layout_initial_state(const spec_t *s, const layout_t *l, float *slot);
+
+/* State write-back (spec key state.writeback = K > 1): the mLSTM memory C and RetNet's R are
+ * stored every K-th step of a symbol only. Each block keeps the count of steps logged since
+ * (`m_logged`, `R_logged`, int32 bits) and their updates S = f S + a v^T, K - 1 entries
+ * (`m_log`, `R_log`) of layout_log_entry floats: a [heads][dim], v [heads][dim], f [heads]. A
+ * step replays the logged updates on each element it reads, in order and with the same
+ * operations as when it is stored, so the values are those of storing every step. */
+int64_t layout_log_entry(int heads, int dim);
+
+/* Apply a slot image's logged updates to its matrices and empty the logs: the image then
+ * holds the model's state (what a saved slot must hold). */
+void layout_flush_state(const spec_t *s, const layout_t *l, float *slot);
 
 #endif

@@ -18,6 +18,8 @@
 /* Upper bound of every size: keeps all products (expand * H * ...) far inside int64. */
 #define SIZE_LIMIT (1 << 20)
 #define EXPAND_LIMIT 16
+/* A warp replays a state task's logged updates from its 7 KB of shared sums (layout.h). */
+#define WRITEBACK_LIMIT 8
 /* A spec is a few KiB; libyaml takes quadratic time on deeply nested flow collections,
  * so a bound on the size bounds the time a malformed file can take. */
 #define SPEC_TEXT_LIMIT (64 << 10)
@@ -269,6 +271,9 @@ static const entry_t precision_keys[] = {
     {"weights", &WEIGHTS_PRECISION, offsetof(spec_t, precision.weights), 0, 0, NULL, 0},
     {"state", &STATE_PRECISION, offsetof(spec_t, precision.state), 0, 0, NULL, 0},
 };
+static const entry_t state_keys[] = {
+    {"writeback", &INTEGER, offsetof(spec_t, state.writeback), 1, WRITEBACK_LIMIT, NULL, 0},
+};
 static const entry_t batch_keys[] = {
     SIZE("max_batch", batch.max_batch),
     SIZE("max_symbols", batch.max_symbols),
@@ -279,6 +284,7 @@ static const mapping_t retnet_map = MAPPING("retnet", retnet_keys);
 static const mapping_t hawk_map = MAPPING("hawk", hawk_keys);
 static const mapping_t xlstm_map = MAPPING("xlstm", xlstm_keys);
 static const mapping_t precision_map = MAPPING("precision", precision_keys);
+static const mapping_t state_map = MAPPING("state", state_keys);
 static const mapping_t batch_map = MAPPING("batch", batch_keys);
 
 static const entry_t top_keys[] = {
@@ -293,6 +299,7 @@ static const entry_t top_keys[] = {
     {"xlstm", &SECTION, 0, 0, 0, &xlstm_map, 0},
     {"towers", &TOWERS, 0, 0, 0, NULL, 0},
     {"precision", &SECTION, 0, 0, 0, &precision_map, 0},
+    {"state", &SECTION, 0, 0, 0, &state_map, 0},
     {"batch", &SECTION, 0, 0, 0, &batch_map, 0},
 };
 static const mapping_t top_map = MAPPING(NULL, top_keys);

@@ -1,7 +1,7 @@
 /* The model spec: dimensions, precision and batch limits of one ensemble.
  *
  * A spec is a YAML file whose keys are those of the golden config.yaml files plus
- * `precision` and `batch`. spec_load() parses and validates it; every error names
+ * `precision`, `state` and `batch`. spec_load() parses and validates it; every error names
  * file:line:col and quotes the offending line. spec_derive() fills the derived sizes. */
 #ifndef STEPFUSE_SPEC_H
 #define STEPFUSE_SPEC_H
@@ -37,6 +37,9 @@ typedef struct {
     } xlstm;
 
     struct { precision_t weights, state; } precision;
+    /* The mLSTM memory and RetNet's retention are written back every `writeback` steps of a
+     * symbol; the steps between log their updates and replay them (1: every step). */
+    struct { int writeback; } state;
     struct { int max_batch, max_symbols; } batch;
 
     /* derived by spec_derive() */

@@ -22,6 +22,7 @@ void spec_set_defaults(spec_t *s)
     s->xlstm.conv_kernel = 4;
     s->precision.weights = PRECISION_FP32;
     s->precision.state = PRECISION_FP32;
+    s->state.writeback = 1;
     s->batch.max_batch = 64;
     s->batch.max_symbols = 64;
 }

@@ -39,7 +39,9 @@ constexpr bool TENSOR_CORES = true; // projections on tensor cores (3xTF32)
 #define PROJ_PASS __forceinline__ // a projection pass: one function per shape, or inlined
 constexpr int STATE_ROWS = 64;  // rows of a state matrix per warp task
 constexpr int GATE_COLS = 1024;  // mLSTM gate projection columns per warp task
-constexpr long WEIGHT_BYTES = 3973765264, SLOT_FLOATS = 38372592, SCRATCH_FLOATS = 9733120;
+constexpr int STATE_WRITEBACK = 8; // the mLSTM C and RetNet R stored every this many steps (state.writeback)
+constexpr long XL_LOG_ENTRY = 8200, RN_LOG_ENTRY = 4104; // floats of a logged update (layout_log_entry)
+constexpr long WEIGHT_BYTES = 3973765264, SLOT_FLOATS = 39406224, SCRATCH_FLOATS = 9733120;
 
 // Scratch region of the batch: entry b's vector starts at off + b * stride (floats).
 struct Buf {
@@ -98,7 +100,7 @@ struct L_xlstm {
     static constexpr long b_mlp_fc2_weight = 84656192;
     static constexpr long b_mlp_fc2_bias = 101433408;
     static constexpr long blocks = 17457152, block_stride = 101441600;
-    static constexpr long st_base = 0, st_block = 2127880;
+    static constexpr long st_base = 0, st_block = 2185284;
     static constexpr long st_s_conv = 0;
     static constexpr long st_s_h = 6144;
     static constexpr long st_s_c = 8192;
@@ -108,6 +110,8 @@ struct L_xlstm {
     static constexpr long st_m_C = 26624;
     static constexpr long st_m_nv = 2123776;
     static constexpr long st_m_m = 2127872;
+    static constexpr long st_m_logged = 2127880;
+    static constexpr long st_m_log = 2127884;
     static constexpr Buf sc_u = {0, 2048};
     static constexpr Buf sc_ap = {131072, 4096};
     static constexpr Buf sc_xt = {1572864, 2048};
@@ -157,7 +161,7 @@ struct L_mamba2 {
     static constexpr long b_mlp_fc2_weight = 68556544;
     static constexpr long b_mlp_fc2_bias = 85333760;
     static constexpr long blocks = 1252213504, block_stride = 85341952;
-    static constexpr long st_base = 25534560, st_block = 537344;
+    static constexpr long st_base = 26223408, st_block = 537344;
     static constexpr long st_x_conv = 0;
     static constexpr long st_b_conv = 12288;
     static constexpr long st_c_conv = 12672;
@@ -191,10 +195,12 @@ struct L_retnet {
     static constexpr long b_mlp_fc2_weight = 58754080;
     static constexpr long b_mlp_fc2_bias = 75531296;
     static constexpr long blocks = 2293774080, block_stride = 75539488;
-    static constexpr long st_base = 31982688, st_block = 524300;
+    static constexpr long st_base = 32671536, st_block = 553032;
     static constexpr long st_pos = 0;
     static constexpr long st_scale = 4;
     static constexpr long st_R = 12;
+    static constexpr long st_R_logged = 524300;
+    static constexpr long st_R_log = 524304;
     static constexpr Buf sc_u = {786432, 2048};
     static constexpr Buf sc_ap = {917504, 4096};
     static constexpr Buf sc_q = {8028672, 2048};
@@ -227,7 +233,7 @@ struct L_hawk {
     static constexpr long b_mlp_fc2_weight = 46219264;
     static constexpr long b_mlp_fc2_bias = 62996480;
     static constexpr long blocks = 3217705088, block_stride = 63004672;
-    static constexpr long st_base = 38274288, st_block = 8192;
+    static constexpr long st_base = 39307920, st_block = 8192;
     static constexpr long st_conv = 0;
     static constexpr long st_h = 6144;
     static constexpr Buf sc_u = {1179648, 2048};
@@ -363,14 +369,22 @@ __device__ __forceinline__ float4 st_state4(float *q, float4 v)
     return v;
 }
 __device__ __forceinline__ float4 ld_state4(const unsigned short *q) { return unpack(__ldcs((const uint2 *)q)); }
-__device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
+__device__ __forceinline__ uint2 bf16x4(float4 v)
 {
     uint2 u; // cvt.rn.bf16x2.f32 d, a, b puts a in the upper half
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(u.x) : "f"(v.y), "f"(v.x));
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(u.y) : "f"(v.w), "f"(v.z));
+    return u;
+}
+__device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
+{
+    const uint2 u = bf16x4(v);
     __stcs((uint2 *)q, u);
     return unpack(u);
 }
+// The values st_state4 would store and return, without storing them.
+__device__ __forceinline__ float4 as_stored4(const float *, float4 v) { return v; }
+__device__ __forceinline__ float4 as_stored4(const unsigned short *, float4 v) { return unpack(bf16x4(v)); }
 
 // ---- per-stage trace ------------------------------------------------------------------------
 // p.trace non-null; the normal path pays one uniform branch per stage. Thread 0 of each CTA
@@ -616,9 +630,35 @@ template <class Elem> struct StateRawOf { using T = float4; };        // fp32: 4
 template <> struct StateRawOf<unsigned short> { using T = uint2; };     // bf16
 
 // ---- rank-one update of a state matrix -------------------------------------------------------
+// S = f S + a v^T on a lane's four elements of a row (a the row's): the product first, then one
+// fma, the operations the host's layout_flush_state repeats.
+__device__ __forceinline__ float4 decay_add(float f, float4 s, float a, float4 v)
+{
+    return make_float4(__fmaf_rn(f, s.x, __fmul_rn(a, v.x)), __fmaf_rn(f, s.y, __fmul_rn(a, v.y)),
+                       __fmaf_rn(f, s.z, __fmul_rn(a, v.z)), __fmaf_rn(f, s.w, __fmul_rn(a, v.w)));
+}
+
+// One entry's and block's log of its head matrices' updates (state.writeback = STATE_WRITEBACK
+// > 1; layout.h): `logged` steps since the matrices were stored, each an entry of `entry`
+// floats (a [heads][D], v [heads][D], f [heads]); this step's goes after them.
+struct StateLog {
+    float *entries;
+    long entry;
+    int logged;
+};
+template <class Lk>
+__device__ __forceinline__ StateLog state_log(const Params &p, int b, int l, long log, long logged, long entry)
+{
+    return StateLog{st<Lk>(p, b, l, log), entry, STATE_WRITEBACK > 1 ? *(const int *)st<Lk>(p, b, l, logged) : 0};
+}
+// The count a step leaves: one more, or none after the step that stored.
+__device__ __forceinline__ void commit_logged(int *logged) { *logged = *logged + 1 == STATE_WRITEBACK ? 0 : *logged + 1; }
 // A warp's run of state tasks [first, end) (warp_tasks, StateTask) updates rows of the
 // tasks' head matrices, a lane owning four columns: S[i][j] = f * S[i][j] + a[i] * v[j],
-// returning sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). The rows go in groups
+// returning sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). With a write-back
+// period (STATE_WRITEBACK > 1) the rows are stored at the period's last step only; at the
+// others each element first replays the updates logged since (StateLog), from the warp's
+// shared sums (idle in a state phase), and the step logs its own. The rows go in groups
 // of 8 through the warp's ring in the staging area (idle in a state phase), copied STATE_RING
 // - 1 groups ahead across the run's tasks, so that a task's prologue (its gates, rows of q
 // and k) and a head's tail run with the next rows in flight, where loads into registers kept
@@ -667,27 +707,44 @@ template <class Task, class Elem, class Matrices> struct StateStream {
         cp_async_commit();
     }
     // Task t, the run's tasks in order, by every lane of the warp: 0 where the lane has no columns.
-    __device__ float4 update(int t, float f, const float *a, float4 v, const float *q)
+    __device__ float4 update(int t, float f, const float *a, float4 v, const float *q, const StateLog &log)
     {
         int rows;
         Elem *S = rows_of(t, rows);
-        const int k0 = (t - first) * GROUPS;
+        const Task task(t);
+        const int k0 = (t - first) * GROUPS, lane = threadIdx.x & 31, replays = log.logged;
+        const bool store = STATE_WRITEBACK == 1 || replays == STATE_WRITEBACK - 1;
+        float *lf = stage_smem + STAGE_FLOATS + (threadIdx.x >> 5) * SUMS_WARP; // [8]: f of each logged step
+        const float4 *lv = (const float4 *)(lf + 8) + lane;                  // [logged][32 lanes]: v
+        const float *la = lf + 8 + (STATE_WRITEBACK - 1) * 128;               // [logged][STATE_ROWS]: a
+        if constexpr (STATE_WRITEBACK > 1) {
+            if (replays > 0) stage_log(task, log, rows, lf);
+            if (!store) append_log(task, log, f, a, v, rows);
+        }
         float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
         for (int g = 0; g < GROUPS; g++) { // all of them: group k of the run is group k % GROUPS of a task
             issue();
             cp_async_wait<STATE_RING - 1>();
             if (!S || 8 * g >= rows) continue;
+            float4 rg[8]; // the group's rows, the logged updates replayed on all 8 at once
+#pragma unroll
+            for (int u = 0; u < 8; u++) rg[u] = unpack(ring[(((k0 + g) % STATE_RING) * 8 + u) * 32]);
+#pragma unroll 1
+            for (int k = 0; k < replays; k++) {
+                const float fk = lf[k];
+                const float4 vk = lv[k * 32], a0 = *(const float4 *)(la + k * STATE_ROWS + 8 * g),
+                             a1 = *(const float4 *)(la + k * STATE_ROWS + 8 * g + 4);
+                const float ak[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+#pragma unroll
+                for (int u = 0; u < 8; u++) rg[u] = as_stored4(S, decay_add(fk, rg[u], ak[u], vk));
+            }
 #pragma unroll
             for (int u = 0; u < 8; u++) {
                 const int i = 8 * g + u;
                 if (i < rows) {
-                    float4 r = unpack(ring[(((k0 + g) % STATE_RING) * 8 + u) * 32]);
-                    const float ai = a[i], qi = q[i];
-                    r.x = f * r.x + ai * v.x;
-                    r.y = f * r.y + ai * v.y;
-                    r.z = f * r.z + ai * v.z;
-                    r.w = f * r.w + ai * v.w;
-                    r = st_state4(S + (long)i * Task::DIM, r);
+                    float4 r = decay_add(f, rg[u], a[i], v);
+                    r = store ? st_state4(S + (long)i * Task::DIM, r) : as_stored4(S, r);
+                    const float qi = q[i];
                     acc.x += qi * r.x;
                     acc.y += qi * r.y;
                     acc.z += qi * r.z;
@@ -696,6 +753,50 @@ template <class Task, class Elem, class Matrices> struct StateStream {
             }
         }
         return acc;
+    }
+    // The logged updates task t's elements replay, into the warp's shared sums at lf: f of each
+    // step, the lane's v of its columns, a of the task's rows.
+    __device__ void stage_log(const Task &task, const StateLog &log, int rows, float *lf) const
+    {
+        // every load of the log in flight before the first store (one round trip a task)
+        constexpr int N = STATE_WRITEBACK - 1, RL = STATE_ROWS / 32; // RL: a's rows a lane
+        constexpr long V = (long)Task::HEADS * Task::DIM;           // a, then v, then f in an entry
+        static_assert(STATE_ROWS % 32 == 0 && 8 + N * (128 + STATE_ROWS) <= SUMS_WARP,
+                      "a task's log fits the warp's shared sums (emit_sums_warp)");
+        const int lane = threadIdx.x & 31, col = task.col();
+        float4 v[N];
+        float a[N][RL], f[N];
+#pragma unroll
+        for (int k = 0; k < N; k++) {
+            const float *e = log.entries + k * log.entry;
+            const bool in = k < log.logged;
+            v[k] = in && col < Task::DIM ? ld_act4(e + V + task.n * Task::DIM + col) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+            for (int r = 0; r < RL; r++)
+                a[k][r] = in && lane + 32 * r < rows ? ld_act(e + task.n * Task::DIM + task.i0 + lane + 32 * r) : 0.0f;
+            f[k] = in && lane == 0 ? ld_act(e + 2 * V + task.n) : 0.0f;
+        }
+        __syncwarp(); // the warp's previous task has read them
+#pragma unroll
+        for (int k = 0; k < N; k++) {
+            ((float4 *)(lf + 8))[k * 32 + lane] = v[k];
+#pragma unroll
+            for (int r = 0; r < RL; r++) lf[8 + N * 128 + k * STATE_ROWS + lane + 32 * r] = a[k][r];
+            if (lane == 0) lf[k] = f[k];
+        }
+        __syncwarp();
+    }
+    // This step's update into the log after the steps logged: each task its rows' a (column
+    // chunk 0) and its columns' v (row chunk 0), one task of the head its f.
+    __device__ void append_log(const Task &task, const StateLog &log, float f, const float *a, float4 v, int rows) const
+    {
+        const int lane = threadIdx.x & 31, col = task.col();
+        constexpr long V = (long)Task::HEADS * Task::DIM;
+        float *e = log.entries + log.logged * log.entry;
+        if (task.chunk == 0)
+            for (int r = lane; r < rows; r += 32) e[task.n * Task::DIM + task.i0 + r] = a[r];
+        if (task.rc == 0 && col < Task::DIM) *(float4 *)(e + V + task.n * Task::DIM + col) = v;
+        if (task.rc == 0 && task.chunk == 0 && lane == 0) e[2 * V + task.n] = f;
     }
     // No copy left in flight into the ring (the empty groups past the run) when the phase ends.
     __device__ void finish() { cp_async_wait<0>(); }
@@ -723,8 +824,8 @@ __device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
 // State task t of HEADS square D x D head matrices an entry (RetNet's R, the mLSTM's C): entry
 // b, head n, rows [i0, i0 + rows) (row chunk rc) and columns chunk * 128 .. of its head, the
 // column chunk fastest so that a warp's run shares a head's gates and a row chunk's rows.
-template <int D, int HEADS> struct StateTask {
-    static constexpr int DIM = D;
+template <int D, int HEADS_> struct StateTask {
+    static constexpr int DIM = D, HEADS = HEADS_;
     static constexpr int CHUNKS = (D + 127) / 128;                  // 128-column chunks of a head
     static constexpr int RC = (D + STATE_ROWS - 1) / STATE_ROWS;    // row chunks: a head's parts
     static constexpr int PER_HEAD = CHUNKS * RC;
@@ -1722,7 +1823,7 @@ __device__ void common_run(const Params &p, const TowerCommon &t, int tower, int
 //          finish, which updates n and m, divides by max(|q.n|, e^-m) and writes
 //          mo = (GroupNorm(sh2) + skip * xc2) * silu(xg) for the head
 // phase 7: ym = proj_down(mo) + so                                                H rows
-// phase 8 (CTA per entry): u += LayerNorm(ym; final_norm)
+// phase 8 (CTA per entry): u += LayerNorm(ym; final_norm); commits the count of logged steps
 struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
@@ -1913,7 +2014,8 @@ struct XLSTM {
             });
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
             const float4 v = j < XL_DM ? ld_act4(qkv + 2 * XL_E + n * XL_DM + j) : make_float4(0.f, 0.f, 0.f, 0.f);
-            const float4 num = c_rows.update(t, fg, ks, v, qs);
+            const float4 num =
+                c_rows.update(t, fg, ks, v, qs, state_log<Lk>(p, b, l, Lk::st_m_log, Lk::st_m_logged, XL_LOG_ENTRY));
             if (j < XL_DM) *(float4 *)(part + task.rc * XL_E + j) = num;
             if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, MlTask::PER_HEAD, t, end, done))
                 continue;
@@ -1951,6 +2053,7 @@ struct XLSTM {
 #pragma unroll
         for (int k = 0; k < HPT; k++) u[k] += h_norm_value(y, k, mean, rstd) * nf[k];
         h_store(ub, u);
+        if (STATE_WRITEBACK > 1 && threadIdx.x == 0) commit_logged((int *)st<Lk>(p, b, l, Lk::st_m_logged));
     }
 
     // Phases 1, 3, 4 and 7 are projections; the others a CTA per entry, gate parts, memory tasks.
@@ -2204,7 +2307,7 @@ struct Mamba2 {
 //          R update; o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum
 //          per STATE_ROWS rows, added up and divided by the head's last task to finish,
 //          which also writes og = silu(g) * RMSNorm_per_head(o; 1e-6) for the head
-// phase 2: u += out_proj(og); commits scale and pos
+// phase 2: u += out_proj(og); commits scale, pos and the count of logged steps
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
@@ -2268,7 +2371,8 @@ struct RetNet {
                 const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
                 const float4 v = j < RN_D ? ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j) : make_float4(0.f, 0.f, 0.f, 0.f);
-                const float4 num = r_rows.update(t, decay, kr, v, qr);
+                const float4 num =
+                    r_rows.update(t, decay, kr, v, qr, state_log<Lk>(p, b, l, Lk::st_R_log, Lk::st_R_logged, RN_LOG_ENTRY));
                 if (j < RN_D) *(float4 *)(part + task.rc * H + j) = num;
                 if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, Task::PER_HEAD, t, end, done)) continue;
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
@@ -2292,6 +2396,7 @@ struct RetNet {
                 if (o == 0) {
                     int *pos = (int *)st<Lk>(p, b, l, Lk::st_pos);
                     *pos += 1;
+                    if (STATE_WRITEBACK > 1) commit_logged((int *)st<Lk>(p, b, l, Lk::st_R_logged));
                 }
             });
             break;

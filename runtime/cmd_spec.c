@@ -55,6 +55,7 @@ static void print_spec(const spec_t *s, const char *path)
     printf("towers: [xlstm, mamba2, retnet, hawk]\n");
     printf("precision:\n  weights: %s\n  state: %s\n", precision_name(s->precision.weights),
            precision_name(s->precision.state));
+    printf("state:\n  writeback: %d\n", s->state.writeback);
     printf("batch:\n  max_batch: %d\n  max_symbols: %d\n", s->batch.max_batch,
            s->batch.max_symbols);
 }

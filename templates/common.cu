@@ -145,14 +145,22 @@ __device__ __forceinline__ float4 st_state4(float *q, float4 v)
     return v;
 }
 __device__ __forceinline__ float4 ld_state4(const unsigned short *q) { return unpack(__ldcs((const uint2 *)q)); }
-__device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
+__device__ __forceinline__ uint2 bf16x4(float4 v)
 {
     uint2 u; // cvt.rn.bf16x2.f32 d, a, b puts a in the upper half
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(u.x) : "f"(v.y), "f"(v.x));
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(u.y) : "f"(v.w), "f"(v.z));
+    return u;
+}
+__device__ __forceinline__ float4 st_state4(unsigned short *q, float4 v)
+{
+    const uint2 u = bf16x4(v);
     __stcs((uint2 *)q, u);
     return unpack(u);
 }
+// The values st_state4 would store and return, without storing them.
+__device__ __forceinline__ float4 as_stored4(const float *, float4 v) { return v; }
+__device__ __forceinline__ float4 as_stored4(const unsigned short *, float4 v) { return unpack(bf16x4(v)); }
 
 // ---- per-stage trace ------------------------------------------------------------------------
 // p.trace non-null; the normal path pays one uniform branch per stage. Thread 0 of each CTA
@@ -398,9 +406,35 @@ template <class Elem> struct StateRawOf { using T = float4; };        // fp32: 4
 template <> struct StateRawOf<unsigned short> { using T = uint2; };     // bf16
 
 // ---- rank-one update of a state matrix -------------------------------------------------------
+// S = f S + a v^T on a lane's four elements of a row (a the row's): the product first, then one
+// fma, the operations the host's layout_flush_state repeats.
+__device__ __forceinline__ float4 decay_add(float f, float4 s, float a, float4 v)
+{
+    return make_float4(__fmaf_rn(f, s.x, __fmul_rn(a, v.x)), __fmaf_rn(f, s.y, __fmul_rn(a, v.y)),
+                       __fmaf_rn(f, s.z, __fmul_rn(a, v.z)), __fmaf_rn(f, s.w, __fmul_rn(a, v.w)));
+}
+
+// One entry's and block's log of its head matrices' updates (state.writeback = STATE_WRITEBACK
+// > 1; layout.h): `logged` steps since the matrices were stored, each an entry of `entry`
+// floats (a [heads][D], v [heads][D], f [heads]); this step's goes after them.
+struct StateLog {
+    float *entries;
+    long entry;
+    int logged;
+};
+template <class Lk>
+__device__ __forceinline__ StateLog state_log(const Params &p, int b, int l, long log, long logged, long entry)
+{
+    return StateLog{st<Lk>(p, b, l, log), entry, STATE_WRITEBACK > 1 ? *(const int *)st<Lk>(p, b, l, logged) : 0};
+}
+// The count a step leaves: one more, or none after the step that stored.
+__device__ __forceinline__ void commit_logged(int *logged) { *logged = *logged + 1 == STATE_WRITEBACK ? 0 : *logged + 1; }
 // A warp's run of state tasks [first, end) (warp_tasks, StateTask) updates rows of the
 // tasks' head matrices, a lane owning four columns: S[i][j] = f * S[i][j] + a[i] * v[j],
-// returning sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). The rows go in groups
+// returning sum_i q[i] * S_new[i][j] (RetNet retention, mLSTM memory). With a write-back
+// period (STATE_WRITEBACK > 1) the rows are stored at the period's last step only; at the
+// others each element first replays the updates logged since (StateLog), from the warp's
+// shared sums (idle in a state phase), and the step logs its own. The rows go in groups
 // of 8 through the warp's ring in the staging area (idle in a state phase), copied STATE_RING
 // - 1 groups ahead across the run's tasks, so that a task's prologue (its gates, rows of q
 // and k) and a head's tail run with the next rows in flight, where loads into registers kept
@@ -449,27 +483,44 @@ template <class Task, class Elem, class Matrices> struct StateStream {
         cp_async_commit();
     }
     // Task t, the run's tasks in order, by every lane of the warp: 0 where the lane has no columns.
-    __device__ float4 update(int t, float f, const float *a, float4 v, const float *q)
+    __device__ float4 update(int t, float f, const float *a, float4 v, const float *q, const StateLog &log)
     {
         int rows;
         Elem *S = rows_of(t, rows);
-        const int k0 = (t - first) * GROUPS;
+        const Task task(t);
+        const int k0 = (t - first) * GROUPS, lane = threadIdx.x & 31, replays = log.logged;
+        const bool store = STATE_WRITEBACK == 1 || replays == STATE_WRITEBACK - 1;
+        float *lf = stage_smem + STAGE_FLOATS + (threadIdx.x >> 5) * SUMS_WARP; // [8]: f of each logged step
+        const float4 *lv = (const float4 *)(lf + 8) + lane;                  // [logged][32 lanes]: v
+        const float *la = lf + 8 + (STATE_WRITEBACK - 1) * 128;               // [logged][STATE_ROWS]: a
+        if constexpr (STATE_WRITEBACK > 1) {
+            if (replays > 0) stage_log(task, log, rows, lf);
+            if (!store) append_log(task, log, f, a, v, rows);
+        }
         float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
         for (int g = 0; g < GROUPS; g++) { // all of them: group k of the run is group k % GROUPS of a task
             issue();
             cp_async_wait<STATE_RING - 1>();
             if (!S || 8 * g >= rows) continue;
+            float4 rg[8]; // the group's rows, the logged updates replayed on all 8 at once
+#pragma unroll
+            for (int u = 0; u < 8; u++) rg[u] = unpack(ring[(((k0 + g) % STATE_RING) * 8 + u) * 32]);
+#pragma unroll 1
+            for (int k = 0; k < replays; k++) {
+                const float fk = lf[k];
+                const float4 vk = lv[k * 32], a0 = *(const float4 *)(la + k * STATE_ROWS + 8 * g),
+                             a1 = *(const float4 *)(la + k * STATE_ROWS + 8 * g + 4);
+                const float ak[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+#pragma unroll
+                for (int u = 0; u < 8; u++) rg[u] = as_stored4(S, decay_add(fk, rg[u], ak[u], vk));
+            }
 #pragma unroll
             for (int u = 0; u < 8; u++) {
                 const int i = 8 * g + u;
                 if (i < rows) {
-                    float4 r = unpack(ring[(((k0 + g) % STATE_RING) * 8 + u) * 32]);
-                    const float ai = a[i], qi = q[i];
-                    r.x = f * r.x + ai * v.x;
-                    r.y = f * r.y + ai * v.y;
-                    r.z = f * r.z + ai * v.z;
-                    r.w = f * r.w + ai * v.w;
-                    r = st_state4(S + (long)i * Task::DIM, r);
+                    float4 r = decay_add(f, rg[u], a[i], v);
+                    r = store ? st_state4(S + (long)i * Task::DIM, r) : as_stored4(S, r);
+                    const float qi = q[i];
                     acc.x += qi * r.x;
                     acc.y += qi * r.y;
                     acc.z += qi * r.z;
@@ -478,6 +529,50 @@ template <class Task, class Elem, class Matrices> struct StateStream {
             }
         }
         return acc;
+    }
+    // The logged updates task t's elements replay, into the warp's shared sums at lf: f of each
+    // step, the lane's v of its columns, a of the task's rows.
+    __device__ void stage_log(const Task &task, const StateLog &log, int rows, float *lf) const
+    {
+        // every load of the log in flight before the first store (one round trip a task)
+        constexpr int N = STATE_WRITEBACK - 1, RL = STATE_ROWS / 32; // RL: a's rows a lane
+        constexpr long V = (long)Task::HEADS * Task::DIM;           // a, then v, then f in an entry
+        static_assert(STATE_ROWS % 32 == 0 && 8 + N * (128 + STATE_ROWS) <= SUMS_WARP,
+                      "a task's log fits the warp's shared sums (emit_sums_warp)");
+        const int lane = threadIdx.x & 31, col = task.col();
+        float4 v[N];
+        float a[N][RL], f[N];
+#pragma unroll
+        for (int k = 0; k < N; k++) {
+            const float *e = log.entries + k * log.entry;
+            const bool in = k < log.logged;
+            v[k] = in && col < Task::DIM ? ld_act4(e + V + task.n * Task::DIM + col) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+            for (int r = 0; r < RL; r++)
+                a[k][r] = in && lane + 32 * r < rows ? ld_act(e + task.n * Task::DIM + task.i0 + lane + 32 * r) : 0.0f;
+            f[k] = in && lane == 0 ? ld_act(e + 2 * V + task.n) : 0.0f;
+        }
+        __syncwarp(); // the warp's previous task has read them
+#pragma unroll
+        for (int k = 0; k < N; k++) {
+            ((float4 *)(lf + 8))[k * 32 + lane] = v[k];
+#pragma unroll
+            for (int r = 0; r < RL; r++) lf[8 + N * 128 + k * STATE_ROWS + lane + 32 * r] = a[k][r];
+            if (lane == 0) lf[k] = f[k];
+        }
+        __syncwarp();
+    }
+    // This step's update into the log after the steps logged: each task its rows' a (column
+    // chunk 0) and its columns' v (row chunk 0), one task of the head its f.
+    __device__ void append_log(const Task &task, const StateLog &log, float f, const float *a, float4 v, int rows) const
+    {
+        const int lane = threadIdx.x & 31, col = task.col();
+        constexpr long V = (long)Task::HEADS * Task::DIM;
+        float *e = log.entries + log.logged * log.entry;
+        if (task.chunk == 0)
+            for (int r = lane; r < rows; r += 32) e[task.n * Task::DIM + task.i0 + r] = a[r];
+        if (task.rc == 0 && col < Task::DIM) *(float4 *)(e + V + task.n * Task::DIM + col) = v;
+        if (task.rc == 0 && task.chunk == 0 && lane == 0) e[2 * V + task.n] = f;
     }
     // No copy left in flight into the ring (the empty groups past the run) when the phase ends.
     __device__ void finish() { cp_async_wait<0>(); }
@@ -505,8 +600,8 @@ __device__ __forceinline__ void warp_tasks(int lo, int hi, int &first, int &end)
 // State task t of HEADS square D x D head matrices an entry (RetNet's R, the mLSTM's C): entry
 // b, head n, rows [i0, i0 + rows) (row chunk rc) and columns chunk * 128 .. of its head, the
 // column chunk fastest so that a warp's run shares a head's gates and a row chunk's rows.
-template <int D, int HEADS> struct StateTask {
-    static constexpr int DIM = D;
+template <int D, int HEADS_> struct StateTask {
+    static constexpr int DIM = D, HEADS = HEADS_;
     static constexpr int CHUNKS = (D + 127) / 128;                  // 128-column chunks of a head
     static constexpr int RC = (D + STATE_ROWS - 1) / STATE_ROWS;    // row chunks: a head's parts
     static constexpr int PER_HEAD = CHUNKS * RC;

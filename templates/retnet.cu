@@ -5,7 +5,7 @@
 //          R update; o[n,j] = sum_i qr[i] R[i,j] / sqrt(scale * decay + 1): one partial sum
 //          per STATE_ROWS rows, added up and divided by the head's last task to finish,
 //          which also writes og = silu(g) * RMSNorm_per_head(o; 1e-6) for the head
-// phase 2: u += out_proj(og); commits scale and pos
+// phase 2: u += out_proj(og); commits scale, pos and the count of logged steps
 struct RetNet {
     using Lk = L_retnet;
     static constexpr int TOWER = 2;
@@ -69,7 +69,8 @@ struct RetNet {
                 const float decay = wvec(p, wb<Lk>(l, Lk::b_layer_decay))[n];
                 float *part = sc(p, Lk::sc_o_part, b) + n * RN_D;
                 const float4 v = j < RN_D ? ld_act4(sc(p, Lk::sc_v, b) + n * RN_D + j) : make_float4(0.f, 0.f, 0.f, 0.f);
-                const float4 num = r_rows.update(t, decay, kr, v, qr);
+                const float4 num =
+                    r_rows.update(t, decay, kr, v, qr, state_log<Lk>(p, b, l, Lk::st_R_log, Lk::st_R_logged, RN_LOG_ENTRY));
                 if (j < RN_D) *(float4 *)(part + task.rc * H + j) = num;
                 if (!last_task_of_head((unsigned *)sc(p, Lk::sc_o_count, b) + n, Task::PER_HEAD, t, end, done)) continue;
                 const float scale = *(st<Lk>(p, b, l, Lk::st_scale) + n) * decay + 1.0f;
@@ -93,6 +94,7 @@ struct RetNet {
                 if (o == 0) {
                     int *pos = (int *)st<Lk>(p, b, l, Lk::st_pos);
                     *pos += 1;
+                    if (STATE_WRITEBACK > 1) commit_logged((int *)st<Lk>(p, b, l, Lk::st_R_logged));
                 }
             });
             break;

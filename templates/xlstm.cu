@@ -15,7 +15,7 @@
 //          finish, which updates n and m, divides by max(|q.n|, e^-m) and writes
 //          mo = (GroupNorm(sh2) + skip * xc2) * silu(xg) for the head
 // phase 7: ym = proj_down(mo) + so                                                H rows
-// phase 8 (CTA per entry): u += LayerNorm(ym; final_norm)
+// phase 8 (CTA per entry): u += LayerNorm(ym; final_norm); commits the count of logged steps
 struct XLSTM {
     using Lk = L_xlstm;
     static constexpr int TOWER = 0;
@@ -206,7 +206,8 @@ struct XLSTM {
             });
             float *part = sc(p, Lk::sc_sh2_part, b) + n * XL_DM;
             const float4 v = j < XL_DM ? ld_act4(qkv + 2 * XL_E + n * XL_DM + j) : make_float4(0.f, 0.f, 0.f, 0.f);
-            const float4 num = c_rows.update(t, fg, ks, v, qs);
+            const float4 num =
+                c_rows.update(t, fg, ks, v, qs, state_log<Lk>(p, b, l, Lk::st_m_log, Lk::st_m_logged, XL_LOG_ENTRY));
             if (j < XL_DM) *(float4 *)(part + task.rc * XL_E + j) = num;
             if (!last_task_of_head((unsigned *)sc(p, Lk::sc_sh2_count, b) + n, MlTask::PER_HEAD, t, end, done))
                 continue;
@@ -244,6 +245,7 @@ struct XLSTM {
 #pragma unroll
         for (int k = 0; k < HPT; k++) u[k] += h_norm_value(y, k, mean, rstd) * nf[k];
         h_store(ub, u);
+        if (STATE_WRITEBACK > 1 && threadIdx.x == 0) commit_logged((int *)st<Lk>(p, b, l, Lk::st_m_logged));
     }
 
     // Phases 1, 3, 4 and 7 are projections; the others a CTA per entry, gate parts, memory tasks.

@@ -8,7 +8,9 @@
  * With bf16 or fp16 matrices, the GPU engines against the float64 C reference of the same
  * rounded weights (the function of that mode), within the fp32 tolerance; with a bf16 state,
  * the fp32 engines against the float64 reference that rounds that state the same way. Batches
- * of 25-64 symbols in every weight precision: the fused kernel against the float64 reference. */
+ * of 25-64 symbols in every weight precision: the fused kernel against the float64 reference.
+ * With a state write-back period (state.writeback): the fused kernel's outputs and saved
+ * states bit for bit those of writing back every step. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <math.h>
@@ -17,6 +19,7 @@
 
 #include "compare.h"
 #include "engine_gpu.h"
+#include "layout.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -233,5 +236,81 @@ ParameterizedTest(bf16_case_t *bc, golden, bf16_state, .timeout = 300)
         }
     }
     free(want);
+    golden_free(&g);
+}
+
+typedef struct {
+    char case_name[16];
+    int writeback;
+    precision_t state;
+} writeback_case_t;
+
+ParameterizedTestParameters(golden, state_writeback)
+{
+    static writeback_case_t cases[] = {
+        {"small", 3, PRECISION_FP32}, {"medium", 3, PRECISION_BF16}, {"long", 3, PRECISION_FP32},
+        {"long", 8, PRECISION_FP32},  {"long", 8, PRECISION_BF16},
+    };
+    return cr_make_param_array(writeback_case_t, cases, sizeof cases / sizeof cases[0]);
+}
+
+/* Region `name` of tower k in a slot image of layout l: floats at each block, or NULL. */
+static const region_t *find_state_region(const layout_t *l, int k, const char *name)
+{
+    for (int r = 0; r < l->state_count[k]; r++)
+        if (!strcmp(l->state[k][r].name, name)) return &l->state[k][r];
+    return NULL;
+}
+
+/* The mLSTM memory and RetNet's retention written back every K-th step (state.writeback): the
+ * fused kernel's outputs and saved states bit for bit those of writing them every step, on the
+ * golden streams (long: 600 requests, a symbol's log filled and stored many times over). */
+ParameterizedTest(writeback_case_t *wc, golden, state_writeback, .timeout = 300)
+{
+    SKIP_WITHOUT_GPU();
+    char err[ERR_MAX];
+    golden_t g;
+    golden_load(wc->case_name, &g);
+    spec_t every = g.spec, period = g.spec;
+    every.precision.state = period.precision.state = wc->state;
+    period.state.writeback = wc->writeback;
+    layout_t le, lp;
+    cr_assert_eq(layout_build(&every, &g.w.cat, &le, err), 0, "%s", err);
+    cr_assert_eq(layout_build(&period, &g.w.cat, &lp, err), 0, "%s", err);
+    const int symbols = g.s.num_symbols;
+    engine_t *ee = make_engine(&every, &g.w, "gpu", 0, symbols), *ep = make_engine(&period, &g.w, "gpu", 0, symbols);
+    double *oe = run_stream(ee, &g.s, g.spec.batch.max_batch), *op = run_stream(ep, &g.s, g.spec.batch.max_batch);
+    for (int i = 0; i < 4 * g.s.n; i++)
+        cr_assert(memcmp(&oe[i], &op[i], sizeof oe[i]) == 0, "%s, write-back %d: output %d is %.17g, every step %.17g",
+                  wc->case_name, wc->writeback, i, op[i], oe[i]);
+
+    float *se = xmalloc(ee->ops->state_bytes(ee)), *sp = xmalloc(ep->ops->state_bytes(ep));
+    size_t compared = 0;
+    for (int slot = 0; slot < symbols; slot++) {
+        cr_assert_eq(ee->ops->save_slot(ee, slot, se, err), 0, "%s", err);
+        cr_assert_eq(ep->ops->save_slot(ep, slot, sp, err), 0, "%s", err);
+        for (int k = 0; k < NUM_TOWERS; k++)
+            for (int r = 0; r < le.state_count[k]; r++) {
+                const region_t *re = &le.state[k][r], *rp = find_state_region(&lp, k, re->name);
+                cr_assert_not_null(rp, "region %s", re->name);
+                for (int b = 0; b < every.tower_depth; b++) {
+                    const float *x = se + le.state_base[k] + b * le.state_block[k] + re->offset;
+                    const float *y = sp + lp.state_base[k] + b * lp.state_block[k] + rp->offset;
+                    cr_assert(memcmp(x, y, (size_t)re->floats * sizeof *x) == 0,
+                              "slot %d, tower %d block %d: %s differs from writing every step", slot, k, b, re->name);
+                    compared += (size_t)re->floats;
+                }
+            }
+    }
+    cr_log_info("%s, write-back %d, %s state: %d outputs and %zu state floats as every step's", wc->case_name,
+                wc->writeback, precision_name(wc->state), 4 * g.s.n, compared);
+    free(se);
+    free(sp);
+    free(oe);
+    free(op);
+    engine_destroy(ep);
+    engine_destroy(ee);
+    layout_free(&lp);
+    layout_free(&le);
     golden_free(&g);
 }

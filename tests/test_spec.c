@@ -249,7 +249,7 @@ Test(spec_error, unknown_key_top_level)
     expect_error(BASE "num_heads: 2\nhiden_size: 64\n",
                  "specs/t.yaml:7:1: unknown key 'hiden_size' (allowed: hidden_size, proj_size, "
                  "tower_depth, num_heads, num_features, mamba2, retnet, hawk, xlstm, towers, "
-                 "precision, batch)\n  | hiden_size: 64");
+                 "precision, state, batch)\n  | hiden_size: 64");
 }
 
 Test(spec_error, unknown_key_in_section)
