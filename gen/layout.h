@@ -83,7 +83,8 @@ void layout_initial_state(const spec_t *s, const layout_t *l, float *slot);
 int64_t layout_log_entry(int heads, int dim);
 
 /* Apply a slot image's logged updates to its matrices and empty the logs: the image then
- * holds the model's state (what a saved slot must hold). */
+ * holds the model's state. A saved slot (save_slot) keeps its log, so that snapshots stay a
+ * copy: at full size the replay takes the host a fraction of a second a slot. */
 void layout_flush_state(const spec_t *s, const layout_t *l, float *slot);
 
 #endif

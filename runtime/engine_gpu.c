@@ -214,17 +214,14 @@ static void gpu_reset_slot(engine_t *base, int slot)
 
 static size_t gpu_state_bytes(const engine_t *base) { return slot_bytes((const gpu_engine_t *)base); }
 
-/* The model's state: the slot's logged updates applied to the saved image (the device's slot
- * keeps its log). */
+/* The slot as held: with a write-back period, the matrices as last stored and the log since
+ * (layout_flush_state gives the model's state), so that a snapshot stays a copy between steps. */
 static int gpu_save_slot(engine_t *base, int slot, void *buf, char *err)
 {
     gpu_engine_t *e = (gpu_engine_t *)base;
     if (engine_check_slot(&e->base, slot, err)) return -1;
-    if (gpu_copy(buf, e->d_state + (size_t)slot * e->lay.slot_floats, slot_bytes(e), cudaMemcpyDeviceToHost,
-                 e->stream, "saving a slot", err))
-        return -1;
-    layout_flush_state(base->spec, &e->lay, buf);
-    return 0;
+    return gpu_copy(buf, e->d_state + (size_t)slot * e->lay.slot_floats, slot_bytes(e),
+                    cudaMemcpyDeviceToHost, e->stream, "saving a slot", err);
 }
 
 static int gpu_load_slot(engine_t *base, int slot, const void *buf, char *err)

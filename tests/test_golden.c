@@ -10,7 +10,7 @@
  * the fp32 engines against the float64 reference that rounds that state the same way. Batches
  * of 25-64 symbols in every weight precision: the fused kernel against the float64 reference.
  * With a state write-back period (state.writeback): the fused kernel's outputs and saved
- * states bit for bit those of writing back every step. */
+ * states, their logs applied, bit for bit those of writing back every step. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <math.h>
@@ -263,8 +263,9 @@ static const region_t *find_state_region(const layout_t *l, int k, const char *n
 }
 
 /* The mLSTM memory and RetNet's retention written back every K-th step (state.writeback): the
- * fused kernel's outputs and saved states bit for bit those of writing them every step, on the
- * golden streams (long: 600 requests, a symbol's log filled and stored many times over). */
+ * fused kernel's outputs and saved states (their logs applied) bit for bit those of writing
+ * them every step, on the golden streams (long: 600 requests, a symbol's log filled and stored
+ * many times over). */
 ParameterizedTest(writeback_case_t *wc, golden, state_writeback, .timeout = 300)
 {
     SKIP_WITHOUT_GPU();
@@ -289,6 +290,7 @@ ParameterizedTest(writeback_case_t *wc, golden, state_writeback, .timeout = 300)
     for (int slot = 0; slot < symbols; slot++) {
         cr_assert_eq(ee->ops->save_slot(ee, slot, se, err), 0, "%s", err);
         cr_assert_eq(ep->ops->save_slot(ep, slot, sp, err), 0, "%s", err);
+        layout_flush_state(&period, &lp, sp); /* the model's state */
         for (int k = 0; k < NUM_TOWERS; k++)
             for (int r = 0; r < le.state_count[k]; r++) {
                 const region_t *re = &le.state[k][r], *rp = find_state_region(&lp, k, re->name);
