@@ -205,6 +205,15 @@ Test(spec, fp16_weights)
     cr_expect_eq(precision_bytes(PRECISION_FP16), 2);
 }
 
+Test(spec, state_writeback)
+{
+    spec_t s;
+    expect_ok(BASE "num_heads: 2\n", &s);
+    cr_expect_eq(s.state.writeback, 1, "every step unless the spec says otherwise");
+    expect_ok(BASE "num_heads: 2\nstate: {writeback: 8}\n", &s);
+    cr_expect_eq(s.state.writeback, 8);
+}
+
 Test(spec, hackathon_is_the_full_size_model)
 {
     char err[SPEC_ERR_MAX] = "";
@@ -374,6 +383,16 @@ Test(spec_error, conv_kernel_out_of_range)
     expect_error(BASE "num_heads: 2\nmamba2: {conv_kernel: 9}\n",
                  "specs/t.yaml:7:23: mamba2.conv_kernel must be between 2 and 8, got 9\n"
                  "  | mamba2: {conv_kernel: 9}");
+}
+
+Test(spec_error, writeback_out_of_range)
+{
+    expect_error(BASE "num_heads: 2\nstate: {writeback: 9}\n",
+                 "specs/t.yaml:7:20: state.writeback must be between 1 and 8, got 9\n"
+                 "  | state: {writeback: 9}");
+    expect_error(BASE "num_heads: 2\nstate:\n  writeback: 0\n",
+                 "specs/t.yaml:8:14: state.writeback must be between 1 and 8, got 0\n"
+                 "  |   writeback: 0");
 }
 
 Test(spec_error, hawk_c_out_of_range)
