@@ -18,7 +18,8 @@
 /* Upper bound of every size: keeps all products (expand * H * ...) far inside int64. */
 #define SIZE_LIMIT (1 << 20)
 #define EXPAND_LIMIT 16
-/* A warp replays a state task's logged updates from its 7 KB of shared sums (layout.h). */
+/* A state task loads its whole log into registers before staging it (StateStream::stage_log):
+ * 7 steps of it at 8, the period measured (notes/gpu.md, runs 213-217). */
 #define WRITEBACK_LIMIT 8
 /* A spec is a few KiB; libyaml takes quadratic time on deeply nested flow collections,
  * so a bound on the size bounds the time a malformed file can take. */

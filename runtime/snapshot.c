@@ -33,14 +33,16 @@ void model_identity(const spec_t *s, const weights_t *w, model_identity_t *id)
     char dims[512];
     int n = snprintf(dims, sizeof dims,
                      "H=%d P=%d L=%d NH=%d F=%d mamba2=%d,%d,%d,%d retnet=%d hawk=%d,%.17g,%d "
-                     "xlstm=%d,%d,%d,%d,%d precision=%d,%d writeback=%d",
+                     "xlstm=%d,%d,%d,%d,%d precision=%d,%d",
                      s->hidden_size, s->proj_size, s->tower_depth, s->num_heads,
                      s->num_features, s->mamba2.head_size, s->mamba2.bc_head_size,
                      s->mamba2.conv_kernel, s->mamba2.expand, s->retnet.num_heads,
                      s->hawk.num_blocks, s->hawk.c, s->hawk.conv_kernel,
                      s->xlstm.mlstm_num_heads, s->xlstm.slstm_num_heads, s->xlstm.expand,
                      s->xlstm.qkv_block_size, s->xlstm.conv_kernel, (int)s->precision.weights,
-                     (int)s->precision.state, s->state.writeback);
+                     (int)s->precision.state);
+    /* a write-back period changes the slot's layout; without one the hash is as before it */
+    if (s->state.writeback > 1) n += snprintf(dims + n, sizeof dims - (size_t)n, " writeback=%d", s->state.writeback);
     id->spec_hash = fnv(FNV_OFFSET, dims, (size_t)n);
     /* Hashing every value of a multi-GB checkpoint would delay each start by seconds; up
      * to 4096 evenly spaced values per tensor tell any two checkpoints or seeds apart. */
