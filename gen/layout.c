@@ -265,6 +265,18 @@ static const region_t *state_region(const layout_t *l, int k, const char *name)
     return NULL;
 }
 
+int64_t layout_model_state_floats(const spec_t *s, const layout_t *l)
+{
+    static const char *const logs[] = {"m_logged", "m_log", "R_logged", "R_log"};
+    int64_t n = l->slot_floats;
+    for (int k = 0; k < NUM_TOWERS; k++)
+        for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
+            const region_t *r = state_region(l, k, logs[i]);
+            if (r) n -= r->floats * s->tower_depth;
+        }
+    return n;
+}
+
 /* Element e of a state matrix stored in `bf16` pairs (low half first) or as floats. */
 static float matrix_get(const float *m, int64_t e, int bf16)
 {

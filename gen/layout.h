@@ -82,6 +82,9 @@ void layout_initial_state(const spec_t *s, const layout_t *l, float *slot);
  * operations as when it is stored, so the values are those of storing every step. */
 int64_t layout_log_entry(int heads, int dim);
 
+/* Floats of a slot that hold the model's state: all but the write-back logs and counts. */
+int64_t layout_model_state_floats(const spec_t *s, const layout_t *l);
+
 /* Apply a slot image's logged updates to its matrices and empty the logs: the image then
  * holds the model's state. A saved slot (save_slot) keeps its log, so that snapshots stay a
  * copy: at full size the replay takes the host a fraction of a second a slot. */

@@ -2,7 +2,8 @@
  * cuBLAS path, measured in the same run, plus JIT times and device memory.
  *
  * floor: bytes a step must move (weights once + every batched symbol's state read and
- * written) over the device-to-device copy bandwidth measured here. */
+ * written: the model's state, without the log of a write-back period) over the
+ * device-to-device copy bandwidth measured here. */
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -18,6 +19,7 @@
 #include "compare.h"
 #include "engine.h"
 #include "engine_gpu.h"
+#include "layout.h"
 #include "spec.h"
 #include "stream_probe.h"
 #include "stage_table.h"
@@ -198,9 +200,12 @@ static int check_reference(const spec_t *s, const weights_t *w, engine_t *const 
 
 static void print_table(const spec_t *s, const bench_t *b)
 {
-    printf("%s on %s: weights %.3f GB (%s), state %.1f MB per symbol (matrices %s)\n", s->name, b->device,
+    char writeback[96] = "";
+    if (s->state.writeback > 1)
+        snprintf(writeback, sizeof writeback, "; written back every %d steps, the log not counted", s->state.writeback);
+    printf("%s on %s: weights %.3f GB (%s), state %.1f MB per symbol (matrices %s%s)\n", s->name, b->device,
            b->weight_bytes * 1e-9, precision_name(s->precision.weights), b->state_bytes * 1e-6,
-           precision_name(s->precision.state));
+           precision_name(s->precision.state), writeback);
     char jit[64] = "not measured";
     if (b->jit_cold_s >= 0) snprintf(jit, sizeof jit, "cold %.1f s, cached %.3f s", b->jit_cold_s, b->jit_cached_s);
     printf("device-to-device copy %.0f GB/s; JIT %s; device memory: fused %.2f GB, unfused %.2f GB\n",
@@ -351,7 +356,14 @@ static int run(const spec_t *s, const weights_t *w, const weights_t *w_fp32, con
         b->unfused_mem = device_used() - before - b->fused_mem;
     }
     b->weight_bytes = (double)catalogue_bytes(&w->cat, s->precision.weights);
-    b->state_bytes = (double)fused->ops->state_bytes(fused);
+    layout_t lay;
+    if (layout_build(s, &w->cat, &lay, err)) {
+        engine_destroy(unfused);
+        engine_destroy(fused);
+        return -1;
+    }
+    b->state_bytes = 4.0 * (double)layout_model_state_floats(s, &lay);
+    layout_free(&lay);
     int rc = 0;
     for (int i = 0; i < nb && !rc; i++) {
         bench_row_t *r = &b->rows[b->nrows++];

@@ -280,6 +280,29 @@ Test(gen, bf16_state_halves_the_state_matrices)
     catalogue_free(&c);
 }
 
+/* A write-back period adds its logs to a slot and nothing else: the model's state (what the
+ * bench's floor counts) is the slot of writing back every step. */
+Test(gen, writeback_adds_only_the_logs)
+{
+    spec_t s;
+    char err[ERR_MAX];
+    catalogue_t c;
+    layout_t l1, l8;
+    load_spec("specs/medium.yaml", &s);
+    catalogue_build(&s, &c);
+    cr_assert_eq(layout_build(&s, &c, &l1, err), 0, "%s", err);
+    s.state.writeback = 8;
+    cr_assert_eq(layout_build(&s, &c, &l8, err), 0, "%s", err);
+    cr_expect_gt(l8.slot_floats, l1.slot_floats);
+    cr_expect_eq(layout_model_state_floats(&s, &l8), l1.slot_floats, "%lld model floats, %lld every step",
+                 (long long)layout_model_state_floats(&s, &l8), (long long)l1.slot_floats);
+    s.state.writeback = 1;
+    cr_expect_eq(layout_model_state_floats(&s, &l1), l1.slot_floats);
+    layout_free(&l8);
+    layout_free(&l1);
+    catalogue_free(&c);
+}
+
 /* state.writeback: the logged updates of a saved slot image applied to its matrices, S = f S +
  * a v^T per logged step in order (the product rounded, then one fma; a bf16 state rounded to
  * nearest after each), the counts back to 0 and every other float as it was. */
