@@ -258,7 +258,7 @@ void layout_initial_state(const spec_t *s, const layout_t *l, float *slot)
             }
 }
 
-static const region_t *state_region(const layout_t *l, int k, const char *name)
+const region_t *layout_state_region(const layout_t *l, int k, const char *name)
 {
     for (int r = 0; r < l->state_count[k]; r++)
         if (!strcmp(l->state[k][r].name, name)) return &l->state[k][r];
@@ -271,7 +271,7 @@ int64_t layout_model_state_floats(const spec_t *s, const layout_t *l)
     int64_t n = l->slot_floats;
     for (int k = 0; k < NUM_TOWERS; k++)
         for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
-            const region_t *r = state_region(l, k, logs[i]);
+            const region_t *r = layout_state_region(l, k, logs[i]);
             if (r) n -= r->floats * s->tower_depth;
         }
     return n;
@@ -303,7 +303,8 @@ static void matrix_set(float *m, int64_t e, float x, int bf16)
 static void flush_matrices(const spec_t *s, const layout_t *l, int k, const char *matrix, const char *logged,
                            const char *log, int heads, int dim, int bf16, float *slot)
 {
-    const region_t *mr = state_region(l, k, matrix), *cr = state_region(l, k, logged), *lr = state_region(l, k, log);
+    const region_t *mr = layout_state_region(l, k, matrix), *cr = layout_state_region(l, k, logged);
+    const region_t *lr = layout_state_region(l, k, log);
     const int64_t entry = layout_log_entry(heads, dim);
     for (int b = 0; b < s->tower_depth; b++) {
         float *block = slot + l->state_base[k] + b * l->state_block[k];

@@ -71,6 +71,9 @@ typedef struct {
 int layout_build(const spec_t *s, const catalogue_t *c, layout_t *out, char *err);
 void layout_free(layout_t *l);
 
+/* Tower k's state region `name`, or NULL. */
+const region_t *layout_state_region(const layout_t *l, int k, const char *name);
+
 /* Fill one slot's initial state image: slot_floats floats. */
 void layout_initial_state(const spec_t *s, const layout_t *l, float *slot);
 

@@ -332,23 +332,17 @@ Test(gen, flush_applies_the_logged_updates)
             for (int b = 0; b < s.tower_depth; b++) { /* blocks logged 3, 2, 1, 0 steps, ... */
                 const int k = towers[t].tower;
                 float *block = slot + l.state_base[k] + b * l.state_block[k];
-                for (int r = 0; r < l.state_count[k]; r++)
-                    if (!strcmp(l.state[k][r].name, towers[t].logged)) {
-                        const int32_t count = (3 - b % 4 + 4) % 4;
-                        memcpy(block + l.state[k][r].offset, &count, sizeof count);
-                    }
+                const int32_t count = (3 - b % 4 + 4) % 4;
+                memcpy(block + layout_state_region(&l, k, towers[t].logged)->offset, &count, sizeof count);
             }
         memcpy(want, slot, n * sizeof *want);
         for (size_t t = 0; t < ARRAY_LEN(towers); t++) {
             const int k = towers[t].tower, H = towers[t].heads, D = towers[t].dim;
-            int64_t om = -1, oc = -1, ol = -1;
-            for (int r = 0; r < l.state_count[k]; r++) {
-                const region_t *g = &l.state[k][r];
-                if (!strcmp(g->name, towers[t].matrix)) om = g->offset;
-                if (!strcmp(g->name, towers[t].logged)) oc = g->offset;
-                if (!strcmp(g->name, towers[t].log)) ol = g->offset;
-            }
-            cr_assert(om >= 0 && oc >= 0 && ol >= 0, "the regions of %s", towers[t].matrix);
+            const region_t *rm = layout_state_region(&l, k, towers[t].matrix);
+            const region_t *rc = layout_state_region(&l, k, towers[t].logged);
+            const region_t *rl = layout_state_region(&l, k, towers[t].log);
+            cr_assert(rm && rc && rl, "the regions of %s", towers[t].matrix);
+            const int64_t om = rm->offset, oc = rc->offset, ol = rl->offset;
             for (int b = 0; b < s.tower_depth; b++) {
                 float *block = want + l.state_base[k] + b * l.state_block[k];
                 int32_t count;

@@ -254,14 +254,6 @@ ParameterizedTestParameters(golden, state_writeback)
     return cr_make_param_array(writeback_case_t, cases, sizeof cases / sizeof cases[0]);
 }
 
-/* Region `name` of tower k in a slot image of layout l: floats at each block, or NULL. */
-static const region_t *find_state_region(const layout_t *l, int k, const char *name)
-{
-    for (int r = 0; r < l->state_count[k]; r++)
-        if (!strcmp(l->state[k][r].name, name)) return &l->state[k][r];
-    return NULL;
-}
-
 /* The mLSTM memory and RetNet's retention written back every K-th step (state.writeback): the
  * fused kernel's outputs and saved states (their logs applied) bit for bit those of writing
  * them every step, on the golden streams (long: 600 requests, a symbol's log filled and stored
@@ -293,7 +285,7 @@ ParameterizedTest(writeback_case_t *wc, golden, state_writeback, .timeout = 300)
         layout_flush_state(&period, &lp, sp); /* the model's state */
         for (int k = 0; k < NUM_TOWERS; k++)
             for (int r = 0; r < le.state_count[k]; r++) {
-                const region_t *re = &le.state[k][r], *rp = find_state_region(&lp, k, re->name);
+                const region_t *re = &le.state[k][r], *rp = layout_state_region(&lp, k, re->name);
                 cr_assert_not_null(rp, "region %s", re->name);
                 for (int b = 0; b < every.tower_depth; b++) {
                     const float *x = se + le.state_base[k] + b * le.state_block[k] + re->offset;
