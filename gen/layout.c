@@ -265,15 +265,29 @@ const region_t *layout_state_region(const layout_t *l, int k, const char *name)
     return NULL;
 }
 
+/* The matrices a write-back period logs: tower, regions, heads and head size, bf16 or not. */
+typedef struct {
+    int tower;
+    const char *matrix, *logged, *log;
+    int heads, dim, bf16;
+} logged_matrix_t;
+
+enum { LOGGED_MATRICES = 2 };
+static void logged_matrices(const spec_t *s, logged_matrix_t m[LOGGED_MATRICES])
+{
+    m[0] = (logged_matrix_t){TOWER_XLSTM, "m_C", "m_logged", "m_log", s->xlstm.mlstm_num_heads, s->d.mlstm_head,
+                             s->precision.state == PRECISION_BF16};
+    m[1] = (logged_matrix_t){TOWER_RETNET, "R", "R_logged", "R_log", s->retnet.num_heads, s->d.retnet_head, 0};
+}
+
 int64_t layout_model_state_floats(const spec_t *s, const layout_t *l)
 {
-    static const char *const logs[] = {"m_logged", "m_log", "R_logged", "R_log"};
+    logged_matrix_t m[LOGGED_MATRICES];
+    logged_matrices(s, m);
     int64_t n = l->slot_floats;
-    for (int k = 0; k < NUM_TOWERS; k++)
-        for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
-            const region_t *r = layout_state_region(l, k, logs[i]);
-            if (r) n -= r->floats * s->tower_depth;
-        }
+    for (int i = 0; i < LOGGED_MATRICES; i++)
+        n -= (layout_state_region(l, m[i].tower, m[i].logged)->floats +
+              layout_state_region(l, m[i].tower, m[i].log)->floats) * s->tower_depth;
     return n;
 }
 
@@ -283,10 +297,7 @@ static float matrix_get(const float *m, int64_t e, int bf16)
     if (!bf16) return m[e];
     uint16_t h;
     memcpy(&h, (const char *)m + 2 * e, sizeof h);
-    const uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
+    return bf16_float(h);
 }
 
 static void matrix_set(float *m, int64_t e, float x, int bf16)
@@ -300,11 +311,11 @@ static void matrix_set(float *m, int64_t e, float x, int bf16)
 }
 
 /* One tower's logged matrices: `heads` [dim][dim] a block in region `matrix`. */
-static void flush_matrices(const spec_t *s, const layout_t *l, int k, const char *matrix, const char *logged,
-                           const char *log, int heads, int dim, int bf16, float *slot)
+static void flush_matrices(const spec_t *s, const layout_t *l, const logged_matrix_t *m, float *slot)
 {
-    const region_t *mr = layout_state_region(l, k, matrix), *cr = layout_state_region(l, k, logged);
-    const region_t *lr = layout_state_region(l, k, log);
+    const int k = m->tower, heads = m->heads, dim = m->dim, bf16 = m->bf16;
+    const region_t *mr = layout_state_region(l, k, m->matrix), *cr = layout_state_region(l, k, m->logged);
+    const region_t *lr = layout_state_region(l, k, m->log);
     const int64_t entry = layout_log_entry(heads, dim);
     for (int b = 0; b < s->tower_depth; b++) {
         float *block = slot + l->state_base[k] + b * l->state_block[k];
@@ -328,7 +339,7 @@ static void flush_matrices(const spec_t *s, const layout_t *l, int k, const char
 void layout_flush_state(const spec_t *s, const layout_t *l, float *slot)
 {
     if (s->state.writeback <= 1) return;
-    flush_matrices(s, l, TOWER_XLSTM, "m_C", "m_logged", "m_log", s->xlstm.mlstm_num_heads, s->d.mlstm_head,
-                   s->precision.state == PRECISION_BF16, slot);
-    flush_matrices(s, l, TOWER_RETNET, "R", "R_logged", "R_log", s->retnet.num_heads, s->d.retnet_head, 0, slot);
+    logged_matrix_t m[LOGGED_MATRICES];
+    logged_matrices(s, m);
+    for (int i = 0; i < LOGGED_MATRICES; i++) flush_matrices(s, l, &m[i], slot);
 }

@@ -283,14 +283,6 @@ static int64_t load_i64(const void *base, int64_t i)
     return v;
 }
 
-static float bf16_to_f32(uint16_t b)
-{
-    uint32_t u = (uint32_t)b << 16; /* bf16 is the top half of an fp32: widening is exact */
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 static int cannot_read(const st_tensor_t *t, const char *as, char *err)
 {
     return seterr(err, "%s: tensor '%s': dtype %s cannot be read as %s", t->path, t->name,
@@ -305,7 +297,7 @@ int st_read_f32(const st_tensor_t *t, float *dst, char *err)
         for (int64_t i = 0; i < t->numel; i++) dst[i] = (float)load_f64(t->data, i);
         return 0;
     case ST_BF16:
-        for (int64_t i = 0; i < t->numel; i++) dst[i] = bf16_to_f32(load_u16(t->data, i));
+        for (int64_t i = 0; i < t->numel; i++) dst[i] = bf16_float(load_u16(t->data, i));
         return 0;
     default: return cannot_read(t, "f32", err);
     }
@@ -319,7 +311,7 @@ int st_read_f64(const st_tensor_t *t, double *dst, char *err)
         for (int64_t i = 0; i < t->numel; i++) dst[i] = load_f32(t->data, i);
         return 0;
     case ST_BF16:
-        for (int64_t i = 0; i < t->numel; i++) dst[i] = bf16_to_f32(load_u16(t->data, i));
+        for (int64_t i = 0; i < t->numel; i++) dst[i] = bf16_float(load_u16(t->data, i));
         return 0;
     default: return cannot_read(t, "f64", err);
     }

@@ -151,3 +151,11 @@ uint16_t fp16_bits(float x)
 }
 
 float bf16_round(float x) { return (float)bf16_nearest(x); }
+
+float bf16_float(uint16_t b)
+{
+    const uint32_t u = (uint32_t)b << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}

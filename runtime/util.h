@@ -45,6 +45,8 @@ double median(double *v, size_t n);
  * bf16_nearest rounds a double directly (not through float), bf16's range and subnormals. */
 uint16_t bf16_bits(float x);
 float bf16_round(float x);
+/* The float of bf16 bits b (the top half of an fp32: exact). */
+float bf16_float(uint16_t b);
 double bf16_nearest(double x);
 
 /* The same for IEEE half precision (fp16: 10 fraction bits, normal from 2^-14, subnormals

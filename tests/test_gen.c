@@ -355,8 +355,7 @@ Test(gen, flush_applies_the_logged_updates)
                         if (towers[t].bf16) {
                             uint16_t h;
                             memcpy(&h, (char *)(block + om) + 2 * e, 2);
-                            const uint32_t u = (uint32_t)h << 16;
-                            memcpy(&x, &u, 4);
+                            x = bf16_float(h);
                         } else {
                             x = block[om + e];
                         }
