@@ -755,8 +755,10 @@ template <class Task, class Elem, class Matrices> struct StateStream {
         return acc;
     }
     // The logged updates task t's elements replay, into the warp's shared sums at lf: f of each
-    // step, the lane's v of its columns, a of the task's rows.
-    __device__ void stage_log(const Task &task, const StateLog &log, int rows, float *lf) const
+    // step, the lane's v of its columns, a of the task's rows. Out of line, as append_log: once a
+    // task, and inlined the two took NVVM from 11 to 17 s of the cold JIT (notes/gpu.md, runs
+    // 220-221); static, their arguments by value, so that the task and log stay in registers.
+    static __device__ __noinline__ void stage_log(const Task task, const StateLog log, int rows, float *lf)
     {
         // every load of the log in flight before the first store (one round trip a task)
         constexpr int N = STATE_WRITEBACK - 1, RL = STATE_ROWS / 32; // RL: a's rows a lane
@@ -788,7 +790,7 @@ template <class Task, class Elem, class Matrices> struct StateStream {
     }
     // This step's update into the log after the steps logged: each task its rows' a (column
     // chunk 0) and its columns' v (row chunk 0), one task of the head its f.
-    __device__ void append_log(const Task &task, const StateLog &log, float f, const float *a, float4 v, int rows) const
+    static __device__ __noinline__ void append_log(const Task task, const StateLog log, float f, const float *a, float4 v, int rows)
     {
         const int lane = threadIdx.x & 31, col = task.col();
         constexpr long V = (long)Task::HEADS * Task::DIM;

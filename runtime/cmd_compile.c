@@ -16,9 +16,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: stepfuse compile --spec SPEC.yaml [--arch sm_90] [--cubin FILE]\n\n"
                "Generate the fused kernel of a spec and compile it with NVRTC (works without a\n"
                "GPU). Prints registers per thread, shared memory, stack and spills, and how\n"
-               "many device functions NVVM left out of line, if any; on a compilation\n"
-               "error prints the full log, each error followed by the generated line it points\n"
-               "at, and exits 1.\n\n"
+               "many device functions NVVM left out of line (the templates' __noinline__ ones\n"
+               "aside), if any; on a compilation error prints the full log, each error\n"
+               "followed by the generated line it points at, and exits 1.\n\n"
                "options:\n"
                "  --spec PATH     the spec\n"
                "  --arch SM       target architecture (default sm_90)\n"
@@ -64,10 +64,10 @@ int cmd_compile(int argc, char **argv)
                "  spill stores %d bytes, spill loads %d bytes\n",
                b.registers, b.shared_bytes < 0 ? 0 : b.shared_bytes, b.stack_bytes, b.spill_stores,
                b.spill_loads);
-        if (b.functions > 1)
-            printf("  device functions called out of line: %d (--log names them); the step is meant to be\n"
-                   "  one function\n",
-                   b.functions - 1);
+        if (b.stray_functions > 0)
+            printf("  device functions NVVM left out of line: %d (--log names them); the step is meant to be\n"
+                   "  one function but for the templates' __noinline__ ones\n",
+                   b.stray_functions);
         if (cubin_path && write_file_atomic(cubin_path, b.cubin, b.cubin_size)) {
             fprintf(stderr, "stepfuse compile: cannot write %s: %s\n", cubin_path, strerror(errno));
             rc = 1;

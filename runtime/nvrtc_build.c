@@ -46,12 +46,28 @@ static int report_value(const char *log, const char *before, const char *key)
     return atoi(q);
 }
 
-/* ptxas reports each function it compiles, the kernel and any device function that NVVM
- * did not inline ("Function properties for NAME"). */
-static int count_functions(const char *log)
+/* The templates' functions called out of line on purpose (__noinline__): StateStream's log,
+ * staged and appended once a task (templates/common.cu). */
+static const char *const noinline_functions[] = {"stage_log", "append_log"};
+
+/* ptxas reports each function it compiles ("Function properties for NAME"): the kernels
+ * ("Compiling entry function 'NAME'"), the templates' __noinline__ functions and any other
+ * device function NVVM did not inline. Counts the last. */
+static int count_stray_functions(const char *log)
 {
+    static const char key[] = "Function properties for ";
     int n = 0;
-    for (const char *p = log; (p = strstr(p, "Function properties for ")); p++) n++;
+    for (const char *p = log; (p = strstr(p, key)); p++) {
+        const char *name = p + strlen(key);
+        const int len = (int)strcspn(name, "\n");
+        char entry[512], function[512];
+        snprintf(entry, sizeof entry, "entry function '%.*s'", len, name);
+        snprintf(function, sizeof function, "%.*s", len, name);
+        int meant = strstr(log, entry) != NULL;
+        for (size_t i = 0; i < sizeof noinline_functions / sizeof *noinline_functions; i++)
+            meant |= strstr(function, noinline_functions[i]) != NULL;
+        n += !meant;
+    }
     return n;
 }
 
@@ -143,7 +159,7 @@ int nvrtc_build(const char *src, const char *file, const char *arch, nvrtc_build
     b->stack_bytes = report_value(raw, NULL, "bytes stack frame");
     b->spill_stores = report_value(raw, NULL, "bytes spill stores");
     b->spill_loads = report_value(raw, NULL, "bytes spill loads");
-    b->functions = count_functions(raw);
+    b->stray_functions = count_stray_functions(raw);
     if ((r = nvrtcGetCUBINSize(prog, &b->cubin_size)) != NVRTC_SUCCESS || b->cubin_size == 0) {
         nvrtcDestroyProgram(&prog);
         return seterr(err, "%s: no cubin for %s: %s", file, arch, nvrtcGetErrorString(r));

@@ -10,7 +10,8 @@ typedef struct {
     size_t cubin_size;
     char *log;   /* malloc'd: the NVRTC log; on failure each error is followed by the quoted line */
     int registers, shared_bytes, stack_bytes, spill_stores, spill_loads; /* -1: not reported */
-    int functions; /* compiled functions: 1 where every device function is inlined in the kernel */
+    int stray_functions; /* device functions NVVM left out of line, not counting the templates'
+                          * __noinline__ ones: 0 where it inlined the rest into the kernel */
 } nvrtc_build_t;
 
 /* The options every build uses for arch ("sm_90"), plus --generate-line-info where

@@ -80,8 +80,9 @@ ParameterizedTest(spec_path_t *sp, gen, spec_compiles, .timeout = 600)
     cr_expect_gt(b.registers, 0, "no register count in the ptxas report:\n%s", b.log);
     cr_expect_leq(b.spill_stores, spill_allowance(&s), "%s spills %d bytes (allowed: %d)", file, b.spill_stores,
                   spill_allowance(&s));
-    /* a device function called out of line cost the full-size step 7-10% (notes/gpu.md, run 97) */
-    cr_expect_eq(b.functions, 1, "%s compiles to %d functions, not the kernel alone:\n%s", file, b.functions, b.log);
+    /* a tower's phases called out of line cost the full-size step 7-10% (notes/gpu.md, run 97;
+     * 2-6% on purpose, run 219) */
+    cr_expect_eq(b.stray_functions, 0, "%s has %d device functions out of line:\n%s", file, b.stray_functions, b.log);
     cr_expect_gt(b.cubin_size, 1000);
     nvrtc_build_free(&b);
     free(src);
@@ -399,6 +400,20 @@ Test(gen, compile_error_quotes_the_generated_line)
     cr_expect(strstr(b.log, "broken.cu(3)") != NULL, "log: %s", b.log);
     cr_expect(strstr(b.log, "| 3:     x[0] = undefined_thing;") != NULL, "log: %s", b.log);
     cr_expect(strstr(err, "broken.cu") != NULL, "err: %s", err);
+    nvrtc_build_free(&b);
+}
+
+/* ptxas's report counts the functions NVVM left out of line: the kernel and the templates'
+ * __noinline__ ones (by name) are not strays, any other is. */
+Test(gen, counts_stray_functions)
+{
+    const char *src = "__device__ __noinline__ float stage_log(float *x) { return x[1] * 2.0f; }\n"
+                      "__device__ __noinline__ float helper(float *x) { return x[2] + 1.0f; }\n"
+                      "extern \"C\" __global__ void k(float *x) { x[0] = stage_log(x) + helper(x); }\n";
+    nvrtc_build_t b;
+    char err[ERR_MAX];
+    cr_assert_eq(nvrtc_build(src, "stray.cu", "sm_90", &b, err), 0, "%s", err);
+    cr_expect_eq(b.stray_functions, 1, "log:\n%s", b.log);
     nvrtc_build_free(&b);
 }
 
