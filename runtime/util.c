@@ -140,17 +140,34 @@ double fp16_nearest(double x) { return nearest_float(x, 10, -14, 16); }
 
 uint16_t fp16_bits(float x)
 {
-    const double r = fp16_nearest(x), a = fabs(r);
-    const uint16_t sign = signbit(r) ? 0x8000 : 0;
-    if (isnan(r)) return 0x7e00;
-    if (isinf(r)) return sign | 0x7c00;
-    if (a < 0x1p-14) return sign | (uint16_t)ldexp(a, 24); /* subnormal: a multiple of 2^-24 */
-    int e;
-    const double m = frexp(a, &e); /* a = m 2^e, m in [0.5, 1) */
-    return sign | (uint16_t)((e + 14) << 10) | (uint16_t)ldexp(2 * m - 1, 10);
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    const uint16_t sign = (uint16_t)(u >> 16 & 0x8000u);
+    u &= 0x7fffffffu;
+    if (u > 0x7f800000u) return sign | 0x7e00; /* quiet NaN */
+    if (u >= 0x477ff000u) return sign | 0x7c00; /* from 65520, the midpoint past 65504: inf */
+    if (u < 0x38800000u) /* below 2^-14: a subnormal, a multiple of 2^-24 (the scaling is exact) */
+        return sign | (uint16_t)nearbyintf(fabsf(x) * 0x1p24f);
+    u += 0xfffu + (u >> 13 & 1u); /* to nearest, ties to even, on the 13 bits dropped */
+    return sign | (uint16_t)((u - 0x38000000u) >> 13); /* exponent bias 127 -> 15 */
 }
 
-float bf16_round(float x) { return (float)bf16_nearest(x); }
+float fp16_float(uint16_t h)
+{
+    const uint32_t e = h >> 10 & 0x1fu, m = h & 0x3ffu;
+    float x;
+    if (e == 0) {
+        x = (float)m * 0x1p-24f;
+    } else {
+        const uint32_t u = e == 31 ? 0x7f800000u | m << 13 : (e + 112) << 23 | m << 13;
+        memcpy(&x, &u, sizeof x);
+    }
+    return h & 0x8000 ? -x : x;
+}
+
+float fp16_round(float x) { return fp16_float(fp16_bits(x)); }
+
+float bf16_round(float x) { return bf16_float(bf16_bits(x)); }
 
 float bf16_float(uint16_t b)
 {

@@ -50,8 +50,11 @@ float bf16_float(uint16_t b);
 double bf16_nearest(double x);
 
 /* The same for IEEE half precision (fp16: 10 fraction bits, normal from 2^-14, subnormals
- * 2^-24 apart, beyond 65504 inf). */
+ * 2^-24 apart, beyond 65504 inf). The float functions work on the bits (a few ns a value: a
+ * full-size model's 2e9 weights are rounded as they load); fp16_float is exact. */
 uint16_t fp16_bits(float x);
+float fp16_round(float x);
+float fp16_float(uint16_t h);
 double fp16_nearest(double x);
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

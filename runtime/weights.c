@@ -26,9 +26,9 @@ static int same_shape(const tensor_desc_t *d, const st_tensor_t *t)
 }
 
 /* The value nearest to x that precision p stores. */
-static double nearest_stored(precision_t p, double x)
+static float nearest_stored(precision_t p, float x)
 {
-    return p == PRECISION_BF16 ? bf16_nearest(x) : p == PRECISION_FP16 ? fp16_nearest(x) : x;
+    return p == PRECISION_BF16 ? bf16_round(x) : p == PRECISION_FP16 ? fp16_round(x) : x;
 }
 
 /* Point w->data[i] at catalogue tensor i's fp32 values, rounded to the spec's weight precision
@@ -58,7 +58,7 @@ static int bind(weights_t *w, const spec_t *s, int i, const char *path, char *er
     w->data[i] = w->owned[i];
     if (st_read_f32(t, w->owned[i], err)) return -1;
     for (int64_t k = 0; round && k < d->numel; k++) {
-        const float x = w->owned[i][k], r = (float)nearest_stored(p, x);
+        const float x = w->owned[i][k], r = nearest_stored(p, x);
         if (isinf(r) && !isinf(x))
             return seterr(err, "%s: %s[%lld] = %g is beyond the range of %s (precision.weights)", path, d->name,
                           (long long)k, (double)x, precision_name(p));

@@ -539,6 +539,35 @@ Test(weights, fp16_rounding)
                      bits[i]);
 }
 
+/* Counts in *wrong the float roundings of bit pattern u (bf16_round, fp16_round, fp16's bits
+ * widened) that are not the double ones' values with their sign of zero; logs the first few. */
+static void count_float_rounding_errors(uint32_t u, int64_t *wrong)
+{
+    float x;
+    memcpy(&x, &u, sizeof x);
+    const float want[3] = {(float)bf16_nearest(x), (float)fp16_nearest(x), (float)fp16_nearest(x)},
+                got[3] = {bf16_round(x), fp16_round(x), fp16_float(fp16_bits(x))};
+    for (int k = 0; k < 3; k++) {
+        const int same = isnan(want[k]) ? isnan(got[k]) : !memcmp(&got[k], &want[k], sizeof got[k]);
+        if (!same && (*wrong)++ < 10)
+            cr_log_error("%a (%#010x): rounding %d gives %a, want %a", (double)x, u, k, (double)got[k], (double)want[k]);
+    }
+}
+
+/* The bit-operation roundings of floats (what the loader uses) against the double ones, on
+ * every 4093rd float bit pattern (about a million: each exponent, both signs, subnormals,
+ * NaNs) and on the edges: fp16's largest and its midpoint to inf, its smallest normal and the
+ * midpoint below it, half its smallest subnormal, float's largest, inf and subnormals. */
+Test(weights, float_roundings_agree_with_the_double_ones)
+{
+    const uint32_t edges[] = {0x477fefffu, 0x477ff000u, 0x477ff001u, 0x387fefffu, 0x387ff000u, 0x38800000u,
+                              0x33000000u, 0x33000001u, 0x7f7fffffu, 0x7f800000u, 0x00000001u, 0x807fffffu};
+    int64_t checked = 0, wrong = 0;
+    for (uint64_t u = 0; u < (1ull << 32); u += 4093, checked++) count_float_rounding_errors((uint32_t)u, &wrong);
+    for (size_t i = 0; i < ARRAY_LEN(edges); i++, checked++) count_float_rounding_errors(edges[i], &wrong);
+    cr_expect_eq(wrong, 0, "%lld roundings of %lld floats differ", (long long)wrong, (long long)checked);
+}
+
 /* A spec with 16-bit weights (precision p, whose nearest value is `nearest`) gets its matrices
  * rounded and every other tensor as in the file. */
 static void expect_matrices_rounded(precision_t p, double (*nearest)(double))
